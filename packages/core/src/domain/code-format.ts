@@ -1,0 +1,142 @@
+/**
+ * Code formats as data, entropy computed from them, and the one canonicalisation used at
+ * generation, display, hashing and verification.
+ */
+
+/** A code format. Plain data: it can come from config or JSON. */
+export interface CodeFormat {
+  /** A label for docs and errors. */
+  name: string
+  /** The symbols, each once. ASCII letters and digits only. */
+  alphabet: string
+  /** Number of groups shown. */
+  groups: number
+  /** Symbols per group. */
+  groupLength: number
+  /** Shown between groups; stripped on input. */
+  separator: string
+  /** When false, input is upper-cased before lookup and the alphabet must be upper-case only. */
+  caseSensitive: boolean
+  /** Input symbols mapped to alphabet symbols after case folding, e.g. Crockford `O → 0`. */
+  confusables?: Readonly<Record<string, string>>
+}
+
+/** Crockford base32: `0-9A-Z` without I, L, O, U. */
+export const CROCKFORD_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+/** Default: 25 Crockford symbols shown as 5 groups of 5 (125 bits), e.g. `7K2QX-M9D4R-…`. */
+export const DEFAULT_CODE_FORMAT: Readonly<CodeFormat> = Object.freeze({
+  name: 'crockford-5x5',
+  alphabet: CROCKFORD_ALPHABET,
+  groups: 5,
+  groupLength: 5,
+  separator: '-',
+  caseSensitive: false,
+  confusables: Object.freeze({ O: '0', I: '1', L: '1' }),
+})
+
+/**
+ * Parity preset with the reference app: 6 groups of 6 over `A-Z a-z 2-9` (60 symbols,
+ * case-sensitive, about 212.6 bits). Look-alike-prone and case-sensitive: prefer the default.
+ */
+export const DJANGO_CODE_FORMAT: Readonly<CodeFormat> = Object.freeze({
+  name: 'django',
+  alphabet: 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz23456789',
+  groups: 6,
+  groupLength: 6,
+  separator: '-',
+  caseSensitive: true,
+})
+
+/** Named presets accepted by `config.format`. */
+export const CODE_FORMAT_PRESETS = Object.freeze({
+  default: DEFAULT_CODE_FORMAT,
+  crockford: DEFAULT_CODE_FORMAT,
+  django: DJANGO_CODE_FORMAT,
+}) satisfies Record<string, Readonly<CodeFormat>>
+
+/** The floor for a keyed-HMAC scheme (NIST SP 800-63B §5.1.2.2). */
+export const MIN_ENTROPY_BITS = 112
+
+/** Symbols in one code (separators excluded). */
+export function codeLength(format: CodeFormat): number {
+  return format.groups * format.groupLength
+}
+
+/** Bits of entropy of one uniformly generated code: `length × log2(|alphabet|)`. */
+export function entropyBits(format: CodeFormat): number {
+  return codeLength(format) * Math.log2(format.alphabet.length)
+}
+
+/** Characters of a displayed code, separators included. */
+export function displayLength(format: CodeFormat): number {
+  return codeLength(format) + (format.groups - 1) * format.separator.length
+}
+
+/** Problems with a format, as `{ path, message }` pairs relative to the format; empty when valid. */
+export function validateCodeFormat(format: CodeFormat): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = []
+  const symbols = [...format.alphabet]
+  if (symbols.length < 2) issues.push({ path: 'alphabet', message: 'needs at least 2 symbols' })
+  if (new Set(symbols).size !== symbols.length) {
+    issues.push({ path: 'alphabet', message: 'has duplicate symbols' })
+  }
+  if (symbols.some((s) => !/^[0-9A-Za-z]$/.test(s))) {
+    issues.push({ path: 'alphabet', message: 'must contain only ASCII letters and digits' })
+  }
+  if (!format.caseSensitive && symbols.some((s) => s !== s.toUpperCase())) {
+    issues.push({ path: 'alphabet', message: 'must be upper-case when caseSensitive is false' })
+  }
+  if (!/^[-_ .]{0,1}$/.test(format.separator)) {
+    issues.push({ path: 'separator', message: "must be one of '-', '_', ' ', '.' or empty" })
+  }
+  for (const [from, to] of Object.entries(format.confusables ?? {})) {
+    if (!format.alphabet.includes(to) || format.alphabet.includes(from)) {
+      issues.push({ path: 'confusables', message: `mapping ${from}→${to} must go from outside to inside the alphabet` })
+    }
+  }
+  if (issues.length === 0 && entropyBits(format) < MIN_ENTROPY_BITS) {
+    issues.push({
+      path: 'alphabet',
+      message: `gives ${entropyBits(format).toFixed(1)} bits per code; at least ${MIN_ENTROPY_BITS} are required`,
+    })
+  }
+  return issues
+}
+
+/** Longest raw input `normalize` looks at; anything longer is rejected before Unicode work. */
+export function maxInputLength(format: CodeFormat): number {
+  return Math.max(64, displayLength(format) * 2)
+}
+
+// Whitespace, every dash (Pd) plus minus signs, and invisible format characters (zero-width,
+// joiners, BOM, soft hyphen, word joiner).
+const STRIP = /[\s\p{Pd}\u2212\u2796\uFE63\uFF0D\u00AD\u200B-\u200F\u2060-\u2064\uFEFF]/gu
+
+/**
+ * Canonicalises user input to the stored form of a code: bounded length check, NFKC, strip
+ * whitespace, dashes and zero-width characters, fold case (case-insensitive formats), map
+ * confusables, then require exactly `groups × groupLength` alphabet symbols.
+ *
+ * @returns the canonical code, or `null` when the input cannot be a code of this format.
+ * @example normalize(' 7k2qx m9d4r–ab0cd-efghj-kmnpq ', DEFAULT_CODE_FORMAT) // '7K2QXM9D4RAB0CDEFGHJKMNPQ'
+ */
+export function normalize(input: string, format: CodeFormat): string | null {
+  if (typeof input !== 'string' || input.length > maxInputLength(format)) return null
+  let s = input.normalize('NFKC').replace(STRIP, '')
+  if (!format.caseSensitive) s = s.replace(/[a-z]+/g, (m) => m.toUpperCase())
+  const map = format.confusables
+  if (map) s = s.replace(/./gu, (c) => map[c] ?? c)
+  if (s.length !== codeLength(format)) return null
+  for (const c of s) if (!format.alphabet.includes(c)) return null
+  return s
+}
+
+/** Groups a canonical code for display: `7K2QXM9D4R…` → `7K2QX-M9D4R-…`. */
+export function formatCode(canonical: string, format: CodeFormat): string {
+  const parts: string[] = []
+  for (let i = 0; i < format.groups; i++) {
+    parts.push(canonical.slice(i * format.groupLength, (i + 1) * format.groupLength))
+  }
+  return parts.join(format.separator)
+}

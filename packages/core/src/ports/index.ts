@@ -1,0 +1,8 @@
+export type * from './cache.ts'
+export type * from './clock.ts'
+export type * from './events.ts'
+export type * from './logger.ts'
+export type * from './mailer.ts'
+export type * from './queue.ts'
+export type * from './random.ts'
+export type * from './store.ts'

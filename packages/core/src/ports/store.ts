@@ -1,0 +1,232 @@
+/**
+ * The store port: domain-level atomic operations, not CRUD.
+ *
+ * Every implementation runs `runStoreConformance()` from `@recovery-codes/testing`, which
+ * checks each contract below, including the concurrency races.
+ *
+ * Conventions for every method:
+ * - Time is UTC epoch milliseconds supplied by the caller (`now`); a store never reads its own clock.
+ * - Every read or write is scoped by `userId`; an id that belongs to another user is "not found".
+ * - Digests are raw 32-byte HMAC outputs; stores compare them by value and never log them.
+ */
+
+/** Lifecycle of a batch. `expired` is derived from `expiresAt`, never stored. */
+export type BatchStatus = 'active' | 'superseded' | 'disabled' | 'deleted'
+
+/** Lifecycle of one code. `deleted` is a soft delete; purge removes the row. */
+export type CodeState = 'active' | 'used' | 'invalidated' | 'deleted'
+
+/** The once-only flags of a batch; each can be set once. */
+export type BatchFlag = 'viewed' | 'downloaded' | 'emailed' | 'verified'
+
+/** A batch as written by `createBatch`. */
+export interface NewBatch {
+  id: string
+  userId: string
+  /** Pepper id the codes were hashed with. */
+  keyId: string
+  createdAt: number
+  /** `null` = never expires. Valid iff `now < expiresAt`. */
+  expiresAt: number | null
+}
+
+/** One code as written by `createBatch`: never the plaintext. */
+export interface NewCode {
+  id: string
+  digest: Uint8Array
+}
+
+/** A batch with its counts, as history and status read it. */
+export interface BatchSummary {
+  id: string
+  userId: string
+  keyId: string
+  status: BatchStatus
+  createdAt: number
+  expiresAt: number | null
+  /** When the batch left `active` (superseded, disabled or deleted). */
+  endedAt: number | null
+  /** Total codes issued. */
+  issued: number
+  /** Codes still `active` (expiry not applied: callers compare `expiresAt`). */
+  unused: number
+  used: number
+  invalidated: number
+  deleted: number
+  viewedAt: number | null
+  downloadedAt: number | null
+  emailedAt: number | null
+  verifiedAt: number | null
+  /** Last successful redeem in this batch. */
+  lastUsedAt: number | null
+}
+
+/** A code that matched a digest and is currently usable. */
+export interface CodeMatch {
+  codeId: string
+  batchId: string
+  keyId: string
+}
+
+/** The result of a successful consume. */
+export interface ConsumedCode extends CodeMatch {
+  /** Active codes left in the batch after this consume. */
+  remaining: number
+}
+
+/** State of one attempt counter. */
+export interface AttemptState {
+  /** Failures (and in-flight reservations) since the last lock or reset. */
+  failures: number
+  /** Consecutive failures since the last reset, across locks (the hard cap counts these). */
+  consecutive: number
+  /** How many locks were applied since the last reset (the cooldown exponent). */
+  lockouts: number
+  /** Locked while `now < lockedUntil`; 0 when never locked. */
+  lockedUntil: number
+}
+
+/** The outcome of `reserveAttempt`. */
+export interface AttemptReservation {
+  allowed: boolean
+  /** The counter after the call (unchanged when not allowed). */
+  state: AttemptState
+}
+
+/** One audit record. Never a code, digest, pepper, session id or raw identifier. */
+export interface AuditRecord {
+  id: string
+  at: number
+  /** e.g. `batch.generated`, `login.failure`, `purge.run`. */
+  event: string
+  userId: string | null
+  batchId: string | null
+  /** Keyed hash of the normalised identifier, when one was submitted. */
+  identifierHash: string | null
+  /** Keyed hash of the client key (IP), when known. */
+  clientHash: string | null
+  outcome: 'success' | 'failure' | 'info'
+  reason: string | null
+  /** Small, JSON-serialisable, secret-free details (counts, formats). */
+  data: Record<string, string | number | boolean | null> | null
+}
+
+/** One sent-email log row: who and when, never the body. */
+export interface EmailLogRecord {
+  id: string
+  at: number
+  userId: string
+  batchId: string
+  kind: string
+  /** The recipient address as resolved by the host. */
+  recipient: string
+  outcome: 'sent' | 'failed'
+}
+
+/**
+ * Where recovery codes live. Implementations: `memoryStore()`, `kyselyStore(db)`.
+ */
+export interface RecoveryCodeStore {
+  /**
+   * Writes a batch and its codes, and supersedes the user's previous `active` batch
+   * (`status = 'superseded'`, `endedAt = batch.createdAt`), all or nothing.
+   *
+   * Concurrency: after this resolves no code of any earlier batch can be consumed; two concurrent
+   * calls for one user leave exactly one `active` batch. A failure leaves no trace.
+   * Rejects when a digest repeats within the user's rows (unique `(user_id, digest)`).
+   */
+  createBatch(batch: NewBatch, codes: readonly NewCode[]): Promise<void>
+
+  /**
+   * Consumes one code: the first of `digests` that matches a code that is `active`, in the user's
+   * `active` batch, and unexpired (`expiresAt === null || now < expiresAt`). Sets it `used` with
+   * `usedAt = now` and returns it; `null` when nothing matches.
+   *
+   * Concurrency: one conditional write. Under N concurrent calls for the same code exactly one
+   * caller receives it.
+   */
+  consumeCode(input: { userId: string; digests: readonly Uint8Array[]; now: number }): Promise<ConsumedCode | null>
+
+  /**
+   * Finds a usable code (same predicate as `consumeCode`) without changing it.
+   */
+  findCode(input: { userId: string; digests: readonly Uint8Array[]; now: number }): Promise<CodeMatch | null>
+
+  /**
+   * Compare-and-set on one code: moves it from `active` to `to` only if it is still `active`.
+   * Returns `true` when this call made the change.
+   */
+  setCodeState(input: { userId: string; codeId: string; to: 'invalidated' | 'deleted'; now: number }): Promise<boolean>
+
+  /**
+   * Compare-and-set on a batch's status: moves an `active` batch to `to`, setting `endedAt = now`.
+   * Returns `true` when this call made the change. Codes keep their own state; verification
+   * checks the batch status in the same statement.
+   */
+  endBatch(input: { userId: string; batchId: string; to: 'disabled' | 'deleted'; now: number }): Promise<boolean>
+
+  /**
+   * Sets a once-only flag (`viewedAt`, …) if it is unset. Returns `true` for exactly one caller
+   * under concurrency. Works on a batch of any status.
+   */
+  setBatchFlag(input: { userId: string; batchId: string; flag: BatchFlag; now: number }): Promise<boolean>
+
+  /** The user's `active` batch with counts, or `null`. */
+  getActiveBatch(userId: string): Promise<BatchSummary | null>
+
+  /**
+   * The user's batches, newest first (`createdAt` desc, then `id` desc), `offset`/`limit` applied
+   * in the store; `total` counts all the user's batches.
+   */
+  listBatches(input: { userId: string; offset: number; limit: number }): Promise<{ items: BatchSummary[]; total: number }>
+
+  /**
+   * Reserves one attempt on the counter `key` if it is not locked (`now >= lockedUntil`) and has
+   * fewer than `maxAttempts` failures: increments `failures` and `consecutive` atomically (creating
+   * the counter) and returns `allowed: true`. Otherwise changes nothing and returns `allowed: false`.
+   *
+   * Concurrency: under N concurrent calls on a fresh key at most `maxAttempts` are allowed.
+   */
+  reserveAttempt(input: { key: string; now: number; maxAttempts: number }): Promise<AttemptReservation>
+
+  /** Reads a counter; a missing key reads as all zeros. */
+  getAttempts(key: string): Promise<AttemptState>
+
+  /**
+   * Locks the counter until `until`: sets `lockedUntil = until`, `failures = 0`, `lockouts += 1`
+   * (keeps `consecutive`). Returns the new state.
+   */
+  lockAttempts(input: { key: string; until: number }): Promise<AttemptState>
+
+  /** Deletes the counter (a success resets everything). */
+  resetAttempts(key: string): Promise<void>
+
+  /**
+   * Deletes at most `limit` code rows that can never verify again and whose end is older than
+   * `before`: codes `used`/`invalidated`/`deleted` with their change time `< before`, codes of a
+   * non-active batch whose `endedAt < before`, and codes whose `expiresAt < before`.
+   * Eligibility is re-checked inside the delete. Returns the number deleted.
+   *
+   * Concurrency: safe beside itself and beside `consumeCode`; never deletes a code that could
+   * still verify. Idempotent; holds no long transaction.
+   */
+  purgeCodes(input: { before: number; limit: number }): Promise<number>
+
+  /**
+   * Deletes at most `limit` non-active batches with no code rows left and `endedAt < before`.
+   * Returns the number deleted.
+   */
+  purgeEmptyBatches(input: { before: number; limit: number }): Promise<number>
+
+  /** Appends an audit record. The audit API is append-only; only `purgeAudit` deletes. */
+  appendAudit(record: AuditRecord): Promise<void>
+
+  /** Newest first. */
+  listAudit(input: { limit: number; userId?: string; event?: string }): Promise<AuditRecord[]>
+
+  /** Deletes at most `limit` audit records with `at < before`. Returns the number deleted. */
+  purgeAudit(input: { before: number; limit: number }): Promise<number>
+
+  /** Appends an email log row (no body). */
+  appendEmailLog(record: EmailLogRecord): Promise<void>
+}

@@ -1,0 +1,143 @@
+import type { BatchStatus, BatchSummary } from '../ports/store.ts'
+
+/** Export formats for the one-time download. */
+export type ExportFormat = 'txt' | 'csv' | 'pdf'
+
+/**
+ * An opaque handle to the reveal slot of a freshly generated batch. The host keeps it in its
+ * session (it carries the slot id and the slot's decryption key, never the codes); logout,
+ * a new batch, the TTL, or using every channel destroys the slot.
+ */
+export type RevealToken = string
+
+/** Who is asking and from where: used for limiter keys and audit (hashed). */
+export interface RequestContext {
+  /** Client key, e.g. the socket address or the framework's trusted-proxy result. */
+  clientKey?: string
+  /** User agent for the audit trail (truncated). */
+  userAgent?: string
+}
+
+/** `generate()` input. */
+export interface GenerateInput extends RequestContext {
+  userId: string
+  /** Codes in the batch; default `config.batchSize`, at most `config.maxBatchSize`. */
+  count?: number
+  /** Days until the batch expires; omitted or `null` = `config.defaultExpiryDays` (which may be null). */
+  expiresInDays?: number | null
+}
+
+/** `generate()` result. */
+export type GenerateResult =
+  | {
+      ok: true
+      batchId: string
+      /** Display-formatted plaintext codes: shown once, never stored. */
+      codes: string[]
+      createdAt: number
+      expiresAt: number | null
+      /** Keep in the host session to download or email the codes later. */
+      reveal: RevealToken
+      /** When the slot dies at the latest. */
+      revealExpiresAt: number
+    }
+  | { ok: false; reason: 'COOLDOWN_ACTIVE'; retryAfterMs: number }
+
+/** `redeem()` / `verifySetup()` / code-addressed action input. */
+export interface CodeInput extends RequestContext {
+  userId: string
+  code: string
+}
+
+/** `redeem()` input: second factor (`userId`) or the opt-in single-factor login (`identifier`). */
+export type RedeemInput =
+  | (RequestContext & { userId: string; code: string; identifier?: undefined })
+  | (RequestContext & { identifier: string; code: string; userId?: undefined })
+
+/**
+ * The failure shape, identical for an unknown identifier, a wrong, used, expired, invalidated or
+ * superseded code, and a locked account (`retryAfterMs > 0` only while a cooldown runs, and then
+ * for known and unknown identifiers alike).
+ */
+export interface CodeFailure {
+  ok: false
+  reason: 'INVALID_CODE'
+  retryAfterMs: number
+}
+
+/** `redeem()` result. */
+export type RedeemResult =
+  | {
+      ok: true
+      userId: string
+      batchId: string
+      remaining: number
+      /** True after any recovery login: the user should generate a new batch. */
+      shouldRegenerate: boolean
+      lowCodes: boolean
+    }
+  | CodeFailure
+
+/** A non-consuming or code-addressed action result. */
+export type CodeActionResult = { ok: true; batchId: string } | CodeFailure
+
+/** One batch as history shows it. */
+export interface BatchView {
+  id: string
+  status: BatchStatus | 'expired'
+  createdAt: number
+  expiresAt: number | null
+  endedAt: number | null
+  issued: number
+  unused: number
+  used: number
+  invalidated: number
+  deleted: number
+  viewed: boolean
+  downloaded: boolean
+  emailed: boolean
+  verified: boolean
+  lastUsedAt: number | null
+}
+
+/** A page of history. */
+export interface HistoryPage {
+  items: BatchView[]
+  page: number
+  perPage: number
+  /** Batches visible (capped at `config.history.maxVisible`). */
+  total: number
+  totalPages: number
+}
+
+/** `status()` result. */
+export interface StatusResult {
+  active: BatchView | null
+  remaining: number
+  lowCodes: boolean
+  lowCodesThreshold: number
+  /** A recovery login happened in the active batch, or no usable batch exists. */
+  shouldRegenerate: boolean
+  /** Milliseconds until `generate` is allowed again; 0 when allowed. */
+  generateRetryAfterMs: number
+}
+
+/** A file to send to the user once. */
+export interface ExportFile {
+  filename: string
+  contentType: string
+  body: Uint8Array
+}
+
+/** The report of a purge run. */
+export interface PurgeReport {
+  deleted: number
+  batchesDeleted: number
+  rounds: number
+  /** False when the per-run cap stopped the run before everything eligible was gone. */
+  done: boolean
+  /** Set when a chunk failed; `deleted` counts what was deleted before it. */
+  error?: string
+}
+
+export type { BatchSummary }

@@ -1,0 +1,25 @@
+import { defineConfig } from 'vitest/config'
+
+const pkg = (dir: string, name: string) => ({
+  test: {
+    name,
+    root: `./${dir}`,
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+})
+
+export default defineConfig({
+  test: {
+    projects: [
+      pkg('packages/core', '@recovery-codes/core'),
+      pkg('packages/testing', '@recovery-codes/testing'),
+      pkg('packages/store-memory', '@recovery-codes/store-memory'),
+      pkg('packages/store-kysely', '@recovery-codes/store-kysely'),
+      pkg('packages/adapter-express', '@recovery-codes/express'),
+      pkg('packages/adapter-hono', '@recovery-codes/hono'),
+      { test: { name: 'repo', root: './scripts', include: ['**/*.test.ts'] } },
+    ],
+  },
+})
