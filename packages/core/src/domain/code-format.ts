@@ -77,6 +77,11 @@ export function displayLength(format: CodeFormat): number {
 export function validateCodeFormat(format: CodeFormat): { path: string; message: string }[] {
   const issues: { path: string; message: string }[] = []
   const symbols = [...format.alphabet]
+  for (const key of ['groups', 'groupLength'] as const) {
+    if (!Number.isSafeInteger(format[key]) || format[key] < 1) {
+      issues.push({ path: key, message: 'must be a positive integer' })
+    }
+  }
   if (symbols.length < 2) issues.push({ path: 'alphabet', message: 'needs at least 2 symbols' })
   if (new Set(symbols).size !== symbols.length) {
     issues.push({ path: 'alphabet', message: 'has duplicate symbols' })
@@ -91,8 +96,13 @@ export function validateCodeFormat(format: CodeFormat): { path: string; message:
     issues.push({ path: 'separator', message: "must be one of '-', '_', ' ', '.' or empty" })
   }
   for (const [from, to] of Object.entries(format.confusables ?? {})) {
-    if (!format.alphabet.includes(to) || format.alphabet.includes(from)) {
-      issues.push({ path: 'confusables', message: `mapping ${from}→${to} must go from outside to inside the alphabet` })
+    // Single characters only: `includes('')` is true and a multi-character target would change the length.
+    const single = [...from].length === 1 && [...to].length === 1
+    if (!single || !format.alphabet.includes(to) || format.alphabet.includes(from)) {
+      issues.push({
+        path: 'confusables',
+        message: `mapping ${from}→${to} must go from outside to inside the alphabet`,
+      })
     }
   }
   if (issues.length === 0 && entropyBits(format) < MIN_ENTROPY_BITS) {
@@ -124,6 +134,8 @@ const STRIP = /[\s\p{Pd}\u2212\u2796\uFE63\uFF0D\u00AD\u200B-\u200F\u2060-\u2064
 export function normalize(input: string, format: CodeFormat): string | null {
   if (typeof input !== 'string' || input.length > maxInputLength(format)) return null
   let s = input.normalize('NFKC').replace(STRIP, '')
+  // '_' and '.' are allowed separators but neither whitespace nor dashes: strip the format's own.
+  if (format.separator !== '') s = s.split(format.separator).join('')
   if (!format.caseSensitive) s = s.replace(/[a-z]+/g, (m) => m.toUpperCase())
   const map = format.confusables
   if (map) s = s.replace(/./gu, (c) => map[c] ?? c)

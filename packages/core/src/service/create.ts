@@ -1,0 +1,949 @@
+/**
+ * `createRecoveryCodes(config)`: the one entry point. It resolves the config once, wires the ports
+ * and returns the service. Every method reads the clock once and passes `now` down.
+ */
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { createStorage } from 'unstorage'
+import { type RecoveryCodesConfig, type ResolvedConfig, resolveConfig } from '../config.ts'
+import { formatCode, normalize } from '../domain/code-format.ts'
+import { cooldownMs } from '../domain/cooldown.ts'
+import { generateCodes } from '../domain/generate.ts'
+import { DUMMY_USER_ID, digestCandidates, keyedLabel } from '../domain/hash.ts'
+import { isExpired } from '../domain/batch-state.ts'
+import { normalizeIdentifier } from '../domain/identifier.ts'
+import { runPurge } from '../domain/purge.ts'
+import { RecoveryCodesError } from '../errors.ts'
+import type { Cache } from '../ports/cache.ts'
+import type { RecoveryEvent, RecoveryEventName } from '../ports/events.ts'
+import type { LogFields, Logger } from '../ports/logger.ts'
+import type { AttemptState, AuditRecord, BatchSummary } from '../ports/store.ts'
+import { systemClock, systemRandom } from '../runtime.ts'
+import { EXPORT_FORMATS, renderExport } from './export.ts'
+import { openReveal, parseRevealToken, sealReveal } from './reveal.ts'
+import type {
+  BatchView,
+  CodeActionResult,
+  CodeFailure,
+  CodeInput,
+  ExportFile,
+  ExportFormat,
+  GenerateInput,
+  GenerateResult,
+  HistoryPage,
+  PurgeReport,
+  RedeemInput,
+  RedeemResult,
+  RequestContext,
+  RevealToken,
+  StatusResult,
+} from './types.ts'
+
+/** Longest code input looked at, before any Unicode work (R-IN-1). */
+export const MAX_CODE_INPUT_LENGTH = 64
+
+const DAY_MS = 86_400_000
+
+/** The service returned by {@link createRecoveryCodes}. */
+export interface RecoveryCodes {
+  /** The resolved, frozen configuration (secrets redacted from every serialisation). */
+  readonly config: ResolvedConfig
+  /**
+   * Generates a batch, superseding the active one atomically. Regenerating inside the cooldown
+   * returns `COOLDOWN_ACTIVE` and grows the penalty.
+   */
+  generate(input: GenerateInput): Promise<GenerateResult>
+  /** Remaining codes, low-codes warning, `shouldRegenerate`, and when `generate` is allowed. */
+  status(input: { userId: string }): Promise<StatusResult>
+  /**
+   * Redeems one code exactly once: as a second factor (`userId`) or, when `loginMode` is
+   * `identifier-and-code`, with an identifier (single-factor; see the docs). Failures of every
+   * kind look alike.
+   */
+  redeem(input: RedeemInput): Promise<RedeemResult>
+  /** One-time, non-consuming test of one code; same limiter as `redeem`. */
+  verifySetup(input: CodeInput): Promise<CodeActionResult>
+  /** Invalidates one code of the active batch. */
+  invalidateCode(input: CodeInput): Promise<CodeActionResult>
+  /** Soft-deletes one code of the active batch. */
+  deleteCode(input: CodeInput): Promise<CodeActionResult>
+  /** Soft-deletes the active batch. Throws `NOT_FOUND` when there is none. */
+  deleteBatch(input: { userId: string } & RequestContext): Promise<{ batchId: string }>
+  /** A page of the user's batch history (1-based), read through the cache. */
+  history(input: { userId: string; page?: number }): Promise<HistoryPage>
+  /** Shows the codes of the reveal slot once (sets `viewed`). */
+  viewCodes(input: { userId: string; reveal: RevealToken }): Promise<{ batchId: string; codes: string[] }>
+  /** The one-time download. Throws `ALREADY_DONE` the second time, `REVEAL_UNAVAILABLE` when the slot is gone. */
+  exportCodes(
+    input: { userId: string; reveal: RevealToken; format?: ExportFormat } & RequestContext,
+  ): Promise<ExportFile>
+  /** The one-time email to the user's stored address (opt-in). */
+  emailCodes(input: { userId: string; reveal: RevealToken } & RequestContext): Promise<{ sentTo: string }>
+  /** Destroys a reveal slot (call on logout and session regeneration). */
+  discardReveal(input: { reveal: RevealToken | null | undefined }): Promise<void>
+  /** Purges codes past retention in chunks; one audit record per run. */
+  purge(input?: {
+    shouldStop?: () => boolean
+    onChunk?: (p: { deleted: number; rounds: number }) => void
+  }): Promise<PurgeReport>
+  /** Purges audit records past retention. */
+  purgeAudit(): Promise<PurgeReport>
+}
+
+/**
+ * Creates the recovery-codes service.
+ *
+ * @example
+ * ```ts
+ * import { createRecoveryCodes } from '@recovery-codes/core'
+ * import { memoryStore } from '@recovery-codes/store-memory'
+ *
+ * const rc = createRecoveryCodes({
+ *   peppers: [{ id: 'k1', secret: process.env.RECOVERY_CODES_PEPPER! }],
+ *   store: memoryStore(),
+ * })
+ * const batch = await rc.generate({ userId: 'u1' })
+ * if (batch.ok) show(batch.codes)
+ * const result = await rc.redeem({ userId: 'u1', code: input, clientKey: req.ip })
+ * ```
+ * @throws RecoveryCodesError `CONFIG_INVALID` listing every problem.
+ */
+export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
+  const config = resolveConfig(input)
+  const store = config.store
+  const clock = config.clock ?? systemClock
+  const random = config.random ?? systemRandom
+  const logger = config.logger ?? silentLogger
+  const cache: Cache = config.cache ?? createStorage()
+  const format = config.format
+  const peppers = config.peppers
+  const labelKey = peppers[0]!.secret
+  const policy = config.cooldownPolicy
+  const cacheTtlMs = config.cacheTtlSeconds * 1000
+  const revealTtlMs = config.revealTtlMs
+
+  const label = (purpose: string, value: string) => keyedLabel(labelKey, purpose, value)
+  const userLabel = (userId: string) => label('user', userId)
+
+  function newId(): string {
+    const b = new Uint8Array(16)
+    random.read(b)
+    return bytesToHex(b)
+  }
+
+  async function emit(
+    name: RecoveryEventName,
+    at: number,
+    userId: string | null,
+    batchId: string | null,
+    data?: RecoveryEvent['data'],
+  ) {
+    if (!config.events) return
+    try {
+      await config.events.emit({ name, at, userId, batchId, ...(data ? { data } : {}) })
+    } catch (error) {
+      logger.error('recovery-codes: event sink failed', { event: name, error: errorName(error) })
+    }
+  }
+
+  interface AuditInput {
+    at: number
+    event: string
+    outcome: AuditRecord['outcome']
+    userId?: string | null
+    batchId?: string | null
+    reason?: string | null
+    data?: AuditRecord['data']
+    ctx?: RequestContext
+    identifier?: string
+  }
+
+  async function audit(input: AuditInput): Promise<void> {
+    const row: AuditRecord = {
+      id: newId(),
+      at: input.at,
+      event: input.event,
+      userId: input.userId ?? null,
+      batchId: input.batchId ?? null,
+      identifierHash: input.identifier === undefined ? null : label('audit-identifier', input.identifier),
+      clientHash: input.ctx?.clientKey ? label('audit-client', input.ctx.clientKey) : null,
+      outcome: input.outcome,
+      reason: input.reason ?? null,
+      data: input.data ?? null,
+    }
+    try {
+      await store.appendAudit(row)
+    } catch (error) {
+      logger.error('recovery-codes: audit append failed', { event: row.event, error: errorName(error) })
+    }
+  }
+
+  // ---- cache (history and status), keyed by a per-user version that every write bumps ----
+
+  const versionKey = (owner: string) => `rc:ver:${owner}`
+
+  async function bumpVersion(userId: string): Promise<void> {
+    try {
+      await cache.setItem(versionKey(userLabel(userId)), newId())
+    } catch (error) {
+      // A cache that cannot be bumped must not serve stale pages: drop the whole user namespace.
+      logger.warn('recovery-codes: cache version bump failed', { error: errorName(error) })
+    }
+  }
+
+  async function readThrough<T>(
+    userId: string,
+    name: string,
+    load: () => Promise<T>,
+    now: number,
+  ): Promise<T> {
+    const owner = userLabel(userId)
+    let version: string | null = null
+    try {
+      version = (await cache.getItem<string>(versionKey(owner))) ?? null
+      if (version === null) {
+        version = newId()
+        await cache.setItem(versionKey(owner), version)
+      }
+      const hit = await cache.getItem<{ e: number; v: T }>(`rc:data:${owner}:${version}:${name}`)
+      if (hit && typeof hit === 'object' && now < hit.e) return hit.v
+    } catch (error) {
+      logger.warn('recovery-codes: cache read failed', { error: errorName(error) })
+      return load()
+    }
+    const value = await load()
+    try {
+      await cache.setItem(
+        `rc:data:${owner}:${version}:${name}`,
+        { e: now + cacheTtlMs, v: value },
+        {
+          ttl: config.cacheTtlSeconds,
+        },
+      )
+    } catch (error) {
+      logger.warn('recovery-codes: cache write failed', { error: errorName(error) })
+    }
+    return value
+  }
+
+  // ---- limiter: failures only, fail closed ----
+
+  interface Reservation {
+    key: string
+    max: number
+    state: AttemptState
+  }
+
+  async function reserve(
+    keys: { key: string; max: number }[],
+    now: number,
+  ): Promise<{ ok: true; held: Reservation[] } | { ok: false; retryAfterMs: number }> {
+    const held: Reservation[] = []
+    for (const { key, max } of keys) {
+      const r = await guardStore(() => store.reserveAttempt({ key, now, maxAttempts: max }))
+      if (!r.allowed) return { ok: false, retryAfterMs: Math.max(0, r.state.lockedUntil - now) }
+      held.push({ key, max, state: r.state })
+    }
+    return { ok: true, held }
+  }
+
+  async function recordFailure(
+    held: Reservation[],
+    now: number,
+  ): Promise<{ retryAfterMs: number; locked: boolean; consecutive: number }> {
+    let retryAfterMs = 0
+    let locked = false
+    let consecutive = 0
+    for (const r of held) {
+      if (r.key.startsWith('id:')) consecutive = r.state.consecutive
+      if (r.state.failures >= r.max) {
+        const until = now + cooldownMs(policy, r.state.lockouts)
+        await guardStore(() => store.lockAttempts({ key: r.key, until }))
+        retryAfterMs = Math.max(retryAfterMs, until - now)
+        locked = true
+      }
+    }
+    return { retryAfterMs, locked, consecutive }
+  }
+
+  async function guardStore<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (error) {
+      if (error instanceof RecoveryCodesError) throw error
+      logger.error('recovery-codes: store failed', { error: errorName(error) })
+      throw new RecoveryCodesError(
+        'STORE_UNAVAILABLE',
+        'The recovery-code store is unavailable; the request was denied.',
+        {
+          cause: error,
+        },
+      )
+    }
+  }
+
+  function limiterKeys(subject: string, ctx: RequestContext): { key: string; max: number }[] {
+    const keys = [{ key: `id:${label('limiter-id', subject)}`, max: config.maxLoginAttempts }]
+    if (ctx.clientKey)
+      keys.push({ key: `ip:${label('limiter-ip', ctx.clientKey)}`, max: config.clientMaxAttempts })
+    return keys
+  }
+
+  /**
+   * The shared path of every code-addressed operation: reserve, canonicalise, hash, look up,
+   * record. `lookup` is the store call (consume or find); everything else is identical for known
+   * and unknown users.
+   */
+  async function attempt<T>(args: {
+    subject: string
+    userId: string
+    code: unknown
+    ctx: RequestContext
+    now: number
+    event: string
+    identifier?: string
+    lookup: (digests: Uint8Array[]) => Promise<T | null>
+  }): Promise<{ ok: true; value: T } | CodeFailure> {
+    const { now, ctx } = args
+    const gate = await reserve(limiterKeys(args.subject, ctx), now)
+    if (!gate.ok) {
+      await audit({
+        at: now,
+        event: args.event,
+        userId: null,
+        outcome: 'failure',
+        reason: 'locked',
+        ctx,
+        ...idField(args.identifier),
+      })
+      return failure(gate.retryAfterMs)
+    }
+    const raw = typeof args.code === 'string' && args.code.length <= MAX_CODE_INPUT_LENGTH ? args.code : ''
+    // Malformed input still pays for a digest, so its timing matches a well-formed wrong code.
+    const canonical = normalize(raw, format) ?? ''
+    const digests = digestCandidates(peppers, args.userId, canonical).map((c) => c.digest)
+    const value = await guardStore(() => args.lookup(digests))
+    if (value !== null) {
+      await guardStore(() => store.resetAttempts(gate.held[0]!.key))
+      return { ok: true, value }
+    }
+    const f = await recordFailure(gate.held, now)
+    await audit({
+      at: now,
+      event: args.event,
+      userId: null,
+      outcome: 'failure',
+      reason: f.locked ? 'locked' : 'invalid',
+      ctx,
+      ...idField(args.identifier),
+    })
+    const known = args.userId === DUMMY_USER_ID ? null : args.userId
+    await emit('failed', now, known, null)
+    if (f.locked) await emit('locked', now, known, null, { retryAfterMs: f.retryAfterMs })
+    if (f.consecutive >= config.hardFailureCap) {
+      // Same store calls for every subject: an unknown user's lookup finds no batch.
+      const active = await guardStore(() => store.getActiveBatch(args.userId))
+      const ended = await guardStore(() =>
+        store.endBatch({ userId: args.userId, batchId: active?.id ?? '', to: 'disabled', now }),
+      )
+      if (ended && active) {
+        await bumpVersion(args.userId)
+        await audit({
+          at: now,
+          event: 'batch.disabled',
+          userId: args.userId,
+          batchId: active.id,
+          outcome: 'info',
+          reason: 'hard-cap',
+        })
+        await emit('disabled', now, args.userId, active.id, { consecutiveFailures: f.consecutive })
+      }
+    }
+    return failure(f.retryAfterMs)
+  }
+
+  function idField(identifier: string | undefined): { identifier?: string } {
+    return identifier === undefined ? {} : { identifier }
+  }
+
+  async function activeBatchOrThrow(userId: string): Promise<BatchSummary> {
+    const active = await guardStore(() => store.getActiveBatch(userId))
+    if (!active) throw new RecoveryCodesError('NOT_FOUND', 'There is no active batch of recovery codes.')
+    return active
+  }
+
+  // ---- reveal slot ----
+
+  const slotKey = (slotId: string) => `rc:reveal:${slotId}`
+  const slotPointerKey = (owner: string) => `rc:reveal-owner:${owner}`
+  const revealGone = () =>
+    new RecoveryCodesError(
+      'REVEAL_UNAVAILABLE',
+      'These codes are no longer available. Generate a new batch to get new codes.',
+    )
+
+  async function openSlot(userId: string, token: unknown, now: number) {
+    const handle = parseRevealToken(token)
+    if (!handle) throw revealGone()
+    const owner = userLabel(userId)
+    let raw: unknown
+    try {
+      raw = await cache.getItem(slotKey(handle.slotId))
+    } catch (error) {
+      logger.warn('recovery-codes: reveal slot read failed', { error: errorName(error) })
+      throw revealGone()
+    }
+    const content = openReveal(handle, raw, owner, now)
+    if (!content) throw revealGone()
+    const active = await guardStore(() => store.getActiveBatch(userId))
+    if (!active || active.id !== content.batchId || isExpired(active.expiresAt, now)) {
+      await dropSlot(handle.slotId)
+      throw revealGone()
+    }
+    return { handle, content, active }
+  }
+
+  async function dropSlot(slotId: string): Promise<void> {
+    try {
+      await cache.removeItem(slotKey(slotId))
+    } catch (error) {
+      logger.warn('recovery-codes: reveal slot removal failed', { error: errorName(error) })
+    }
+  }
+
+  async function closeSlotIfSpent(userId: string, slotId: string): Promise<void> {
+    const active = await store.getActiveBatch(userId)
+    const emailDone = !config.email.enabled || active?.emailedAt != null
+    if (!active || (active.downloadedAt !== null && emailDone)) await dropSlot(slotId)
+  }
+
+  function viewOf(b: BatchSummary, now: number): BatchView {
+    return {
+      id: b.id,
+      status: b.status === 'active' && isExpired(b.expiresAt, now) ? 'expired' : b.status,
+      createdAt: b.createdAt,
+      expiresAt: b.expiresAt,
+      endedAt: b.endedAt,
+      issued: b.issued,
+      unused: b.unused,
+      used: b.used,
+      invalidated: b.invalidated,
+      deleted: b.deleted,
+      viewed: b.viewedAt !== null,
+      downloaded: b.downloadedAt !== null,
+      emailed: b.emailedAt !== null,
+      verified: b.verifiedAt !== null,
+      lastUsedAt: b.lastUsedAt,
+    }
+  }
+
+  const regenKey = (userId: string) => `regen:${label('regen', userId)}`
+
+  async function generateRetryAfter(
+    userId: string,
+    now: number,
+  ): Promise<{ state: AttemptState; retryAfterMs: number }> {
+    const state = await guardStore(() => store.getAttempts(regenKey(userId)))
+    return { state, retryAfterMs: Math.max(0, state.lockedUntil - now) }
+  }
+
+  const service: RecoveryCodes = {
+    config,
+
+    async generate(inp) {
+      const userId = requireUserId(inp?.userId)
+      const count = inp.count ?? config.batchSize
+      if (!Number.isSafeInteger(count) || count < 1 || count > config.maxBatchSize) {
+        throw invalidInput('count', `must be an integer from 1 to ${config.maxBatchSize}`)
+      }
+      const days = inp.expiresInDays ?? config.defaultExpiryDays
+      if (days !== null && (!Number.isSafeInteger(days) || days < 1 || days > 3650)) {
+        throw invalidInput('expiresInDays', 'must be an integer from 1 to 3650, or null')
+      }
+      const now = clock.now()
+      const key = regenKey(userId)
+      const { state, retryAfterMs } = await generateRetryAfter(userId, now)
+      if (retryAfterMs > 0) {
+        // Retrying inside the window grows the penalty: 30, 60, 120, 240 … capped at the cutoff.
+        const until = now + cooldownMs(policy, state.lockouts)
+        await guardStore(() => store.lockAttempts({ key, until }))
+        return { ok: false, reason: 'COOLDOWN_ACTIVE', retryAfterMs: until - now }
+      }
+      const canonical = generateCodes(random, format, count)
+      const batchId = newId()
+      const expiresAt = days === null ? null : now + days * DAY_MS
+      const current = peppers[0]!
+      await guardStore(() =>
+        store.createBatch(
+          { id: batchId, userId, keyId: current.id, createdAt: now, expiresAt },
+          canonical.map((c) => ({ id: newId(), digest: digestCandidates([current], userId, c)[0]!.digest })),
+        ),
+      )
+      await guardStore(async () => {
+        await store.resetAttempts(key)
+        await store.lockAttempts({ key, until: now + cooldownMs(policy, 0) })
+      })
+      const codes = canonical.map((c) => formatCode(c, format))
+      const owner = userLabel(userId)
+      const revealExpiresAt = now + revealTtlMs
+      const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
+      try {
+        const previous = await cache.getItem<string>(slotPointerKey(owner))
+        if (typeof previous === 'string') await dropSlot(previous)
+        await cache.setItem(slotKey(sealed.slotId), sealed.slot, { ttl: config.reveal.ttlSeconds })
+        await cache.setItem(slotPointerKey(owner), sealed.slotId, { ttl: config.reveal.ttlSeconds })
+      } catch (error) {
+        logger.warn('recovery-codes: reveal slot write failed', { error: errorName(error) })
+      }
+      await bumpVersion(userId)
+      await audit({
+        at: now,
+        event: 'batch.generated',
+        userId,
+        batchId,
+        outcome: 'success',
+        ctx: inp,
+        data: { count, expires: expiresAt !== null },
+      })
+      await emit('generated', now, userId, batchId, { count })
+      return { ok: true, batchId, codes, createdAt: now, expiresAt, reveal: sealed.token, revealExpiresAt }
+    },
+
+    async status(inp) {
+      const userId = requireUserId(inp?.userId)
+      const now = clock.now()
+      const active = await readThrough(
+        userId,
+        'active',
+        () => guardStore(() => store.getActiveBatch(userId)),
+        now,
+      )
+      const { retryAfterMs } = await generateRetryAfter(userId, now)
+      const view = active ? viewOf(active, now) : null
+      const usable = view !== null && view.status === 'active'
+      const remaining = usable ? view.unused : 0
+      return {
+        active: view,
+        remaining,
+        lowCodes: remaining <= config.lowCodesThreshold,
+        lowCodesThreshold: config.lowCodesThreshold,
+        shouldRegenerate: !usable || view.used > 0 || remaining === 0,
+        generateRetryAfterMs: retryAfterMs,
+      }
+    },
+
+    async redeem(inp) {
+      const now = clock.now()
+      const ctx = context(inp)
+      let subject: string
+      let userId: string
+      let identifier: string | undefined
+      if (inp?.userId !== undefined) {
+        userId = requireUserId(inp.userId)
+        subject = `user:${userId}`
+      } else {
+        if (config.loginMode !== 'identifier-and-code' || !config.resolveUserId) {
+          throw new RecoveryCodesError('FEATURE_DISABLED', 'Identifier + code login is not enabled.')
+        }
+        const normalized = normalizeIdentifier(inp?.identifier)
+        // An unusable identifier is treated exactly like an unknown one.
+        identifier = normalized ?? '\u0000invalid'
+        subject = `identifier:${identifier}`
+        const resolved =
+          normalized === null ? null : await guardStore(() => config.resolveUserId!(normalized))
+        userId = typeof resolved === 'string' && resolved.length > 0 ? resolved : DUMMY_USER_ID
+      }
+      const result = await attempt({
+        subject,
+        userId,
+        code: inp?.code,
+        ctx,
+        now,
+        event: 'login.failure',
+        ...idField(identifier),
+        lookup: (digests) => store.consumeCode({ userId, digests, now }),
+      })
+      if (!result.ok) return result
+      const used = result.value
+      await bumpVersion(userId)
+      const low = used.remaining <= config.lowCodesThreshold
+      await audit({
+        at: now,
+        event: 'login.success',
+        userId,
+        batchId: used.batchId,
+        outcome: 'success',
+        ctx,
+        data: { remaining: used.remaining },
+        ...idField(identifier),
+      })
+      await emit('used', now, userId, used.batchId, { remaining: used.remaining })
+      if (used.remaining === 0) await emit('exhausted', now, userId, used.batchId)
+      else if (low) await emit('low', now, userId, used.batchId, { remaining: used.remaining })
+      return {
+        ok: true,
+        userId,
+        batchId: used.batchId,
+        remaining: used.remaining,
+        shouldRegenerate: true,
+        lowCodes: low,
+      }
+    },
+
+    async verifySetup(inp) {
+      const userId = requireUserId(inp?.userId)
+      const now = clock.now()
+      const active = await activeBatchOrThrow(userId)
+      if (active.verifiedAt !== null) {
+        throw new RecoveryCodesError('ALREADY_DONE', 'This batch has already been verified.')
+      }
+      const r = await attempt({
+        subject: `user:${userId}`,
+        userId,
+        code: inp.code,
+        ctx: context(inp),
+        now,
+        event: 'setup.failure',
+        lookup: (digests) => store.findCode({ userId, digests, now }),
+      })
+      if (!r.ok) return r
+      const first = await guardStore(() =>
+        store.setBatchFlag({ userId, batchId: r.value.batchId, flag: 'verified', now }),
+      )
+      if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'This batch has already been verified.')
+      await bumpVersion(userId)
+      await audit({
+        at: now,
+        event: 'batch.verified',
+        userId,
+        batchId: r.value.batchId,
+        outcome: 'success',
+        ctx: context(inp),
+      })
+      await emit('verified', now, userId, r.value.batchId)
+      return { ok: true, batchId: r.value.batchId }
+    },
+
+    invalidateCode: (inp) => changeCode(inp, 'invalidated'),
+    deleteCode: (inp) => changeCode(inp, 'deleted'),
+
+    async deleteBatch(inp) {
+      const userId = requireUserId(inp?.userId)
+      const now = clock.now()
+      const active = await activeBatchOrThrow(userId)
+      const ended = await guardStore(() => store.endBatch({ userId, batchId: active.id, to: 'deleted', now }))
+      if (!ended) throw new RecoveryCodesError('NOT_FOUND', 'There is no active batch of recovery codes.')
+      await dropOwnerSlot(userId)
+      await bumpVersion(userId)
+      await audit({
+        at: now,
+        event: 'batch.deleted',
+        userId,
+        batchId: active.id,
+        outcome: 'success',
+        ctx: context(inp),
+      })
+      await emit('batchDeleted', now, userId, active.id)
+      return { batchId: active.id }
+    },
+
+    async history(inp) {
+      const userId = requireUserId(inp?.userId)
+      const page = inp.page ?? 1
+      if (!Number.isSafeInteger(page) || page < 1 || page > 1_000_000)
+        throw invalidInput('page', 'must be a positive integer')
+      const { perPage, maxVisible } = config.history
+      const now = clock.now()
+      const offset = (page - 1) * perPage
+      const limit = Math.max(0, Math.min(perPage, maxVisible - offset))
+      const data = await readThrough(
+        userId,
+        `history:${page}`,
+        () => guardStore(() => store.listBatches({ userId, offset, limit: Math.max(limit, 0) })),
+        now,
+      )
+      const total = Math.min(data.total, maxVisible)
+      return {
+        items: (limit > 0 ? data.items.slice(0, limit) : []).map((b) => viewOf(b, now)),
+        page,
+        perPage,
+        total,
+        totalPages: Math.max(1, Math.ceil(total / perPage)),
+      }
+    },
+
+    async viewCodes(inp) {
+      const userId = requireUserId(inp?.userId)
+      const now = clock.now()
+      const { content } = await openSlot(userId, inp.reveal, now)
+      const first = await guardStore(() =>
+        store.setBatchFlag({ userId, batchId: content.batchId, flag: 'viewed', now }),
+      )
+      if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been shown.')
+      await bumpVersion(userId)
+      await audit({ at: now, event: 'batch.viewed', userId, batchId: content.batchId, outcome: 'success' })
+      await emit('viewed', now, userId, content.batchId)
+      return { batchId: content.batchId, codes: content.codes }
+    },
+
+    async exportCodes(inp) {
+      const userId = requireUserId(inp?.userId)
+      const fmt = inp.format ?? config.export.defaultFormat
+      if (!EXPORT_FORMATS.includes(fmt))
+        throw invalidInput('format', `must be one of ${EXPORT_FORMATS.join(', ')}`)
+      const now = clock.now()
+      const { handle, content, active } = await openSlot(userId, inp.reveal, now)
+      const first = await guardStore(() =>
+        store.setBatchFlag({ userId, batchId: content.batchId, flag: 'downloaded', now }),
+      )
+      if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been downloaded.')
+      const file = await renderExport(fmt, {
+        codes: content.codes,
+        siteName: config.siteName,
+        fileName: config.export.fileName,
+        createdAtIso: isoDate(active.createdAt),
+        expiresAtIso: active.expiresAt === null ? null : isoDate(active.expiresAt),
+      })
+      await closeSlotIfSpent(userId, handle.slotId)
+      await bumpVersion(userId)
+      await audit({
+        at: now,
+        event: 'batch.downloaded',
+        userId,
+        batchId: content.batchId,
+        outcome: 'success',
+        ctx: context(inp),
+        data: { format: fmt },
+      })
+      await emit('downloaded', now, userId, content.batchId, { format: fmt })
+      return file
+    },
+
+    async emailCodes(inp) {
+      const userId = requireUserId(inp?.userId)
+      if (!config.email.enabled || !config.mailer) {
+        throw new RecoveryCodesError('FEATURE_DISABLED', 'Emailing recovery codes is not enabled.')
+      }
+      const now = clock.now()
+      const { handle, content } = await openSlot(userId, inp.reveal, now)
+      const to = config.resolveEmail ? await guardStore(() => config.resolveEmail!(userId)) : null
+      if (typeof to !== 'string' || to.length === 0 || /[\r\n\0]/.test(to)) {
+        throw new RecoveryCodesError('NOT_FOUND', 'No email address is on file for this account.')
+      }
+      const first = await guardStore(() =>
+        store.setBatchFlag({ userId, batchId: content.batchId, flag: 'emailed', now }),
+      )
+      if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been emailed.')
+      let outcome: 'sent' | 'failed' = 'sent'
+      try {
+        await config.mailer.send({
+          to,
+          subject: `${config.siteName}: your recovery codes`,
+          text: [
+            `Your ${config.siteName} recovery codes. Each works once; keep them private.`,
+            '',
+            ...content.codes,
+            '',
+          ].join('\n'),
+        })
+      } catch (error) {
+        outcome = 'failed'
+        logger.error('recovery-codes: mail failed', { error: errorName(error) })
+      }
+      if (config.audit.storeEmailLog) {
+        await guardStore(() =>
+          store.appendEmailLog({
+            id: newId(),
+            at: now,
+            userId,
+            batchId: content.batchId,
+            kind: 'codes',
+            recipient: to,
+            outcome,
+          }),
+        )
+      }
+      await closeSlotIfSpent(userId, handle.slotId)
+      await bumpVersion(userId)
+      await audit({
+        at: now,
+        event: 'batch.emailed',
+        userId,
+        batchId: content.batchId,
+        outcome: outcome === 'sent' ? 'success' : 'failure',
+        ctx: context(inp),
+      })
+      if (outcome === 'failed') throw new RecoveryCodesError('MAIL_FAILED', 'The email could not be sent.')
+      await emit('emailed', now, userId, content.batchId)
+      return { sentTo: to }
+    },
+
+    async discardReveal(inp) {
+      const handle = parseRevealToken(inp?.reveal)
+      if (handle) await dropSlot(handle.slotId)
+    },
+
+    async purge(inp = {}) {
+      const now = clock.now()
+      const before = now - config.purge.retentionDays * DAY_MS
+      const run = await runPurge({
+        deleteChunk: (limit) => store.purgeCodes({ before, limit }),
+        chunkSize: config.purge.batchSize,
+        maxDeletionsPerRun: config.purge.maxDeletionsPerRun,
+        ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
+        ...(inp.onChunk
+          ? {
+              onChunk: (p: { deleted: number; rounds: number }) =>
+                inp.onChunk!({ deleted: p.deleted, rounds: p.rounds }),
+            }
+          : {}),
+      })
+      let batchesDeleted = 0
+      let error = run.error
+      if (config.purge.deleteEmptyBatches && error === undefined) {
+        const b = await runPurge({
+          deleteChunk: (limit) => store.purgeEmptyBatches({ before, limit }),
+          chunkSize: config.purge.batchSize,
+          maxDeletionsPerRun: null,
+        })
+        batchesDeleted = b.deleted
+        error = b.error
+      }
+      const report: PurgeReport = {
+        deleted: run.deleted,
+        batchesDeleted,
+        rounds: run.rounds,
+        done: run.done && error === undefined,
+        ...(error === undefined ? {} : { error: errorName(error) }),
+      }
+      await audit({
+        at: now,
+        event: 'purge.run',
+        userId: null,
+        outcome: error === undefined ? 'success' : 'failure',
+        data: { deleted: report.deleted, batchesDeleted, rounds: report.rounds, done: report.done },
+        ...(error === undefined ? {} : { reason: report.error ?? 'error' }),
+      })
+      if (error !== undefined)
+        logger.error('recovery-codes: purge stopped by an error', {
+          deleted: report.deleted,
+          error: report.error,
+        })
+      await emit('purged', now, null, null, { deleted: report.deleted, batchesDeleted, done: report.done })
+      if (config.purge.reportToAdmin && config.mailer && config.email.adminEmail) {
+        try {
+          await config.mailer.send({
+            to: config.email.adminEmail,
+            subject: `${config.siteName}: recovery-code purge report`,
+            text: `Deleted ${report.deleted} codes and ${batchesDeleted} empty batches in ${report.rounds} rounds. Done: ${report.done}.${report.error ? ` Error: ${report.error}.` : ''}\n`,
+          })
+        } catch (e) {
+          logger.error('recovery-codes: purge report mail failed', { error: errorName(e) })
+        }
+      }
+      return report
+    },
+
+    async purgeAudit() {
+      const now = clock.now()
+      const before = now - config.audit.retentionDays * DAY_MS
+      const run = await runPurge({
+        deleteChunk: (limit) => store.purgeAudit({ before, limit }),
+        chunkSize: config.purge.batchSize,
+        maxDeletionsPerRun: config.purge.maxDeletionsPerRun,
+      })
+      const report: PurgeReport = {
+        deleted: run.deleted,
+        batchesDeleted: 0,
+        rounds: run.rounds,
+        done: run.done && run.error === undefined,
+        ...(run.error === undefined ? {} : { error: errorName(run.error) }),
+      }
+      await audit({
+        at: now,
+        event: 'audit.purged',
+        userId: null,
+        outcome: run.error === undefined ? 'success' : 'failure',
+        data: { deleted: report.deleted, rounds: report.rounds },
+      })
+      return report
+    },
+  }
+
+  async function dropOwnerSlot(userId: string): Promise<void> {
+    try {
+      const owner = userLabel(userId)
+      const previous = await cache.getItem<string>(slotPointerKey(owner))
+      if (typeof previous === 'string') await dropSlot(previous)
+      await cache.removeItem(slotPointerKey(owner))
+    } catch (error) {
+      logger.warn('recovery-codes: reveal slot removal failed', { error: errorName(error) })
+    }
+  }
+
+  async function changeCode(inp: CodeInput, to: 'invalidated' | 'deleted'): Promise<CodeActionResult> {
+    const userId = requireUserId(inp?.userId)
+    const now = clock.now()
+    const ctx = context(inp)
+    const r = await attempt({
+      subject: `user:${userId}`,
+      userId,
+      code: inp.code,
+      ctx,
+      now,
+      event: 'code.change.failure',
+      lookup: async (digests) => {
+        const match = await store.findCode({ userId, digests, now })
+        if (!match) return null
+        return (await store.setCodeState({ userId, codeId: match.codeId, to, now })) ? match : null
+      },
+    })
+    if (!r.ok) return r
+    await bumpVersion(userId)
+    await audit({
+      at: now,
+      event: to === 'invalidated' ? 'code.invalidated' : 'code.deleted',
+      userId,
+      batchId: r.value.batchId,
+      outcome: 'success',
+      ctx,
+    })
+    await emit(to, now, userId, r.value.batchId)
+    return { ok: true, batchId: r.value.batchId }
+  }
+
+  return Object.freeze(service)
+}
+
+function failure(retryAfterMs: number): CodeFailure {
+  return { ok: false, reason: 'INVALID_CODE', retryAfterMs }
+}
+
+function requireUserId(userId: unknown): string {
+  if (typeof userId !== 'string' || userId.length === 0 || userId.length > 255 || userId.includes('\0')) {
+    throw invalidInput('userId', 'must be a non-empty string of at most 255 characters without NUL')
+  }
+  return userId
+}
+
+function invalidInput(path: string, message: string): RecoveryCodesError {
+  return new RecoveryCodesError('INVALID_INPUT', `${path} ${message}`, { issues: [{ path, message }] })
+}
+
+function context(inp: RequestContext | undefined): RequestContext {
+  const clientKey =
+    typeof inp?.clientKey === 'string' && inp.clientKey.length > 0 ? inp.clientKey.slice(0, 256) : undefined
+  return clientKey ? { clientKey } : {}
+}
+
+function errorName(error: unknown): string {
+  if (error instanceof RecoveryCodesError) return error.code
+  return error instanceof Error ? error.name : 'unknown'
+}
+
+function isoDate(ms: number): string {
+  return new Date(ms).toISOString()
+}
+
+const noop = () => {}
+const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
+export type { LogFields }

@@ -1,0 +1,118 @@
+/**
+ * The reveal slot: after generation the display codes live only here, encrypted under a key that
+ * exists only in the token handed to the host session. The cache holds ciphertext; the session
+ * holds the key; neither alone reveals a code.
+ */
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { decodeBase64urlIgnorePadding, encodeBase64urlNoPadding } from '@oslojs/encoding'
+import type { RandomReader } from '../ports/random.ts'
+
+const SLOT_ID_BYTES = 16
+const KEY_BYTES = 32
+const NONCE_BYTES = 24
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]{64}$/
+
+/** What the cache stores for one slot. */
+export interface SealedSlot {
+  /** Keyed label of the owner (never the raw user id). */
+  owner: string
+  batchId: string
+  expiresAt: number
+  nonce: string
+  ciphertext: string
+}
+
+/** A decoded reveal token. */
+export interface RevealHandle {
+  slotId: string
+  key: Uint8Array
+}
+
+/** Creates a new slot: returns the token for the session, the slot id and the sealed value. */
+export function sealReveal(input: {
+  random: RandomReader
+  owner: string
+  batchId: string
+  codes: readonly string[]
+  expiresAt: number
+}): { token: string; slotId: string; slot: SealedSlot } {
+  const bytes = new Uint8Array(SLOT_ID_BYTES + KEY_BYTES + NONCE_BYTES)
+  input.random.read(bytes)
+  const idAndKey = bytes.subarray(0, SLOT_ID_BYTES + KEY_BYTES)
+  const key = bytes.subarray(SLOT_ID_BYTES, SLOT_ID_BYTES + KEY_BYTES)
+  const nonce = bytes.slice(SLOT_ID_BYTES + KEY_BYTES)
+  const plaintext = new TextEncoder().encode(JSON.stringify(input.codes))
+  const ciphertext = xchacha20poly1305(key, nonce, aad(input.owner, input.batchId)).encrypt(plaintext)
+  const token = encodeBase64urlNoPadding(idAndKey)
+  return {
+    token,
+    slotId: bytesToHex(bytes.subarray(0, SLOT_ID_BYTES)),
+    slot: {
+      owner: input.owner,
+      batchId: input.batchId,
+      expiresAt: input.expiresAt,
+      nonce: encodeBase64urlNoPadding(nonce),
+      ciphertext: encodeBase64urlNoPadding(ciphertext),
+    },
+  }
+}
+
+/** Decodes a token; `null` when it is not one of ours. */
+export function parseRevealToken(token: unknown): RevealHandle | null {
+  if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) return null
+  const bytes = fromBase64url(token)
+  if (bytes.length !== SLOT_ID_BYTES + KEY_BYTES) return null
+  return { slotId: bytesToHex(bytes.subarray(0, SLOT_ID_BYTES)), key: bytes.slice(SLOT_ID_BYTES) }
+}
+
+/** Decrypts a slot; `null` on any mismatch (owner, expiry, tampering, wrong key). */
+export function openReveal(
+  handle: RevealHandle,
+  slot: unknown,
+  owner: string,
+  now: number,
+): SealedSlotContent | null {
+  if (!isSealedSlot(slot) || slot.owner !== owner || now >= slot.expiresAt) return null
+  try {
+    const plain = xchacha20poly1305(handle.key, fromBase64url(slot.nonce), aad(owner, slot.batchId)).decrypt(
+      fromBase64url(slot.ciphertext),
+    )
+    const codes: unknown = JSON.parse(new TextDecoder().decode(plain))
+    if (!Array.isArray(codes) || !codes.every((c) => typeof c === 'string')) return null
+    return { batchId: slot.batchId, codes, expiresAt: slot.expiresAt }
+  } catch {
+    return null
+  }
+}
+
+/** The opened content of a slot. */
+export interface SealedSlotContent {
+  batchId: string
+  codes: string[]
+  expiresAt: number
+}
+
+function isSealedSlot(v: unknown): v is SealedSlot {
+  if (typeof v !== 'object' || v === null) return false
+  const s = v as Record<string, unknown>
+  return (
+    typeof s.owner === 'string' &&
+    typeof s.batchId === 'string' &&
+    typeof s.expiresAt === 'number' &&
+    typeof s.nonce === 'string' &&
+    typeof s.ciphertext === 'string'
+  )
+}
+
+function aad(owner: string, batchId: string): Uint8Array {
+  return new TextEncoder().encode(`rc1-reveal\0${owner}\0${batchId}`)
+}
+
+function fromBase64url(s: string): Uint8Array {
+  try {
+    return decodeBase64urlIgnorePadding(s)
+  } catch {
+    return new Uint8Array(0)
+  }
+}

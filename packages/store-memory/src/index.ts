@@ -1,0 +1,561 @@
+import type {
+  AttemptState,
+  AuditRecord,
+  BatchFlag,
+  BatchStatus,
+  BatchSummary,
+  CodeMatch,
+  CodeState,
+  EmailLogRecord,
+  RecoveryCodeStore,
+} from '@recovery-codes/core'
+import { RecoveryCodesError } from '@recovery-codes/core'
+
+/** Options of {@link memoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * Byte length every digest must have; a digest of another length or type is a caller bug and
+   * throws `INVALID_INPUT`. `0` accepts any length.
+   * @default 32 (HMAC-SHA-256)
+   */
+  digestLength?: number
+}
+
+/** Everything a memory store holds, as plain JSON-serialisable data (see {@link inspectMemoryStore}). */
+export interface MemoryStoreDump {
+  batches: BatchSummary[]
+  codes: {
+    id: string
+    userId: string
+    batchId: string
+    /** Hex of the stored digest. */
+    digest: string
+    state: CodeState
+    /** When the code left `active`, else `null`. */
+    changedAt: number | null
+  }[]
+  /** Keys of the `(userId, digest)` unique index: `userId + '\0' + hex(digest)`. */
+  digestIndex: string[]
+  attempts: ({ key: string } & AttemptState)[]
+  audit: AuditRecord[]
+  emailLog: EmailLogRecord[]
+}
+
+interface CodeRow {
+  id: string
+  userId: string
+  batchId: string
+  /** `userId + '\0' + hex(digest)`: the unique index key. */
+  key: string
+  digest: Uint8Array
+  state: CodeState
+  changedAt: number | null
+}
+
+/** Batch metadata; the counters survive code purges (R-LC-5), so summaries never rescan codes. */
+interface BatchRow {
+  id: string
+  userId: string
+  keyId: string
+  status: BatchStatus
+  createdAt: number
+  expiresAt: number | null
+  endedAt: number | null
+  issued: number
+  unused: number
+  used: number
+  invalidated: number
+  deleted: number
+  viewedAt: number | null
+  downloadedAt: number | null
+  emailedAt: number | null
+  verifiedAt: number | null
+  lastUsedAt: number | null
+  /** Ids of the code rows still stored. */
+  codes: Set<string>
+}
+
+const FLAG_FIELD = {
+  viewed: 'viewedAt',
+  downloaded: 'downloadedAt',
+  emailed: 'emailedAt',
+  verified: 'verifiedAt',
+} as const satisfies Record<BatchFlag, keyof BatchRow>
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+function toHex(bytes: Uint8Array): string {
+  let out = ''
+  for (const byte of bytes) out += HEX[byte]
+  return out
+}
+
+/** A binary min-heap of `(at, id)`: the purge queue, so purge never scans live rows. */
+function createTimeHeap() {
+  const items: { at: number; id: string }[] = []
+  const swap = (i: number, j: number): void => {
+    const t = items[i]!
+    items[i] = items[j]!
+    items[j] = t
+  }
+  return {
+    items,
+    peek: () => items[0],
+    push(at: number, id: string): void {
+      items.push({ at, id })
+      for (let i = items.length - 1; i > 0; ) {
+        const parent = (i - 1) >> 1
+        if (items[parent]!.at <= items[i]!.at) break
+        swap(i, parent)
+        i = parent
+      }
+    },
+    pop(): void {
+      const last = items.pop()
+      if (items.length === 0 || !last) return
+      items[0] = last
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let min = i
+        if (l < items.length && items[l]!.at < items[min]!.at) min = l
+        if (r < items.length && items[r]!.at < items[min]!.at) min = r
+        if (min === i) break
+        swap(i, min)
+        i = min
+      }
+    },
+  }
+}
+
+function invalidInput(message: string): RecoveryCodesError {
+  return new RecoveryCodesError('INVALID_INPUT', `memoryStore: ${message}`)
+}
+
+function conflict(message: string): RecoveryCodesError {
+  return new RecoveryCodesError('INTERNAL', `memoryStore: ${message}`)
+}
+
+function assertTime(value: unknown, name: string): asserts value is number {
+  if (!Number.isSafeInteger(value)) throw invalidInput(`${name} must be an integer epoch ms`)
+}
+
+function assertCount(value: unknown, name: string): asserts value is number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0)
+    throw invalidInput(`${name} must be a non-negative integer`)
+}
+
+const dumps = new WeakMap<object, () => MemoryStoreDump>()
+
+/**
+ * An in-memory {@link RecoveryCodeStore} for tests, demos and single-process apps.
+ *
+ * Atomicity matches a database: every method does its check and its write synchronously, with no
+ * `await` in between (methods are `async` only for the port), so on one event loop each call is a
+ * single indivisible step and every concurrency contract of the port holds. Consumes are O(1)
+ * through a `(userId, digest)` index; batch counts are kept as counters; purge pops time-ordered
+ * queues instead of scanning every code.
+ *
+ * State lives in this process only: several processes or instances each get their own codes and
+ * limiter counters, which breaks single use and lockout. Use `kyselyStore(db)` there.
+ *
+ * @example
+ * ```ts
+ * import { createRecoveryCodes } from '@recovery-codes/core'
+ * import { memoryStore } from '@recovery-codes/store-memory'
+ *
+ * const store = memoryStore()
+ * const rc = createRecoveryCodes({ peppers: [{ id: 'k1', secret }], store })
+ * ```
+ */
+export function memoryStore(options: MemoryStoreOptions = {}) {
+  const digestLength = options.digestLength ?? 32
+  assertCount(digestLength, 'digestLength')
+
+  const codes = new Map<string, CodeRow>()
+  const digestIndex = new Map<string, CodeRow>()
+  const batches = new Map<string, BatchRow>()
+  const activeByUser = new Map<string, BatchRow>()
+  /** Per user, sorted newest first (`createdAt` desc, then `id` desc by UTF-16 order). */
+  const batchesByUser = new Map<string, BatchRow[]>()
+  const attempts = new Map<string, AttemptState>()
+  /** Sorted by `at` ascending; equal times keep insertion order. */
+  const audit: AuditRecord[] = []
+  const auditIds = new Set<string>()
+  const emailLog: EmailLogRecord[] = []
+  const emailLogIds = new Set<string>()
+  /** Codes that left `active`, keyed by their change time. */
+  const endedCodes = createTimeHeap()
+  /** Batches keyed by the earliest of `endedAt` and `expiresAt`: from then on all their codes are dead. */
+  const deadBatches = createTimeHeap()
+  /** Non-active batches with no code rows left: the only candidates of `purgeEmptyBatches`. */
+  const emptyEnded = new Set<string>()
+
+  const digestKey = (userId: string, digest: unknown): string => {
+    if (!(digest instanceof Uint8Array)) throw invalidInput('a digest must be a Uint8Array')
+    if (digestLength !== 0 && digest.length !== digestLength) {
+      throw invalidInput(`a digest must be ${digestLength} bytes`)
+    }
+    return `${userId}\0${toHex(digest)}`
+  }
+
+  const summary = (b: BatchRow): BatchSummary => ({
+    id: b.id,
+    userId: b.userId,
+    keyId: b.keyId,
+    status: b.status,
+    createdAt: b.createdAt,
+    expiresAt: b.expiresAt,
+    endedAt: b.endedAt,
+    issued: b.issued,
+    unused: b.unused,
+    used: b.used,
+    invalidated: b.invalidated,
+    deleted: b.deleted,
+    viewedAt: b.viewedAt,
+    downloadedAt: b.downloadedAt,
+    emailedAt: b.emailedAt,
+    verifiedAt: b.verifiedAt,
+    lastUsedAt: b.lastUsedAt,
+  })
+
+  const endBatchRow = (b: BatchRow, to: Exclude<BatchStatus, 'active'>, at: number): void => {
+    b.status = to
+    b.endedAt = at
+    if (activeByUser.get(b.userId) === b) activeByUser.delete(b.userId)
+    deadBatches.push(b.expiresAt === null ? at : Math.min(at, b.expiresAt), b.id)
+    if (b.codes.size === 0) emptyEnded.add(b.id)
+  }
+
+  /** The consume predicate: code active, batch active, `now < expiresAt`. */
+  const usable = (userId: string, digests: readonly Uint8Array[], now: number) => {
+    assertTime(now, 'now')
+    const keys = digests.map((d) => digestKey(userId, d))
+    for (const key of keys) {
+      const code = digestIndex.get(key)
+      if (code?.state !== 'active') continue
+      const batch = batches.get(code.batchId)!
+      if (batch.status !== 'active' || (batch.expiresAt !== null && now >= batch.expiresAt)) continue
+      return { code, batch }
+    }
+    return undefined
+  }
+
+  const moveCode = (code: CodeRow, batch: BatchRow, to: Exclude<CodeState, 'active'>, now: number): void => {
+    code.state = to
+    code.changedAt = now
+    batch.unused -= 1
+    batch[to] += 1
+    endedCodes.push(now, code.id)
+  }
+
+  const removeCode = (code: CodeRow): void => {
+    codes.delete(code.id)
+    digestIndex.delete(code.key)
+    const batch = batches.get(code.batchId)!
+    batch.codes.delete(code.id)
+    if (batch.status !== 'active' && batch.codes.size === 0) emptyEnded.add(batch.id)
+  }
+
+  const batchDeadBefore = (b: BatchRow, before: number): boolean =>
+    (b.status !== 'active' && b.endedAt !== null && b.endedAt < before) ||
+    (b.expiresAt !== null && b.expiresAt < before)
+
+  const store = {
+    async createBatch(batch, newCodes) {
+      const { id, userId, keyId, createdAt, expiresAt } = batch
+      assertTime(createdAt, 'createdAt')
+      if (expiresAt !== null) assertTime(expiresAt, 'expiresAt')
+      if (batches.has(id)) throw conflict('duplicate batch id')
+      // Check everything before the first write: all or nothing.
+      const keys = new Set<string>()
+      const ids = new Set<string>()
+      const keyOf: string[] = []
+      for (const code of newCodes) {
+        const key = digestKey(userId, code.digest)
+        keyOf.push(key)
+        if (keys.has(key) || digestIndex.has(key)) throw conflict('duplicate digest for this user')
+        if (ids.has(code.id) || codes.has(code.id)) throw conflict('duplicate code id')
+        keys.add(key)
+        ids.add(code.id)
+      }
+
+      const previous = activeByUser.get(userId)
+      if (previous) endBatchRow(previous, 'superseded', createdAt)
+      const row: BatchRow = {
+        id,
+        userId,
+        keyId,
+        status: 'active',
+        createdAt,
+        expiresAt,
+        endedAt: null,
+        issued: newCodes.length,
+        unused: newCodes.length,
+        used: 0,
+        invalidated: 0,
+        deleted: 0,
+        viewedAt: null,
+        downloadedAt: null,
+        emailedAt: null,
+        verifiedAt: null,
+        lastUsedAt: null,
+        codes: new Set(ids),
+      }
+      for (const [i, code] of newCodes.entries()) {
+        const stored: CodeRow = {
+          id: code.id,
+          userId,
+          batchId: id,
+          key: keyOf[i]!,
+          digest: code.digest.slice(),
+          state: 'active',
+          changedAt: null,
+        }
+        codes.set(stored.id, stored)
+        digestIndex.set(stored.key, stored)
+      }
+      batches.set(id, row)
+      activeByUser.set(userId, row)
+      if (expiresAt !== null) deadBatches.push(expiresAt, id)
+      const list = batchesByUser.get(userId) ?? []
+      let at = 0
+      while (
+        at < list.length &&
+        (list[at]!.createdAt > createdAt || (list[at]!.createdAt === createdAt && list[at]!.id > id))
+      )
+        at++
+      list.splice(at, 0, row)
+      batchesByUser.set(userId, list)
+    },
+
+    async consumeCode({ userId, digests, now }) {
+      const match = usable(userId, digests, now)
+      if (!match) return null
+      const { code, batch } = match
+      moveCode(code, batch, 'used', now)
+      batch.lastUsedAt = now
+      return { codeId: code.id, batchId: batch.id, keyId: batch.keyId, remaining: batch.unused }
+    },
+
+    async findCode({ userId, digests, now }): Promise<CodeMatch | null> {
+      const match = usable(userId, digests, now)
+      return match ? { codeId: match.code.id, batchId: match.batch.id, keyId: match.batch.keyId } : null
+    },
+
+    async setCodeState({ userId, codeId, to, now }) {
+      assertTime(now, 'now')
+      const code = codes.get(codeId)
+      if (!code || code.userId !== userId || code.state !== 'active') return false
+      moveCode(code, batches.get(code.batchId)!, to, now)
+      return true
+    },
+
+    async endBatch({ userId, batchId, to, now }) {
+      assertTime(now, 'now')
+      const batch = batches.get(batchId)
+      if (!batch || batch.userId !== userId || batch.status !== 'active') return false
+      endBatchRow(batch, to, now)
+      return true
+    },
+
+    async setBatchFlag({ userId, batchId, flag, now }) {
+      assertTime(now, 'now')
+      const batch = batches.get(batchId)
+      const field = FLAG_FIELD[flag]
+      if (!batch || batch.userId !== userId || batch[field] !== null) return false
+      batch[field] = now
+      return true
+    },
+
+    async getActiveBatch(userId) {
+      const batch = activeByUser.get(userId)
+      return batch ? summary(batch) : null
+    },
+
+    async listBatches({ userId, offset, limit }) {
+      assertCount(offset, 'offset')
+      assertCount(limit, 'limit')
+      const list = batchesByUser.get(userId) ?? []
+      return { items: list.slice(offset, offset + limit).map(summary), total: list.length }
+    },
+
+    async reserveAttempt({ key, now, maxAttempts }) {
+      assertTime(now, 'now')
+      assertCount(maxAttempts, 'maxAttempts')
+      const current = attempts.get(key) ?? { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }
+      if (now < current.lockedUntil || current.failures >= maxAttempts)
+        return { allowed: false, state: { ...current } }
+      const next = { ...current, failures: current.failures + 1, consecutive: current.consecutive + 1 }
+      attempts.set(key, next)
+      return { allowed: true, state: { ...next } }
+    },
+
+    async getAttempts(key) {
+      const current = attempts.get(key)
+      return current ? { ...current } : { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }
+    },
+
+    async lockAttempts({ key, until }) {
+      assertTime(until, 'until')
+      const current = attempts.get(key) ?? { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }
+      const next = {
+        failures: 0,
+        consecutive: current.consecutive,
+        lockouts: current.lockouts + 1,
+        lockedUntil: until,
+      }
+      attempts.set(key, next)
+      return { ...next }
+    },
+
+    async resetAttempts(key) {
+      attempts.delete(key)
+    },
+
+    async purgeCodes({ before, limit }) {
+      assertTime(before, 'before')
+      assertCount(limit, 'limit')
+      let deleted = 0
+      // Codes that left `active` before `before`; stale entries (already purged) are dropped.
+      for (let top = endedCodes.peek(); deleted < limit && top && top.at < before; top = endedCodes.peek()) {
+        endedCodes.pop()
+        const code = codes.get(top.id)
+        if (code && code.state !== 'active' && code.changedAt !== null && code.changedAt < before) {
+          removeCode(code)
+          deleted++
+        }
+      }
+      // Every code of a batch that ended or expired before `before`. Eligibility is re-checked.
+      for (
+        let top = deadBatches.peek();
+        deleted < limit && top && top.at < before;
+        top = deadBatches.peek()
+      ) {
+        const batch = batches.get(top.id)
+        if (batch && batchDeadBefore(batch, before)) {
+          for (const codeId of batch.codes) {
+            if (deleted >= limit) break
+            removeCode(codes.get(codeId)!)
+            deleted++
+          }
+          if (batch.codes.size > 0) break
+        }
+        deadBatches.pop()
+      }
+      return deleted
+    },
+
+    async purgeEmptyBatches({ before, limit }) {
+      assertTime(before, 'before')
+      assertCount(limit, 'limit')
+      let deleted = 0
+      for (const id of emptyEnded) {
+        if (deleted >= limit) break
+        const batch = batches.get(id)
+        if (!batch) {
+          emptyEnded.delete(id)
+          continue
+        }
+        if (
+          batch.status === 'active' ||
+          batch.codes.size > 0 ||
+          batch.endedAt === null ||
+          batch.endedAt >= before
+        )
+          continue
+        batches.delete(id)
+        emptyEnded.delete(id)
+        const list = batchesByUser.get(batch.userId)!
+        list.splice(list.indexOf(batch), 1)
+        if (list.length === 0) batchesByUser.delete(batch.userId)
+        deleted++
+      }
+      return deleted
+    },
+
+    async appendAudit(record) {
+      assertTime(record.at, 'at')
+      if (auditIds.has(record.id)) throw conflict('duplicate audit id')
+      const copy: AuditRecord = { ...record, data: record.data === null ? null : { ...record.data } }
+      // Upper bound: after every record with the same `at`, so ties keep insertion order.
+      let lo = 0
+      let hi = audit.length
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1
+        if (audit[mid]!.at <= copy.at) lo = mid + 1
+        else hi = mid
+      }
+      audit.splice(lo, 0, copy)
+      auditIds.add(copy.id)
+    },
+
+    async listAudit({ limit, userId, event }) {
+      assertCount(limit, 'limit')
+      const out: AuditRecord[] = []
+      for (let i = audit.length - 1; i >= 0 && out.length < limit; i--) {
+        const record = audit[i]!
+        if (userId !== undefined && record.userId !== userId) continue
+        if (event !== undefined && record.event !== event) continue
+        out.push({ ...record, data: record.data === null ? null : { ...record.data } })
+      }
+      return out
+    },
+
+    async purgeAudit({ before, limit }) {
+      assertTime(before, 'before')
+      assertCount(limit, 'limit')
+      let n = 0
+      while (n < limit && n < audit.length && audit[n]!.at < before) n++
+      for (const record of audit.splice(0, n)) auditIds.delete(record.id)
+      return n
+    },
+
+    async appendEmailLog(record) {
+      assertTime(record.at, 'at')
+      if (emailLogIds.has(record.id)) throw conflict('duplicate email log id')
+      emailLog.push({ ...record })
+      emailLogIds.add(record.id)
+    },
+  } satisfies RecoveryCodeStore
+
+  dumps.set(store, () => ({
+    batches: [...batches.values()].map(summary),
+    codes: [...codes.values()].map((c) => ({
+      id: c.id,
+      userId: c.userId,
+      batchId: c.batchId,
+      digest: toHex(c.digest),
+      state: c.state,
+      changedAt: c.changedAt,
+    })),
+    digestIndex: [...digestIndex.keys()],
+    attempts: [...attempts].map(([key, state]) => ({ key, ...state })),
+    audit: audit.map((r) => ({ ...r, data: r.data === null ? null : { ...r.data } })),
+    emailLog: emailLog.map((r) => ({ ...r })),
+  }))
+  return store
+}
+
+/**
+ * Every row, index key and counter of a {@link memoryStore}, as plain data: for debugging and for
+ * the no-plaintext tests, which scan `JSON.stringify(inspectMemoryStore(store))` for generated codes.
+ * A debug helper kept off the store object, so the store stays exactly the port.
+ *
+ * @throws TypeError when `store` did not come from `memoryStore()` (wrappers such as
+ * `createSlowStore()` included: pass the inner store).
+ * @example
+ * ```ts
+ * const store = memoryStore()
+ * // … run a scenario …
+ * expect(JSON.stringify(inspectMemoryStore(store))).not.toMatch(plaintextCodes)
+ * ```
+ */
+export function inspectMemoryStore(store: RecoveryCodeStore): MemoryStoreDump {
+  const dump = dumps.get(store)
+  if (!dump) throw new TypeError('inspectMemoryStore: not a store created by memoryStore()')
+  return dump()
+}
+
+/** The store returned by {@link memoryStore}. */
+export type MemoryStore = ReturnType<typeof memoryStore>

@@ -1,0 +1,42 @@
+/**
+ * `@recovery-codes/testing`: the shared conformance suites and the test doubles every package uses.
+ *
+ * - {@link runStoreConformance}: the store contract, including the concurrency races.
+ * - Doubles for the ports: {@link createManualClock}, {@link createSeededRandom} (insecure),
+ *   {@link createRecordingMailer}, {@link createInlineQueue}, {@link createCaptureLogger},
+ *   {@link createEventRecorder}.
+ * - Race wideners: {@link createBarrier}, {@link startTogether}, {@link createSlowStore};
+ *   {@link createCountingStore} for same-work (enumeration) tests.
+ * - Data builders in `fixtures`.
+ *
+ * `vitest` is a peer dependency: the suites register `describe`/`it` blocks.
+ */
+export { type Barrier, createBarrier, startTogether } from './barrier.ts'
+export { createManualClock, type ManualClock } from './clock.ts'
+export { createEventRecorder, type EventRecorder } from './events.ts'
+export {
+  buildAudit,
+  buildBatch,
+  buildCodes,
+  buildEmailLog,
+  FIRST_TIME_BASE,
+  nextTimeBase,
+  randomDigest,
+  type SeededBatch,
+  seedBatch,
+  TEST_TIME_WINDOW,
+  uniqueId,
+} from './fixtures.ts'
+export { type CapturedLevel, type CapturedLine, type CaptureLogger, createCaptureLogger } from './logger.ts'
+export { createRecordingMailer, type RecordingMailer } from './mailer.ts'
+export { createInlineQueue, type InlineJobRun, type InlineQueue } from './queue.ts'
+export { createSeededRandom, type SeededRandom } from './random.ts'
+export {
+  runStoreConformance,
+  type StoreConformanceContext,
+  type StoreConformanceOptions,
+} from './store-conformance.ts'
+export { type CountingStore, createCountingStore, createSlowStore } from './store-wrappers.ts'
+// Service-level races (`runServiceConformance`, redeem via createRecoveryCodes) go in
+// './service-conformance.ts' and are exported here.
+export { runServiceConformance, type ServiceConformanceOptions, TEST_PEPPER } from './service-conformance.ts'
