@@ -710,6 +710,7 @@ export const STORE_METHODS = Object.freeze([
   'getAttempts',
   'lockAttempts',
   'resetAttempts',
+  'releaseAttempt',
   'purgeCodes',
   'purgeEmptyBatches',
   'appendAudit',

@@ -413,6 +413,16 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       attempts.delete(key)
     },
 
+    async releaseAttempt(key) {
+      const current = attempts.get(key)
+      if (!current) return
+      attempts.set(key, {
+        ...current,
+        failures: Math.max(0, current.failures - 1),
+        consecutive: Math.max(0, current.consecutive - 1),
+      })
+    },
+
     async purgeCodes({ before, limit }) {
       assertTime(before, 'before')
       assertCount(limit, 'limit')

@@ -134,6 +134,24 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       expect((await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).ok).toBe(true)
     })
 
+    it('successes do not use up the client budget; failures from one client across users do', async () => {
+      const h = make({ clientMaxAttempts: 10 })
+      const users = await Promise.all(Array.from({ length: 4 }, () => batchFor(h, uniqueId('user'), 5)))
+      for (const u of users) {
+        for (const code of u.codes) expect((await h.rc.redeem({ userId: u.userId, code, clientKey: '192.0.2.1' })).ok).toBe(true)
+      }
+      // A sprayer: one wrong guess per fresh user from one client, ten allowed, then locked out.
+      const sprayed = await Promise.all(Array.from({ length: 3 }, () => batchFor(h, uniqueId('user'), 5)))
+      const spray = async (i: number) =>
+        h.rc.redeem({ userId: sprayed[i % 3]!.userId, code: flip(sprayed[i % 3]!.codes[0]!), clientKey: '192.0.2.66' })
+      for (let i = 0; i < 10; i++) await spray(i)
+      const victim = sprayed[0]!
+      const blocked = await h.rc.redeem({ userId: victim.userId, code: victim.codes[1]!, clientKey: '192.0.2.66' })
+      expect(blocked).toMatchObject({ ok: false })
+      // Another client is not affected by the sprayer's lockout (the user's own budget of 5 is not spent).
+      expect((await h.rc.redeem({ userId: sprayed[2]!.userId, code: sprayed[2]!.codes[1]!, clientKey: '192.0.2.2' })).ok).toBe(true)
+    })
+
     it('regeneration racing 20 redeems of an old code: no success after the new batch commits', async () => {
       let committed = false
       let lateSuccesses = 0
@@ -151,6 +169,7 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
         },
       }))
       const b = await batchFor(h)
+      committed = false // only the regeneration below counts
       h.clock.advance(DAY) // past the regeneration cooldown
       const tasks = [
         () => h.rc.generate({ userId: b.userId, count: 5 }),
@@ -158,7 +177,10 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       ]
       const results = await startTogether<unknown>(tasks)
       expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
+      expect(committed).toBe(true)
       expect(lateSuccesses).toBe(0)
+      const successes = results.slice(1).filter((r) => r.status === 'fulfilled' && (r.value as { ok: boolean }).ok)
+      expect(successes.length).toBeLessThanOrEqual(1)
       expect(await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).toMatchObject({ ok: false })
     })
 
@@ -555,6 +577,7 @@ const STORE_METHODS: (keyof RecoveryCodeStore)[] = [
   'getAttempts',
   'lockAttempts',
   'resetAttempts',
+  'releaseAttempt',
   'purgeCodes',
   'purgeEmptyBatches',
   'appendAudit',

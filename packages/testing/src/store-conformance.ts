@@ -699,6 +699,29 @@ export function runStoreConformance(options: StoreConformanceOptions): void {
         })
         expect(await ctx.store.getAttempts(other)).toEqual({ ...zero, failures: 1, consecutive: 1 })
       })
+
+      it('releaseAttempt gives back one reservation, never below zero, and ignores a missing key', async () => {
+        const key = uniqueId('key')
+        for (let i = 0; i < 3; i++) await ctx.store.reserveAttempt({ key, now: T(1), maxAttempts: 5 })
+        await ctx.store.releaseAttempt(key)
+        expect(await ctx.store.getAttempts(key)).toEqual({ ...zero, failures: 2, consecutive: 2 })
+        await ctx.store.lockAttempts({ key, until: T(50) })
+        await ctx.store.releaseAttempt(key)
+        const afterLock = await ctx.store.getAttempts(key)
+        expect(afterLock.failures).toBe(0)
+        expect(afterLock.lockedUntil).toBe(T(50))
+        const missing = uniqueId('key')
+        await ctx.store.releaseAttempt(missing)
+        expect(await ctx.store.getAttempts(missing)).toEqual(zero)
+      })
+
+      it('20 parallel releases after 20 reservations leave the counter at zero', async () => {
+        const key = uniqueId('key')
+        await Promise.all(Array.from({ length: 20 }, () => ctx.store.reserveAttempt({ key, now: T(1), maxAttempts: 50 })))
+        expect((await ctx.store.getAttempts(key)).failures).toBe(20)
+        await startTogether(Array.from({ length: 20 }, () => () => ctx.store.releaseAttempt(key)))
+        expect(await ctx.store.getAttempts(key)).toEqual(zero)
+      })
     })
 
     /**

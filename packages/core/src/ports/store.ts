@@ -202,6 +202,14 @@ export interface RecoveryCodeStore {
   resetAttempts(key: string): Promise<void>
 
   /**
+   * Gives back one reservation that turned out not to be a failure, on a counter that a success
+   * must not reset (the per-client key): decrements `failures` and `consecutive`, never below 0.
+   *
+   * Concurrency: atomic; N concurrent releases after N reservations leave the counter as before.
+   */
+  releaseAttempt(key: string): Promise<void>
+
+  /**
    * Deletes at most `limit` code rows that can never verify again and whose end is older than
    * `before`: codes `used`/`invalidated`/`deleted` with their change time `< before`, codes of a
    * non-active batch whose `endedAt < before`, and codes whose `expiresAt < before`.

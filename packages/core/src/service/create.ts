@@ -323,7 +323,11 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     const digests = digestCandidates(peppers, args.userId, canonical).map((c) => c.digest)
     const value = await guardStore(() => args.lookup(digests))
     if (value !== null) {
-      await guardStore(() => store.resetAttempts(gate.held[0]!.key))
+      // A success resets the subject's counter (R-RL-7) but only gives back its own reservation
+      // on the client counter, which keeps counting that client's failures.
+      await guardStore(async () => {
+        for (const r of gate.held) await (r.key.startsWith('id:') ? store.resetAttempts(r.key) : store.releaseAttempt(r.key))
+      })
       return { ok: true, value }
     }
     const f = await recordFailure(gate.held, now)

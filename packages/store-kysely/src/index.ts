@@ -1,0 +1,11 @@
+export {
+  DEFAULT_MIGRATION_LOCK_TABLE,
+  DEFAULT_MIGRATION_TABLE,
+  detectDialect,
+  type MigrateRecoveryCodesOptions,
+  migrateRecoveryCodes,
+  type RecoveryCodesDialect,
+  recoveryCodesMigrations,
+} from './migrations.ts'
+export type * from './schema.ts'
+export { type KyselyStoreOptions, kyselyStore, MAX_TEXT_LENGTH } from './store.ts'

@@ -1,0 +1,99 @@
+import type { ColumnType } from 'kysely'
+
+/**
+ * A timestamp column: UTC epoch milliseconds. SQLite stores an `integer`; PostgreSQL stores a
+ * `timestamptz`, so the driver hands back a `Date`. The store converts both to epoch ms; hosts that
+ * query the tables themselves should do the same.
+ */
+export type RcTimestamp = ColumnType<number | Date, number | Date, number | Date>
+
+/** `rc_batches`: one row per generated batch; kept after its codes are purged (history, R-LC-5). */
+export interface RcBatchesTable {
+  id: string
+  user_id: string
+  /** Pepper id the batch's codes were hashed with. */
+  key_id: string
+  /** `active` | `superseded` | `disabled` | `deleted`. At most one `active` row per user (partial unique index). */
+  status: string
+  created_at: RcTimestamp
+  expires_at: RcTimestamp | null
+  /** When the batch left `active`. */
+  ended_at: RcTimestamp | null
+  /** Counters, maintained in the same transaction as every code state change (not recomputed). */
+  issued: number
+  unused: number
+  used: number
+  invalidated: number
+  deleted: number
+  viewed_at: RcTimestamp | null
+  downloaded_at: RcTimestamp | null
+  emailed_at: RcTimestamp | null
+  verified_at: RcTimestamp | null
+  last_used_at: RcTimestamp | null
+}
+
+/** `rc_codes`: one row per code; never the plaintext. */
+export interface RcCodesTable {
+  id: string
+  user_id: string
+  batch_id: string
+  key_id: string
+  /** Raw 32-byte HMAC (`blob` / `bytea`). Unique per user. */
+  digest: Uint8Array
+  /** `active` | `used` | `invalidated` | `deleted`. */
+  state: string
+  created_at: RcTimestamp
+  expires_at: RcTimestamp | null
+  used_at: RcTimestamp | null
+  /**
+   * When the code stopped being redeemable for a reason other than expiry: its own state change
+   * (used, invalidated, deleted) or its batch ending, whichever came first. `NULL` while it can
+   * still verify. Purge eligibility reads this column through a partial index.
+   */
+  changed_at: RcTimestamp | null
+}
+
+/** `rc_attempts`: limiter counters keyed by an opaque key. */
+export interface RcAttemptsTable {
+  key: string
+  failures: number
+  consecutive: number
+  lockouts: number
+  /** Epoch 0 when never locked. */
+  locked_until: RcTimestamp
+}
+
+/** `rc_audit`: append-only audit records. */
+export interface RcAuditTable {
+  id: string
+  at: RcTimestamp
+  event: string
+  user_id: string | null
+  batch_id: string | null
+  identifier_hash: string | null
+  client_hash: string | null
+  outcome: string
+  reason: string | null
+  /** JSON text (SQLite) or `jsonb` (PostgreSQL). */
+  data: unknown
+}
+
+/** `rc_email_log`: who was mailed what kind of message and when; never the body. */
+export interface RcEmailLogTable {
+  id: string
+  at: RcTimestamp
+  user_id: string
+  batch_id: string
+  kind: string
+  recipient: string
+  outcome: string
+}
+
+/** The tables this package owns, for a host that wants to type its own queries on them. */
+export interface RecoveryCodesDatabase {
+  rc_batches: RcBatchesTable
+  rc_codes: RcCodesTable
+  rc_attempts: RcAttemptsTable
+  rc_audit: RcAuditTable
+  rc_email_log: RcEmailLogTable
+}

@@ -1,0 +1,835 @@
+import {
+  type AttemptReservation,
+  type AttemptState,
+  type AuditRecord,
+  type BatchFlag,
+  type BatchStatus,
+  type BatchSummary,
+  type CodeMatch,
+  type ConsumedCode,
+  type EmailLogRecord,
+  type NewBatch,
+  type NewCode,
+  type RecoveryCodeStore,
+  RecoveryCodesError,
+} from '@recovery-codes/core'
+import { type Kysely, sql, type Transaction } from 'kysely'
+import { detectDialect, type RecoveryCodesDialect } from './migrations.ts'
+import type { RecoveryCodesDatabase } from './schema.ts'
+
+/** Options for {@link kyselyStore}. */
+export interface KyselyStoreOptions {
+  /**
+   * The SQL dialect of `db`.
+   * @default detected from `db.getExecutor().adapter`
+   */
+  dialect?: RecoveryCodesDialect
+}
+
+type Db = Kysely<RecoveryCodesDatabase> | Transaction<RecoveryCodesDatabase>
+
+/** Longest id, key or short text this store writes; longer input is rejected before any SQL runs. */
+export const MAX_TEXT_LENGTH = 1024
+/**
+ * PostgreSQL timestamps are clamped to years 0001–9999 (the range every driver serialises as a plain
+ * ISO string; PGlite sends `Date#toISOString()`, which PostgreSQL refuses past year 9999).
+ */
+const MAX_DATE_MS = 253_402_300_799_999
+const MIN_DATE_MS = -62_135_596_800_000
+/** Rows per multi-row insert of codes (well under SQLite's 32,766 bound parameters). */
+const INSERT_CHUNK = 200
+
+const FLAG_COLUMN = {
+  viewed: 'viewed_at',
+  downloaded: 'downloaded_at',
+  emailed: 'emailed_at',
+  verified: 'verified_at',
+} as const satisfies Record<BatchFlag, string>
+
+const STATE_COUNTER = { invalidated: 'invalidated', deleted: 'deleted' } as const
+const END_STATUS = { disabled: 'disabled', deleted: 'deleted' } as const
+
+const BATCH_COLUMNS = [
+  'id',
+  'user_id',
+  'key_id',
+  'status',
+  'created_at',
+  'expires_at',
+  'ended_at',
+  'issued',
+  'unused',
+  'used',
+  'invalidated',
+  'deleted',
+  'viewed_at',
+  'downloaded_at',
+  'emailed_at',
+  'verified_at',
+  'last_used_at',
+] as const
+
+const ATTEMPT_COLUMNS = ['failures', 'consecutive', 'lockouts', 'locked_until'] as const
+
+/** Raw 32-byte digests go to the driver as a `Buffer` (better-sqlite3 and pg both bind it as a blob). */
+function bytes(d: Uint8Array): Buffer {
+  if (!(d instanceof Uint8Array)) throw new RecoveryCodesError('INVALID_INPUT', 'digest must be a Uint8Array')
+  return Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength)
+}
+
+/** Reads a timestamp column (integer ms in SQLite; `Date` from a PostgreSQL `timestamptz`). */
+function toMs(v: unknown): number {
+  if (v instanceof Date) return v.getTime()
+  if (typeof v === 'number') return v
+  if (typeof v === 'bigint') return Number(v)
+  if (typeof v === 'string') return /^-?\d+$/.test(v) ? Number(v) : Date.parse(v)
+  throw new RecoveryCodesError('INTERNAL', 'unexpected timestamp value from the database')
+}
+const toMsOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : toMs(v))
+
+/**
+ * The query-builder layer of the store: every statement the store runs, as an uncompiled Kysely
+ * builder. Exposed (not exported from the package index) so tests can `.compile()` exactly what runs
+ * and check that input only ever reaches `.parameters`.
+ *
+ * @internal
+ */
+export function createQueries(dialect: RecoveryCodesDialect) {
+  const pg = dialect === 'postgres'
+  /**
+   * Epoch ms as the column type wants it: the number for SQLite; a `Date` for `timestamptz`, clamped
+   * to years 0001–9999 so a `now` such as `Number.MAX_SAFE_INTEGER` still compares correctly
+   * against every stored time (which is clamped the same way).
+   */
+  const ts = (ms: number): number | Date =>
+    pg ? new Date(Math.max(MIN_DATE_MS, Math.min(MAX_DATE_MS, ms))) : ms
+
+  return {
+    ts,
+
+    /** Consume: one conditional UPDATE on the unique `(user_id, digest)` row, at most one row. */
+    consume: (db: Db, i: { userId: string; digest: Uint8Array; now: number }) =>
+      db
+        .updateTable('rc_codes')
+        .set({ state: 'used', used_at: ts(i.now), changed_at: ts(i.now) })
+        .where('user_id', '=', i.userId)
+        .where('digest', '=', bytes(i.digest))
+        .where('state', '=', 'active')
+        .where('changed_at', 'is', null)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', ts(i.now))]))
+        .where((eb) =>
+          eb(
+            'batch_id',
+            'in',
+            eb
+              .selectFrom('rc_batches')
+              .select('rc_batches.id')
+              .where('rc_batches.user_id', '=', i.userId)
+              .where('rc_batches.status', '=', 'active'),
+          ),
+        )
+        .returning(['id', 'batch_id', 'key_id']),
+
+    /** After a consume: counters and `last_used_at` on the batch row, returning what is left. */
+    markBatchUsed: (db: Db, i: { batchId: string; now: number }) =>
+      db
+        .updateTable('rc_batches')
+        .set((eb) => ({
+          unused: eb('unused', '-', 1),
+          used: eb('used', '+', 1),
+          last_used_at: ts(i.now),
+        }))
+        .where('id', '=', i.batchId)
+        .returning('unused'),
+
+    find: (db: Db, i: { userId: string; digests: readonly Uint8Array[]; now: number }) =>
+      db
+        .selectFrom('rc_codes')
+        .select(['id', 'batch_id', 'key_id', 'digest'])
+        .where('user_id', '=', i.userId)
+        .where('digest', 'in', i.digests.map(bytes))
+        .where('state', '=', 'active')
+        .where('changed_at', 'is', null)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', ts(i.now))]))
+        .where((eb) =>
+          eb(
+            'batch_id',
+            'in',
+            eb
+              .selectFrom('rc_batches')
+              .select('rc_batches.id')
+              .where('rc_batches.user_id', '=', i.userId)
+              .where('rc_batches.status', '=', 'active'),
+          ),
+        ),
+
+    /** Serialises batch creation per user on PostgreSQL (transaction-scoped advisory lock). */
+    lockUser: (userId: string) => sql`select pg_advisory_xact_lock(29283, hashtext(${userId}))`,
+
+    /** Supersede, step 1: mark the active batch's live codes dead (codes before batches: one lock order). */
+    endActiveBatchCodes: (db: Db, i: { userId: string; now: number }) =>
+      db
+        .updateTable('rc_codes')
+        .set({ changed_at: ts(i.now) })
+        .where('user_id', '=', i.userId)
+        .where('changed_at', 'is', null)
+        .where((eb) =>
+          eb(
+            'batch_id',
+            'in',
+            eb
+              .selectFrom('rc_batches')
+              .select('rc_batches.id')
+              .where('rc_batches.user_id', '=', i.userId)
+              .where('rc_batches.status', '=', 'active'),
+          ),
+        ),
+
+    /** Supersede, step 2. */
+    supersedeActive: (db: Db, i: { userId: string; now: number }) =>
+      db
+        .updateTable('rc_batches')
+        .set({ status: 'superseded', ended_at: ts(i.now) })
+        .where('user_id', '=', i.userId)
+        .where('status', '=', 'active'),
+
+    insertBatch: (db: Db, b: NewBatch, issued: number) =>
+      db.insertInto('rc_batches').values({
+        id: b.id,
+        user_id: b.userId,
+        key_id: b.keyId,
+        status: 'active',
+        created_at: ts(b.createdAt),
+        expires_at: b.expiresAt === null ? null : ts(b.expiresAt),
+        ended_at: null,
+        issued,
+        unused: issued,
+        used: 0,
+        invalidated: 0,
+        deleted: 0,
+      }),
+
+    insertCodes: (db: Db, b: NewBatch, codes: readonly NewCode[]) =>
+      db.insertInto('rc_codes').values(
+        codes.map((c) => ({
+          id: c.id,
+          user_id: b.userId,
+          batch_id: b.id,
+          key_id: b.keyId,
+          digest: bytes(c.digest),
+          state: 'active',
+          created_at: ts(b.createdAt),
+          expires_at: b.expiresAt === null ? null : ts(b.expiresAt),
+          used_at: null,
+          changed_at: null,
+        })),
+      ),
+
+    setCodeState: (
+      db: Db,
+      i: { userId: string; codeId: string; to: 'invalidated' | 'deleted'; now: number },
+    ) =>
+      db
+        .updateTable('rc_codes')
+        .set((eb) => ({
+          state: STATE_COUNTER[i.to],
+          // Keep the earlier death time if the batch already ended: purge may start from it.
+          changed_at: eb.fn.coalesce('changed_at', eb.val(ts(i.now))),
+        }))
+        .where('id', '=', i.codeId)
+        .where('user_id', '=', i.userId)
+        .where('state', '=', 'active')
+        .returning('batch_id'),
+
+    countStateChange: (db: Db, i: { batchId: string; to: 'invalidated' | 'deleted' }) => {
+      const col = STATE_COUNTER[i.to]
+      return db
+        .updateTable('rc_batches')
+        .set((eb) => ({ unused: eb('unused', '-', 1), [col]: eb(col, '+', 1) }))
+        .where('id', '=', i.batchId)
+    },
+
+    /** End a batch, step 1: its live codes become dead, only while the batch is still active. */
+    endBatchCodes: (db: Db, i: { userId: string; batchId: string; now: number }) =>
+      db
+        .updateTable('rc_codes')
+        .set({ changed_at: ts(i.now) })
+        .where('batch_id', '=', i.batchId)
+        .where('user_id', '=', i.userId)
+        .where('changed_at', 'is', null)
+        .where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('rc_batches')
+              .select('rc_batches.id')
+              .where('rc_batches.id', '=', i.batchId)
+              .where('rc_batches.user_id', '=', i.userId)
+              .where('rc_batches.status', '=', 'active'),
+          ),
+        ),
+
+    endBatch: (db: Db, i: { userId: string; batchId: string; to: 'disabled' | 'deleted'; now: number }) =>
+      db
+        .updateTable('rc_batches')
+        .set({ status: END_STATUS[i.to], ended_at: ts(i.now) })
+        .where('id', '=', i.batchId)
+        .where('user_id', '=', i.userId)
+        .where('status', '=', 'active')
+        .returning('id'),
+
+    setBatchFlag: (db: Db, i: { userId: string; batchId: string; flag: BatchFlag; now: number }) => {
+      const col = FLAG_COLUMN[i.flag]
+      return db
+        .updateTable('rc_batches')
+        .set({ [col]: ts(i.now) })
+        .where('id', '=', i.batchId)
+        .where('user_id', '=', i.userId)
+        .where(col, 'is', null)
+        .returning('id')
+    },
+
+    activeBatch: (db: Db, userId: string) =>
+      db
+        .selectFrom('rc_batches')
+        .select(BATCH_COLUMNS)
+        .where('user_id', '=', userId)
+        .where('status', '=', 'active'),
+
+    /** History: a range of the `(user_id, created_at desc, id desc)` index. */
+    history: (db: Db, i: { userId: string; offset: number; limit: number }) =>
+      db
+        .selectFrom('rc_batches')
+        .select(BATCH_COLUMNS)
+        .where('user_id', '=', i.userId)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(i.limit)
+        .offset(i.offset),
+
+    historyTotal: (db: Db, userId: string) =>
+      db
+        .selectFrom('rc_batches')
+        .select((eb) => eb.fn.countAll().as('total'))
+        .where('user_id', '=', userId),
+
+    /** One atomic upsert; no row back = denied (locked or out of budget). */
+    reserveAttempt: (db: Db, i: { key: string; now: number; maxAttempts: number }) =>
+      db
+        .insertInto('rc_attempts')
+        .values({ key: i.key, failures: 1, consecutive: 1, lockouts: 0, locked_until: ts(0) })
+        .onConflict((oc) =>
+          oc
+            .column('key')
+            .doUpdateSet((eb) => ({
+              failures: eb('rc_attempts.failures', '+', 1),
+              consecutive: eb('rc_attempts.consecutive', '+', 1),
+            }))
+            .where('rc_attempts.locked_until', '<=', ts(i.now))
+            .where('rc_attempts.failures', '<', i.maxAttempts),
+        )
+        .returning(ATTEMPT_COLUMNS),
+
+    getAttempts: (db: Db, key: string) =>
+      db.selectFrom('rc_attempts').select(ATTEMPT_COLUMNS).where('key', '=', key),
+
+    lockAttempts: (db: Db, i: { key: string; until: number }) =>
+      db
+        .insertInto('rc_attempts')
+        .values({ key: i.key, failures: 0, consecutive: 0, lockouts: 1, locked_until: ts(i.until) })
+        .onConflict((oc) =>
+          oc.column('key').doUpdateSet((eb) => ({
+            failures: 0,
+            lockouts: eb('rc_attempts.lockouts', '+', 1),
+            locked_until: ts(i.until),
+          })),
+        )
+        .returning(ATTEMPT_COLUMNS),
+
+    resetAttempts: (db: Db, key: string) => db.deleteFrom('rc_attempts').where('key', '=', key),
+
+    /** Gives back one reservation; the `> 0` guards keep it from going negative under races. */
+    releaseAttempt: (db: Db, key: string) =>
+      db
+        .updateTable('rc_attempts')
+        .set((eb) => ({
+          failures: eb('failures', '-', 1),
+          consecutive: eb.case().when('consecutive', '>', 0).then(eb('consecutive', '-', 1)).else(0).end(),
+        }))
+        .where('key', '=', key)
+        .where('failures', '>', 0),
+
+    /**
+     * One purge chunk over one eligibility branch, each served by its own partial index:
+     * `changed` = dead codes (used, invalidated, deleted, or batch ended) by `changed_at`;
+     * `expires` = expired codes by `expires_at`. The predicate is checked again on the DELETE itself.
+     * On PostgreSQL `FOR UPDATE SKIP LOCKED` lets two purgers (and redeems) pass each other.
+     */
+    purgeChunk: (db: Db, i: { branch: 'changed' | 'expires'; before: number; limit: number }) => {
+      const col = i.branch === 'changed' ? 'changed_at' : 'expires_at'
+      return db
+        .deleteFrom('rc_codes')
+        .where('id', 'in', (eb) => {
+          const pick = eb
+            .selectFrom('rc_codes')
+            .select('rc_codes.id')
+            .where(`rc_codes.${col}`, '<', ts(i.before))
+            .orderBy(`rc_codes.${col}`)
+            .limit(i.limit)
+          return pg ? pick.forUpdate().skipLocked() : pick
+        })
+        .where(col, '<', ts(i.before))
+    },
+
+    purgeEmptyBatches: (db: Db, i: { before: number; limit: number }) =>
+      db
+        .deleteFrom('rc_batches')
+        .where('id', 'in', (eb) => {
+          const pick = eb
+            .selectFrom('rc_batches as b')
+            .select('b.id')
+            .where('b.ended_at', '<', ts(i.before))
+            .where('b.status', '<>', 'active')
+            .where(({ not, exists, selectFrom }) =>
+              not(exists(selectFrom('rc_codes as c').select('c.id').whereRef('c.batch_id', '=', 'b.id'))),
+            )
+            .orderBy('b.ended_at')
+            .limit(i.limit)
+          return pg ? pick.forUpdate().skipLocked() : pick
+        })
+        .where('ended_at', '<', ts(i.before))
+        .where('status', '<>', 'active')
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(selectFrom('rc_codes as c').select('c.id').whereRef('c.batch_id', '=', 'rc_batches.id')),
+          ),
+        ),
+
+    appendAudit: (db: Db, r: AuditRecord) =>
+      db.insertInto('rc_audit').values({
+        id: r.id,
+        at: ts(r.at),
+        event: r.event,
+        user_id: r.userId,
+        batch_id: r.batchId,
+        identifier_hash: r.identifierHash,
+        client_hash: r.clientHash,
+        outcome: r.outcome,
+        reason: r.reason,
+        data: r.data === null ? null : JSON.stringify(r.data),
+      }),
+
+    listAudit: (db: Db, i: { limit: number; userId?: string; event?: string }) => {
+      let q = db.selectFrom('rc_audit').selectAll()
+      if (i.userId !== undefined) q = q.where('user_id', '=', i.userId)
+      if (i.event !== undefined) q = q.where('event', '=', i.event)
+      return q.orderBy('at', 'desc').orderBy('id', 'desc').limit(i.limit)
+    },
+
+    purgeAudit: (db: Db, i: { before: number; limit: number }) =>
+      db
+        .deleteFrom('rc_audit')
+        .where('id', 'in', (eb) => {
+          const pick = eb
+            .selectFrom('rc_audit')
+            .select('rc_audit.id')
+            .where('rc_audit.at', '<', ts(i.before))
+            .orderBy('rc_audit.at')
+            .limit(i.limit)
+          return pg ? pick.forUpdate().skipLocked() : pick
+        })
+        .where('at', '<', ts(i.before)),
+
+    appendEmailLog: (db: Db, r: EmailLogRecord) =>
+      db.insertInto('rc_email_log').values({
+        id: r.id,
+        at: ts(r.at),
+        user_id: r.userId,
+        batch_id: r.batchId,
+        kind: r.kind,
+        recipient: r.recipient,
+        outcome: r.outcome,
+      }),
+  }
+}
+
+/** The query layer's type, for tests. @internal */
+export type RecoveryCodesQueries = ReturnType<typeof createQueries>
+
+// ---------------------------------------------------------------------------------------------
+// Input checks: strings that cannot be stored are refused before any SQL runs (writes), or read as
+// "not found" (reads), identically on both dialects. PostgreSQL `text` cannot hold U+0000.
+
+const hasNul = (s: string) => s.includes('\u0000')
+
+function writeText(field: string, value: unknown, nullable = false): void {
+  if (nullable && value === null) return
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_TEXT_LENGTH || hasNul(value)) {
+    throw new RecoveryCodesError(
+      'INVALID_INPUT',
+      `${field} must be a non-empty string without NUL, at most ${MAX_TEXT_LENGTH} characters`,
+    )
+  }
+}
+
+/** A read key that no stored row can carry. */
+const unreadable = (...values: unknown[]) => values.some((v) => typeof v !== 'string' || hasNul(v))
+
+function time(field: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw new RecoveryCodesError('INVALID_INPUT', `${field} must be an integer epoch-ms timestamp`)
+  }
+}
+
+function count(field: string, value: unknown, min = 0): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new RecoveryCodesError('INVALID_INPUT', `${field} must be an integer >= ${min}`)
+  }
+}
+
+function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): asserts value is T {
+  if (!allowed.includes(value as T)) throw new RecoveryCodesError('INVALID_INPUT', `${field} is not allowed`)
+}
+
+/** Rolls a transaction back from inside without surfacing an error. */
+class Rollback extends Error {}
+
+function summary(r: Record<string, unknown>): BatchSummary {
+  return {
+    id: r.id as string,
+    userId: r.user_id as string,
+    keyId: r.key_id as string,
+    status: r.status as BatchStatus,
+    createdAt: toMs(r.created_at),
+    expiresAt: toMsOrNull(r.expires_at),
+    endedAt: toMsOrNull(r.ended_at),
+    issued: Number(r.issued),
+    unused: Number(r.unused),
+    used: Number(r.used),
+    invalidated: Number(r.invalidated),
+    deleted: Number(r.deleted),
+    viewedAt: toMsOrNull(r.viewed_at),
+    downloadedAt: toMsOrNull(r.downloaded_at),
+    emailedAt: toMsOrNull(r.emailed_at),
+    verifiedAt: toMsOrNull(r.verified_at),
+    lastUsedAt: toMsOrNull(r.last_used_at),
+  }
+}
+
+function attempts(r: Record<string, unknown> | undefined): AttemptState {
+  if (r === undefined) return { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }
+  return {
+    failures: Number(r.failures),
+    consecutive: Number(r.consecutive),
+    lockouts: Number(r.lockouts),
+    lockedUntil: toMs(r.locked_until),
+  }
+}
+
+function parseData(v: unknown): AuditRecord['data'] {
+  if (v === null || v === undefined) return null
+  return (typeof v === 'string' ? JSON.parse(v) : v) as AuditRecord['data']
+}
+
+/**
+ * A {@link RecoveryCodeStore} over a host-supplied Kysely instance: SQLite (better-sqlite3) or
+ * PostgreSQL (pg, or PGlite). Run {@link migrateRecoveryCodes} (or the host's `Migrator` with
+ * `recoveryCodesMigrations`) first.
+ *
+ * Guarantees: consume is one conditional `UPDATE … RETURNING` on the unique `(user_id, digest)` row;
+ * batch creation supersedes and inserts in one transaction (per-user advisory lock on PostgreSQL,
+ * one writer at a time on SQLite); limiter counters are one `INSERT … ON CONFLICT DO UPDATE`;
+ * flags and state changes are compare-and-set; purge deletes bounded chunks and re-checks
+ * eligibility in the DELETE. Database failures throw `RecoveryCodesError('STORE_UNAVAILABLE')` with
+ * the driver error as `cause`; bad input throws `INVALID_INPUT` before any SQL runs.
+ *
+ * @example
+ * ```ts
+ * import Database from 'better-sqlite3'
+ * import { Kysely, SqliteDialect } from 'kysely'
+ * import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+ *
+ * const db = new Kysely({ dialect: new SqliteDialect({ database: new Database('app.db') }) })
+ * await migrateRecoveryCodes(db)
+ * const rc = createRecoveryCodes({ store: kyselyStore(db), … })
+ * ```
+ */
+export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
+  const dialect = options.dialect ?? detectDialect(db)
+  oneOf('dialect', dialect, ['sqlite', 'postgres'])
+  const k = db as Kysely<RecoveryCodesDatabase>
+  const q = createQueries(dialect)
+  const pg = dialect === 'postgres'
+
+  async function run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (e) {
+      if (e instanceof RecoveryCodesError) throw e
+      throw new RecoveryCodesError('STORE_UNAVAILABLE', `store-kysely: ${op} failed`, { cause: e })
+    }
+  }
+
+  /** A transaction that can be rolled back quietly with `Rollback`, resolving to `fallback`. */
+  async function tx<T>(
+    fn: (trx: Transaction<RecoveryCodesDatabase>) => Promise<T>,
+    fallback?: T,
+  ): Promise<T> {
+    try {
+      return await k.transaction().execute(fn)
+    } catch (e) {
+      if (e instanceof Rollback) return fallback as T
+      throw e
+    }
+  }
+
+  return {
+    createBatch: (batch: NewBatch, codes: readonly NewCode[]) =>
+      run('createBatch', async () => {
+        writeText('batch.id', batch.id)
+        writeText('batch.userId', batch.userId)
+        writeText('batch.keyId', batch.keyId)
+        time('batch.createdAt', batch.createdAt)
+        if (batch.expiresAt !== null) time('batch.expiresAt', batch.expiresAt)
+        for (const c of codes) {
+          writeText('code.id', c.id)
+          bytes(c.digest)
+        }
+        await tx(async (trx) => {
+          if (pg) await q.lockUser(batch.userId).execute(trx)
+          // Every SQLite transaction here starts with a write, so it takes the write lock at once
+          // (busy handler honoured) instead of failing a read-to-write upgrade.
+          await q.endActiveBatchCodes(trx, { userId: batch.userId, now: batch.createdAt }).execute()
+          await q.supersedeActive(trx, { userId: batch.userId, now: batch.createdAt }).execute()
+          await q.insertBatch(trx, batch, codes.length).execute()
+          for (let i = 0; i < codes.length; i += INSERT_CHUNK) {
+            await q.insertCodes(trx, batch, codes.slice(i, i + INSERT_CHUNK)).execute()
+          }
+        })
+      }),
+
+    consumeCode: (input: { userId: string; digests: readonly Uint8Array[]; now: number }) =>
+      run('consumeCode', async (): Promise<ConsumedCode | null> => {
+        time('now', input.now)
+        const digests = input.digests.map(bytes)
+        if (digests.length === 0 || unreadable(input.userId)) return null
+        return tx(async (trx) => {
+          // (user_id, digest) is unique, so each UPDATE touches at most one row; the first digest
+          // that matches wins and the rest are not tried.
+          for (const digest of digests) {
+            const row = await q
+              .consume(trx, { userId: input.userId, digest, now: input.now })
+              .executeTakeFirst()
+            if (row === undefined) continue
+            const batch = await q
+              .markBatchUsed(trx, { batchId: row.batch_id, now: input.now })
+              .executeTakeFirst()
+            return {
+              codeId: row.id,
+              batchId: row.batch_id,
+              keyId: row.key_id,
+              remaining: Number(batch?.unused ?? 0),
+            }
+          }
+          return null
+        })
+      }),
+
+    findCode: (input: { userId: string; digests: readonly Uint8Array[]; now: number }) =>
+      run('findCode', async (): Promise<CodeMatch | null> => {
+        time('now', input.now)
+        const digests = input.digests.map(bytes)
+        if (digests.length === 0 || unreadable(input.userId)) return null
+        const rows = await q.find(k, { userId: input.userId, digests, now: input.now }).execute()
+        for (const d of digests) {
+          const row = rows.find((r) => Buffer.from(r.digest).equals(d))
+          if (row !== undefined) return { codeId: row.id, batchId: row.batch_id, keyId: row.key_id }
+        }
+        return null
+      }),
+
+    setCodeState: (input: { userId: string; codeId: string; to: 'invalidated' | 'deleted'; now: number }) =>
+      run('setCodeState', async () => {
+        oneOf('to', input.to, ['invalidated', 'deleted'])
+        time('now', input.now)
+        if (unreadable(input.userId, input.codeId)) return false
+        return tx(async (trx) => {
+          const row = await q.setCodeState(trx, input).executeTakeFirst()
+          if (row === undefined) return false
+          await q.countStateChange(trx, { batchId: row.batch_id, to: input.to }).execute()
+          return true
+        })
+      }),
+
+    endBatch: (input: { userId: string; batchId: string; to: 'disabled' | 'deleted'; now: number }) =>
+      run('endBatch', async () => {
+        oneOf('to', input.to, ['disabled', 'deleted'])
+        time('now', input.now)
+        if (unreadable(input.userId, input.batchId)) return false
+        return tx(async (trx) => {
+          await q.endBatchCodes(trx, input).execute()
+          const row = await q.endBatch(trx, input).executeTakeFirst()
+          if (row === undefined) throw new Rollback()
+          return true
+        }, false)
+      }),
+
+    setBatchFlag: (input: { userId: string; batchId: string; flag: BatchFlag; now: number }) =>
+      run('setBatchFlag', async () => {
+        oneOf('flag', input.flag, ['viewed', 'downloaded', 'emailed', 'verified'])
+        time('now', input.now)
+        if (unreadable(input.userId, input.batchId)) return false
+        const row = await q.setBatchFlag(k, input).executeTakeFirst()
+        return row !== undefined
+      }),
+
+    getActiveBatch: (userId: string) =>
+      run('getActiveBatch', async () => {
+        if (unreadable(userId)) return null
+        const row = await q.activeBatch(k, userId).executeTakeFirst()
+        return row === undefined ? null : summary(row)
+      }),
+
+    listBatches: (input: { userId: string; offset: number; limit: number }) =>
+      run('listBatches', async () => {
+        count('offset', input.offset)
+        count('limit', input.limit)
+        if (unreadable(input.userId)) return { items: [], total: 0 }
+        const [rows, total] = await Promise.all([
+          input.limit === 0 ? Promise.resolve([]) : q.history(k, input).execute(),
+          q.historyTotal(k, input.userId).executeTakeFirst(),
+        ])
+        return { items: rows.map(summary), total: Number(total?.total ?? 0) }
+      }),
+
+    reserveAttempt: (input: { key: string; now: number; maxAttempts: number }) =>
+      run('reserveAttempt', async (): Promise<AttemptReservation> => {
+        writeText('key', input.key)
+        time('now', input.now)
+        count('maxAttempts', input.maxAttempts)
+        if (input.maxAttempts >= 1) {
+          const row = await q.reserveAttempt(k, input).executeTakeFirst()
+          if (row !== undefined) return { allowed: true, state: attempts(row) }
+        }
+        return { allowed: false, state: attempts(await q.getAttempts(k, input.key).executeTakeFirst()) }
+      }),
+
+    getAttempts: (key: string) =>
+      run('getAttempts', async () => {
+        if (unreadable(key)) return attempts(undefined)
+        return attempts(await q.getAttempts(k, key).executeTakeFirst())
+      }),
+
+    lockAttempts: (input: { key: string; until: number }) =>
+      run('lockAttempts', async () => {
+        writeText('key', input.key)
+        time('until', input.until)
+        return attempts(await q.lockAttempts(k, input).executeTakeFirst())
+      }),
+
+    resetAttempts: (key: string) =>
+      run('resetAttempts', async () => {
+        if (unreadable(key)) return
+        await q.resetAttempts(k, key).execute()
+      }),
+
+    releaseAttempt: (key: string) =>
+      run('releaseAttempt', async () => {
+        if (unreadable(key)) return
+        await q.releaseAttempt(k, key).execute()
+      }),
+
+    purgeCodes: (input: { before: number; limit: number }) =>
+      run('purgeCodes', async () => {
+        time('before', input.before)
+        count('limit', input.limit)
+        let deleted = 0
+        // Each branch is its own short statement (autocommit): no transaction spans chunks.
+        for (const branch of ['changed', 'expires'] as const) {
+          if (deleted >= input.limit) break
+          const r = await q
+            .purgeChunk(k, { branch, before: input.before, limit: input.limit - deleted })
+            .executeTakeFirst()
+          deleted += Number(r.numDeletedRows)
+        }
+        return deleted
+      }),
+
+    purgeEmptyBatches: (input: { before: number; limit: number }) =>
+      run('purgeEmptyBatches', async () => {
+        time('before', input.before)
+        count('limit', input.limit)
+        if (input.limit === 0) return 0
+        const r = await q.purgeEmptyBatches(k, input).executeTakeFirst()
+        return Number(r.numDeletedRows)
+      }),
+
+    appendAudit: (record: AuditRecord) =>
+      run('appendAudit', async () => {
+        writeText('id', record.id)
+        time('at', record.at)
+        writeText('event', record.event)
+        writeText('userId', record.userId, true)
+        writeText('batchId', record.batchId, true)
+        writeText('identifierHash', record.identifierHash, true)
+        writeText('clientHash', record.clientHash, true)
+        oneOf('outcome', record.outcome, ['success', 'failure', 'info'])
+        writeText('reason', record.reason, true)
+        // JSON.stringify escapes U+0000 as `\u0000`, which PostgreSQL `jsonb` refuses.
+        if (
+          record.data !== null &&
+          (typeof record.data !== 'object' || JSON.stringify(record.data).includes('\\u0000'))
+        ) {
+          throw new RecoveryCodesError('INVALID_INPUT', 'data must be a plain object without NUL characters')
+        }
+        await q.appendAudit(k, record).execute()
+      }),
+
+    listAudit: (input: { limit: number; userId?: string; event?: string }) =>
+      run('listAudit', async () => {
+        count('limit', input.limit)
+        if (input.limit === 0) return []
+        if (
+          (input.userId !== undefined && unreadable(input.userId)) ||
+          (input.event !== undefined && unreadable(input.event))
+        ) {
+          return []
+        }
+        const rows = await q.listAudit(k, input).execute()
+        return rows.map(
+          (r): AuditRecord => ({
+            id: r.id,
+            at: toMs(r.at),
+            event: r.event,
+            userId: r.user_id,
+            batchId: r.batch_id,
+            identifierHash: r.identifier_hash,
+            clientHash: r.client_hash,
+            outcome: r.outcome as AuditRecord['outcome'],
+            reason: r.reason,
+            data: parseData(r.data),
+          }),
+        )
+      }),
+
+    purgeAudit: (input: { before: number; limit: number }) =>
+      run('purgeAudit', async () => {
+        time('before', input.before)
+        count('limit', input.limit)
+        if (input.limit === 0) return 0
+        const r = await q.purgeAudit(k, input).executeTakeFirst()
+        return Number(r.numDeletedRows)
+      }),
+
+    appendEmailLog: (record: EmailLogRecord) =>
+      run('appendEmailLog', async () => {
+        writeText('id', record.id)
+        time('at', record.at)
+        writeText('userId', record.userId)
+        writeText('batchId', record.batchId)
+        writeText('kind', record.kind)
+        writeText('recipient', record.recipient)
+        oneOf('outcome', record.outcome, ['sent', 'failed'])
+        await q.appendEmailLog(k, record).execute()
+      }),
+  } satisfies RecoveryCodeStore
+}

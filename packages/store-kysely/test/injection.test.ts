@@ -1,0 +1,230 @@
+/**
+ * Acceptance 3 (R-DB-1): injection payloads through every store input leave row counts unchanged
+ * and reach the database only as bound parameters.
+ */
+import { isRecoveryCodesError, type RecoveryCodeStore } from '@recovery-codes/core'
+import type { Compilable, Kysely } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createQueries, kyselyStore } from '../src/store.ts'
+import { type Backend, pgliteBackend, pgUnavailable, postgresBackend, sqliteBackend } from './backends.ts'
+import { batch, codes, rowCount } from './contract.ts'
+
+const PAYLOADS = [
+  "' OR 1=1 --",
+  '"; DROP TABLE rc_codes; --',
+  "x'); DELETE FROM rc_batches; --",
+  '\u0000',
+  `a\u0000' OR '1'='1`,
+  'rc_codes.id',
+  `${'A'.repeat(100_000)}' OR 1=1 --`,
+]
+const TABLES = ['rc_batches', 'rc_codes', 'rc_attempts', 'rc_audit', 'rc_email_log']
+
+async function counts(db: Kysely<any>) {
+  return Object.fromEntries(await Promise.all(TABLES.map(async (t) => [t, await rowCount(db, t)] as const)))
+}
+
+/** Every statement of the query layer, built with `p` in each string slot. */
+function everyQuery(db: Kysely<any>, dialect: 'sqlite' | 'postgres', p: string): [string, Compilable][] {
+  const q = createQueries(dialect)
+  const d = new Uint8Array(32)
+  const k = db as never
+  const nb = { id: p, userId: p, keyId: p, createdAt: 1, expiresAt: 2 }
+  return [
+    ['consume', q.consume(k, { userId: p, digest: d, now: 1 })],
+    ['markBatchUsed', q.markBatchUsed(k, { batchId: p, now: 1 })],
+    ['find', q.find(k, { userId: p, digests: [d], now: 1 })],
+    ['lockUser', { compile: () => q.lockUser(p).compile(db) } as Compilable],
+    ['endActiveBatchCodes', q.endActiveBatchCodes(k, { userId: p, now: 1 })],
+    ['supersedeActive', q.supersedeActive(k, { userId: p, now: 1 })],
+    ['insertBatch', q.insertBatch(k, nb, 1)],
+    ['insertCodes', q.insertCodes(k, nb, [{ id: p, digest: d }])],
+    ['setCodeState', q.setCodeState(k, { userId: p, codeId: p, to: 'invalidated', now: 1 })],
+    ['countStateChange', q.countStateChange(k, { batchId: p, to: 'deleted' })],
+    ['endBatchCodes', q.endBatchCodes(k, { userId: p, batchId: p, now: 1 })],
+    ['endBatch', q.endBatch(k, { userId: p, batchId: p, to: 'disabled', now: 1 })],
+    ['setBatchFlag', q.setBatchFlag(k, { userId: p, batchId: p, flag: 'viewed', now: 1 })],
+    ['activeBatch', q.activeBatch(k, p)],
+    ['history', q.history(k, { userId: p, offset: 0, limit: 10 })],
+    ['historyTotal', q.historyTotal(k, p)],
+    ['reserveAttempt', q.reserveAttempt(k, { key: p, now: 1, maxAttempts: 5 })],
+    ['getAttempts', q.getAttempts(k, p)],
+    ['lockAttempts', q.lockAttempts(k, { key: p, until: 1 })],
+    ['resetAttempts', q.resetAttempts(k, p)],
+    [
+      'appendAudit',
+      q.appendAudit(k, {
+        id: p,
+        at: 1,
+        event: p,
+        userId: p,
+        batchId: p,
+        identifierHash: p,
+        clientHash: p,
+        outcome: 'info',
+        reason: p,
+        data: { k: p },
+      }),
+    ],
+    ['listAudit', q.listAudit(k, { limit: 5, userId: p, event: p })],
+    [
+      'appendEmailLog',
+      q.appendEmailLog(k, { id: p, at: 1, userId: p, batchId: p, kind: p, recipient: p, outcome: 'sent' }),
+    ],
+  ]
+}
+
+function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 'postgres') {
+  describe(`SQL injection: ${label}`, () => {
+    let backend: Backend
+    beforeAll(async () => {
+      backend = await open()
+    })
+    afterAll(async () => {
+      await backend?.close()
+    })
+
+    it('every statement carries each payload only in .parameters, never in .sql', () => {
+      let checked = 0
+      for (const p of PAYLOADS) {
+        for (const [name, query] of everyQuery(backend.db, dialect, p)) {
+          const c = query.compile()
+          expect(c.sql, name).not.toContain(p)
+          expect(c.sql.includes('\u0000'), name).toBe(false)
+          expect(c.sql.includes('DROP') || c.sql.includes('OR 1=1'), name).toBe(false)
+          const inParams = c.parameters.some((v) => v === p || (typeof v === 'string' && v.includes(p)))
+          expect(inParams, `${name} binds the payload`).toBe(true)
+          checked++
+        }
+      }
+      expect(checked).toBe(PAYLOADS.length * 23)
+    })
+
+    it('payloads through every store input leave row counts unchanged', async () => {
+      await backend.reset()
+      const db = backend.db
+      const store: RecoveryCodeStore = kyselyStore(db)
+      const cs = codes(3)
+      const b = batch('victim', 1000)
+      await store.createBatch(b, cs)
+      await store.appendAudit({
+        id: 'a1',
+        at: 1,
+        event: 'batch.generated',
+        userId: 'victim',
+        batchId: b.id,
+        identifierHash: null,
+        clientHash: null,
+        outcome: 'info',
+        reason: null,
+        data: null,
+      })
+      await store.reserveAttempt({ key: 'victim-key', now: 1, maxAttempts: 5 })
+      const before = await counts(db)
+      const d = cs[0]!.digest
+      for (const p of PAYLOADS) {
+        expect(await store.consumeCode({ userId: p, digests: [d], now: 2000 })).toBeNull()
+        expect(await store.findCode({ userId: p, digests: [d], now: 2000 })).toBeNull()
+        expect(await store.setCodeState({ userId: p, codeId: cs[1]!.id, to: 'deleted', now: 2000 })).toBe(
+          false,
+        )
+        expect(await store.setCodeState({ userId: 'victim', codeId: p, to: 'deleted', now: 2000 })).toBe(
+          false,
+        )
+        expect(await store.endBatch({ userId: p, batchId: b.id, to: 'deleted', now: 2000 })).toBe(false)
+        expect(await store.endBatch({ userId: 'victim', batchId: p, to: 'deleted', now: 2000 })).toBe(false)
+        expect(await store.setBatchFlag({ userId: 'victim', batchId: p, flag: 'viewed', now: 2000 })).toBe(
+          false,
+        )
+        expect(await store.setBatchFlag({ userId: p, batchId: b.id, flag: 'viewed', now: 2000 })).toBe(false)
+        expect(await store.getActiveBatch(p)).toBeNull()
+        expect(await store.listBatches({ userId: p, offset: 0, limit: 10 })).toEqual({ items: [], total: 0 })
+        expect(await store.getAttempts(p)).toEqual({
+          failures: 0,
+          consecutive: 0,
+          lockouts: 0,
+          lockedUntil: 0,
+        })
+        await store.resetAttempts(p)
+        expect(await store.listAudit({ limit: 10, userId: p })).toEqual([])
+        expect(await store.listAudit({ limit: 10, event: p })).toEqual([])
+        // page numbers and limits: only integers reach SQL
+        for (const bad of [p, Number.NaN, 1.5, -1, Number.POSITIVE_INFINITY] as unknown as number[]) {
+          await expect(store.listBatches({ userId: 'victim', offset: bad, limit: 10 })).rejects.toSatisfy(
+            (e) => isRecoveryCodesError(e, 'INVALID_INPUT'),
+          )
+          await expect(store.listBatches({ userId: 'victim', offset: 0, limit: bad })).rejects.toSatisfy(
+            (e) => isRecoveryCodesError(e, 'INVALID_INPUT'),
+          )
+          await expect(store.purgeCodes({ before: 5, limit: bad })).rejects.toSatisfy((e) =>
+            isRecoveryCodesError(e, 'INVALID_INPUT'),
+          )
+        }
+        expect(await counts(db), JSON.stringify(p.slice(0, 40))).toEqual(before)
+      }
+      // The victim's data is intact and still works.
+      expect(await store.getActiveBatch('victim')).toMatchObject({ id: b.id, unused: 3, viewedAt: null })
+      expect(await store.consumeCode({ userId: 'victim', digests: [d], now: 2000 })).not.toBeNull()
+    })
+
+    it('writes store a payload verbatim as data, or refuse it (NUL, oversize) before any SQL', async () => {
+      await backend.reset()
+      const db = backend.db
+      const store: RecoveryCodeStore = kyselyStore(db)
+      for (const p of PAYLOADS) {
+        const storable = !p.includes('\u0000') && p.length <= 1024
+        const writes = [
+          () =>
+            store.createBatch(batch(p, 1000, { id: `${p}-b`, keyId: p }), [
+              { id: `${p}-c`, digest: new Uint8Array(32) },
+            ]),
+          () => store.reserveAttempt({ key: p, now: 1, maxAttempts: 3 }),
+          () =>
+            store.appendAudit({
+              id: `${p}-a`,
+              at: 1,
+              event: p,
+              userId: p,
+              batchId: p,
+              identifierHash: p,
+              clientHash: p,
+              outcome: 'info',
+              reason: p,
+              data: { note: p },
+            }),
+          () =>
+            store.appendEmailLog({
+              id: `${p}-m`,
+              at: 1,
+              userId: p,
+              batchId: p,
+              kind: p,
+              recipient: p,
+              outcome: 'sent',
+            }),
+        ]
+        const before = await counts(db)
+        for (const w of writes) {
+          if (storable) await w()
+          else await expect(w()).rejects.toSatisfy((e) => isRecoveryCodesError(e, 'INVALID_INPUT'))
+        }
+        const after = await counts(db)
+        const grew = storable ? 1 : 0
+        expect(after).toEqual(Object.fromEntries(TABLES.map((t) => [t, before[t]! + grew])))
+        if (storable) {
+          expect((await store.getActiveBatch(p))?.keyId).toBe(p)
+          expect((await store.getAttempts(p)).failures).toBe(1)
+          expect((await store.listAudit({ limit: 1, event: p }))[0]).toMatchObject({
+            userId: p,
+            reason: p,
+            data: { note: p },
+          })
+        }
+      }
+    })
+  })
+}
+
+suite('SQLite', sqliteBackend, 'sqlite')
+if (pgUnavailable === null) suite('PostgreSQL', () => postgresBackend(), 'postgres')
+else suite('PGlite (real PostgreSQL unreachable)', pgliteBackend, 'postgres')

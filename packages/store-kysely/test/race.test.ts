@@ -1,0 +1,96 @@
+/**
+ * Acceptance 2: 8 child processes × 10 concurrent consumes of one code, released together on an
+ * IPC barrier → exactly one success and `used_at` written once; 100 rounds on PostgreSQL.
+ */
+import type { Kysely } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { kyselyStore } from '../src/store.ts'
+import { type Backend, isCI, PG_URL, pgUnavailable, postgresBackend, sqliteBackend } from './backends.ts'
+import { batch, codes, uid } from './contract.ts'
+import { startWorker, stopWorkers, type Worker } from './race.helpers.ts'
+
+const CHILDREN = 8
+const PER_CHILD = 10
+
+async function raceRounds(backend: Backend, workers: Worker[], rounds: number) {
+  const store = kyselyStore(backend.db)
+  const db: Kysely<any> = backend.db
+  let doubles = 0
+  for (let round = 0; round < rounds; round++) {
+    const userId = uid('race')
+    const [code] = codes(1)
+    const b = batch(userId, 1000)
+    await store.createBatch(b, [code!, ...codes(2)])
+    const hex = Buffer.from(code!.digest).toString('hex')
+    workers.forEach((w, i) => {
+      w.send({ type: 'prepare', round, userId, digest: hex, now: 100_000 + i * 1000, n: PER_CHILD })
+    })
+    await Promise.all(workers.map((w) => w.next('ready')))
+    for (const w of workers) w.send({ type: 'go', round })
+    const results = await Promise.all(workers.map((w) => w.next('result', 60_000)))
+    const errors = results.flatMap((r) => r.errors)
+    const successes = results.flatMap((r) => r.successes)
+    expect(errors, `round ${round}: store errors`).toEqual([])
+    if (successes.length > 1) doubles++
+    expect(successes, `round ${round}`).toHaveLength(1)
+    expect(successes[0].codeId).toBe(code!.id)
+    // used_at holds the `now` of the one winner: no second write landed after it.
+    const row = await db
+      .selectFrom('rc_codes')
+      .select(['state', 'used_at'])
+      .where('id', '=', code!.id)
+      .executeTakeFirstOrThrow()
+    expect(row.state).toBe('used')
+    expect(row.used_at instanceof Date ? row.used_at.getTime() : Number(row.used_at)).toBe(successes[0].now)
+    expect(await store.getActiveBatch(userId)).toMatchObject({ used: 1, unused: 2 })
+  }
+  return doubles
+}
+
+describe('cross-process consume race: SQLite (one WAL file)', () => {
+  let backend: Backend
+  let workers: Worker[] = []
+  beforeAll(async () => {
+    backend = await sqliteBackend()
+    workers = await Promise.all(
+      Array.from({ length: CHILDREN }, () => startWorker({ kind: 'sqlite', file: backend.where.file })),
+    )
+  })
+  afterAll(async () => {
+    await stopWorkers(workers)
+    await backend?.close()
+  })
+
+  it(`${CHILDREN} processes × ${PER_CHILD} consumes, 20 rounds: exactly one success each`, async () => {
+    expect(await raceRounds(backend, workers, 20)).toBe(0)
+  })
+})
+
+describe.runIf(pgUnavailable === null || isCI)('cross-process consume race: PostgreSQL', () => {
+  let backend: Backend
+  let workers: Worker[] = []
+  beforeAll(async () => {
+    if (pgUnavailable !== null)
+      throw new Error(`PostgreSQL at ${PG_URL} unreachable under CI=true: ${pgUnavailable}`)
+    backend = await postgresBackend(4)
+    workers = await Promise.all(
+      Array.from({ length: CHILDREN }, () =>
+        startWorker({ kind: 'postgres', url: backend.where.url, schema: backend.where.schema, max: 5 }),
+      ),
+    )
+  })
+  afterAll(async () => {
+    await stopWorkers(workers)
+    await backend?.close()
+  })
+
+  it(`${CHILDREN} processes × ${PER_CHILD} consumes, 100 rounds: 0 double successes`, async () => {
+    expect(await raceRounds(backend, workers, 100)).toBe(0)
+  })
+})
+
+if (pgUnavailable !== null && !isCI) {
+  describe('cross-process consume race: PostgreSQL', () => {
+    it.skip(`SKIPPED: PostgreSQL at ${PG_URL} unreachable (${pgUnavailable})`, () => {})
+  })
+}
