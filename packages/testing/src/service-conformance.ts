@@ -22,6 +22,7 @@ import { createEventRecorder } from './events.ts'
 import { uniqueId } from './fixtures.ts'
 import { createCaptureLogger } from './logger.ts'
 import { createRecordingMailer } from './mailer.ts'
+import { createInlineQueue } from './queue.ts'
 import { createCountingStore } from './store-wrappers.ts'
 
 /** Options of {@link runServiceConformance}. */
@@ -138,18 +139,35 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       const h = make({ clientMaxAttempts: 10 })
       const users = await Promise.all(Array.from({ length: 4 }, () => batchFor(h, uniqueId('user'), 5)))
       for (const u of users) {
-        for (const code of u.codes) expect((await h.rc.redeem({ userId: u.userId, code, clientKey: '192.0.2.1' })).ok).toBe(true)
+        for (const code of u.codes)
+          expect((await h.rc.redeem({ userId: u.userId, code, clientKey: '192.0.2.1' })).ok).toBe(true)
       }
       // A sprayer: one wrong guess per fresh user from one client, ten allowed, then locked out.
       const sprayed = await Promise.all(Array.from({ length: 3 }, () => batchFor(h, uniqueId('user'), 5)))
       const spray = async (i: number) =>
-        h.rc.redeem({ userId: sprayed[i % 3]!.userId, code: flip(sprayed[i % 3]!.codes[0]!), clientKey: '192.0.2.66' })
+        h.rc.redeem({
+          userId: sprayed[i % 3]!.userId,
+          code: flip(sprayed[i % 3]!.codes[0]!),
+          clientKey: '192.0.2.66',
+        })
       for (let i = 0; i < 10; i++) await spray(i)
       const victim = sprayed[0]!
-      const blocked = await h.rc.redeem({ userId: victim.userId, code: victim.codes[1]!, clientKey: '192.0.2.66' })
+      const blocked = await h.rc.redeem({
+        userId: victim.userId,
+        code: victim.codes[1]!,
+        clientKey: '192.0.2.66',
+      })
       expect(blocked).toMatchObject({ ok: false })
       // Another client is not affected by the sprayer's lockout (the user's own budget of 5 is not spent).
-      expect((await h.rc.redeem({ userId: sprayed[2]!.userId, code: sprayed[2]!.codes[1]!, clientKey: '192.0.2.2' })).ok).toBe(true)
+      expect(
+        (
+          await h.rc.redeem({
+            userId: sprayed[2]!.userId,
+            code: sprayed[2]!.codes[1]!,
+            clientKey: '192.0.2.2',
+          })
+        ).ok,
+      ).toBe(true)
     })
 
     it('regeneration racing 20 redeems of an old code: no success after the new batch commits', async () => {
@@ -179,7 +197,9 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
       expect(committed).toBe(true)
       expect(lateSuccesses).toBe(0)
-      const successes = results.slice(1).filter((r) => r.status === 'fulfilled' && (r.value as { ok: boolean }).ok)
+      const successes = results
+        .slice(1)
+        .filter((r) => r.status === 'fulfilled' && (r.value as { ok: boolean }).ok)
       expect(successes.length).toBeLessThanOrEqual(1)
       expect(await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).toMatchObject({ ok: false })
     })
@@ -373,6 +393,31 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
         expect(await codeOf(h.rc.exportCodes({ userId: e.userId, reveal: d.reveal }))).toBe(
           'REVEAL_UNAVAILABLE',
         )
+      })
+
+      it('through a queue: the job carries ids only, the mail goes once, the outbox is emptied', async () => {
+        const mailer = createRecordingMailer()
+        const queue = createInlineQueue()
+        const cache = createStorage()
+        const h = make({
+          email: { enabled: true, from: 'codes@example.test' },
+          mailer,
+          queue,
+          cache,
+          resolveEmail: async () => 'owner@example.test',
+        })
+        const b = await batchFor(h)
+        expect(await h.rc.emailCodes({ userId: b.userId, reveal: b.reveal })).toEqual({
+          sentTo: 'owner@example.test',
+          queued: true,
+        })
+        await queue.idle()
+        expect(mailer.messages).toHaveLength(1)
+        expect(b.codes.every((c) => mailer.messages[0]!.text.includes(c))).toBe(true)
+        const payloads = JSON.stringify(queue.jobs)
+        for (const c of b.codes)
+          expect(payloads.includes(c) || payloads.includes(normalize(c, h.rc.config.format)!)).toBe(false)
+        expect((await cache.getKeys()).filter((k) => k.includes('outbox'))).toEqual([])
       })
 
       it('a recipient passed by the caller is ignored', async () => {

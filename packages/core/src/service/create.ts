@@ -2,6 +2,8 @@
  * `createRecoveryCodes(config)`: the one entry point. It resolves the config once, wires the ports
  * and returns the service. Every method reads the clock once and passes `now` down.
  */
+import { hmac } from '@noble/hashes/hmac.js'
+import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { createStorage } from 'unstorage'
 import { type RecoveryCodesConfig, type ResolvedConfig, resolveConfig } from '../config.ts'
@@ -19,7 +21,7 @@ import type { LogFields, Logger } from '../ports/logger.ts'
 import type { AttemptState, AuditRecord, BatchSummary } from '../ports/store.ts'
 import { systemClock, systemRandom } from '../runtime.ts'
 import { EXPORT_FORMATS, renderExport } from './export.ts'
-import { openReveal, parseRevealToken, sealReveal } from './reveal.ts'
+import { newNonce, openReveal, parseRevealToken, sealCodes, sealReveal } from './reveal.ts'
 import type {
   BatchView,
   CodeActionResult,
@@ -42,6 +44,12 @@ import type {
 export const MAX_CODE_INPUT_LENGTH = 64
 
 const DAY_MS = 86_400_000
+const OUTBOX_TTL_MS = 86_400_000
+
+/** Job names the service handles when a queue is configured. Payloads carry ids, never codes. */
+export const EMAIL_JOB = 'recovery-codes.email-codes'
+export const PURGE_JOB = 'recovery-codes.purge'
+export const PURGE_AUDIT_JOB = 'recovery-codes.purge-audit'
 
 /** The service returned by {@link createRecoveryCodes}. */
 export interface RecoveryCodes {
@@ -77,7 +85,9 @@ export interface RecoveryCodes {
     input: { userId: string; reveal: RevealToken; format?: ExportFormat } & RequestContext,
   ): Promise<ExportFile>
   /** The one-time email to the user's stored address (opt-in). */
-  emailCodes(input: { userId: string; reveal: RevealToken } & RequestContext): Promise<{ sentTo: string }>
+  emailCodes(
+    input: { userId: string; reveal: RevealToken } & RequestContext,
+  ): Promise<{ sentTo: string; queued: boolean }>
   /** Destroys a reveal slot (call on logout and session regeneration). */
   discardReveal(input: { reveal: RevealToken | null | undefined }): Promise<void>
   /** Purges codes past retention in chunks; one audit record per run. */
@@ -326,7 +336,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       // A success resets the subject's counter (R-RL-7) but only gives back its own reservation
       // on the client counter, which keeps counting that client's failures.
       await guardStore(async () => {
-        for (const r of gate.held) await (r.key.startsWith('id:') ? store.resetAttempts(r.key) : store.releaseAttempt(r.key))
+        for (const r of gate.held)
+          await (r.key.startsWith('id:') ? store.resetAttempts(r.key) : store.releaseAttempt(r.key))
       })
       return { ok: true, value }
     }
@@ -729,56 +740,51 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       }
       const now = clock.now()
       const { handle, content } = await openSlot(userId, inp.reveal, now)
-      const to = config.resolveEmail ? await guardStore(() => config.resolveEmail!(userId)) : null
-      if (typeof to !== 'string' || to.length === 0 || /[\r\n\0]/.test(to)) {
-        throw new RecoveryCodesError('NOT_FOUND', 'No email address is on file for this account.')
-      }
+      const to = await recipientOf(userId)
       const first = await guardStore(() =>
         store.setBatchFlag({ userId, batchId: content.batchId, flag: 'emailed', now }),
       )
       if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been emailed.')
-      let outcome: 'sent' | 'failed' = 'sent'
-      try {
-        await config.mailer.send({
-          to,
-          subject: `${config.siteName}: your recovery codes`,
-          text: [
-            `Your ${config.siteName} recovery codes. Each works once; keep them private.`,
-            '',
-            ...content.codes,
-            '',
-          ].join('\n'),
-        })
-      } catch (error) {
-        outcome = 'failed'
-        logger.error('recovery-codes: mail failed', { error: errorName(error) })
-      }
-      if (config.audit.storeEmailLog) {
-        await guardStore(() =>
-          store.appendEmailLog({
-            id: newId(),
-            at: now,
-            userId,
-            batchId: content.batchId,
-            kind: 'codes',
-            recipient: to,
-            outcome,
-          }),
-        )
-      }
       await closeSlotIfSpent(userId, handle.slotId)
       await bumpVersion(userId)
-      await audit({
-        at: now,
-        event: 'batch.emailed',
+      if (config.queue) {
+        // The job carries an outbox id only; the codes wait in the cache, sealed under a key
+        // derived from the pepper, and are deleted once sent.
+        const outboxId = newId()
+        const owner = userLabel(userId)
+        const slot = sealCodes({
+          key: outboxKey(outboxId),
+          nonce: newNonce(random),
+          owner,
+          batchId: content.batchId,
+          codes: content.codes,
+          expiresAt: now + OUTBOX_TTL_MS,
+        })
+        await cache.setItem(outboxSlotKey(outboxId), slot, { ttl: OUTBOX_TTL_MS / 1000 })
+        await config.queue.enqueue({
+          name: EMAIL_JOB,
+          payload: { outboxId, userId, batchId: content.batchId },
+        })
+        await audit({
+          at: now,
+          event: 'batch.email.queued',
+          userId,
+          batchId: content.batchId,
+          outcome: 'info',
+          ctx: context(inp),
+        })
+        return { sentTo: to, queued: true }
+      }
+      const sent = await deliverCodes({
         userId,
+        to,
         batchId: content.batchId,
-        outcome: outcome === 'sent' ? 'success' : 'failure',
+        codes: content.codes,
+        now,
         ctx: context(inp),
       })
-      if (outcome === 'failed') throw new RecoveryCodesError('MAIL_FAILED', 'The email could not be sent.')
-      await emit('emailed', now, userId, content.batchId)
-      return { sentTo: to }
+      if (!sent) throw new RecoveryCodesError('MAIL_FAILED', 'The email could not be sent.')
+      return { sentTo: to, queued: false }
     },
 
     async discardReveal(inp) {
@@ -882,6 +888,100 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     } catch (error) {
       logger.warn('recovery-codes: reveal slot removal failed', { error: errorName(error) })
     }
+  }
+
+  async function recipientOf(userId: string): Promise<string> {
+    const to = config.resolveEmail ? await guardStore(() => config.resolveEmail!(userId)) : null
+    if (typeof to !== 'string' || to.length === 0 || to.length > 254 || /[\r\n\0]/.test(to)) {
+      throw new RecoveryCodesError('NOT_FOUND', 'No email address is on file for this account.')
+    }
+    return to
+  }
+
+  const outboxSlotKey = (outboxId: string) => `rc:outbox:${outboxId}`
+  const outboxKey = (outboxId: string) =>
+    hmac(sha256, labelKey, new TextEncoder().encode(`rc1-outbox\0${outboxId}`))
+
+  /** Sends the codes email once; records the email log, the audit row and the event. */
+  async function deliverCodes(input: {
+    userId: string
+    to: string
+    batchId: string
+    codes: readonly string[]
+    now: number
+    ctx?: RequestContext
+  }): Promise<boolean> {
+    const { userId, to, batchId, now } = input
+    let outcome: 'sent' | 'failed' = 'sent'
+    try {
+      await config.mailer!.send({
+        to,
+        subject: `${config.siteName}: your recovery codes`,
+        text: [
+          `Your ${config.siteName} recovery codes. Each works once; keep them private.`,
+          '',
+          ...input.codes,
+          '',
+        ].join('\n'),
+      })
+    } catch (error) {
+      outcome = 'failed'
+      logger.error('recovery-codes: mail failed', { error: errorName(error) })
+    }
+    if (config.audit.storeEmailLog) {
+      await guardStore(() =>
+        store.appendEmailLog({
+          id: newId(),
+          at: now,
+          userId,
+          batchId,
+          kind: 'codes',
+          recipient: to,
+          outcome,
+        }),
+      )
+    }
+    await audit({
+      at: now,
+      event: 'batch.emailed',
+      userId,
+      batchId,
+      outcome: outcome === 'sent' ? 'success' : 'failure',
+      ...(input.ctx ? { ctx: input.ctx } : {}),
+    })
+    if (outcome === 'sent') await emit('emailed', now, userId, batchId)
+    return outcome === 'sent'
+  }
+
+  if (config.queue) {
+    const queue = config.queue
+    queue.handle(EMAIL_JOB, async (payload) => {
+      const { outboxId, userId, batchId } = payload
+      if (typeof outboxId !== 'string' || typeof userId !== 'string' || typeof batchId !== 'string') return
+      const now = clock.now()
+      const raw = await cache.getItem(outboxSlotKey(outboxId))
+      const content = openReveal({ key: outboxKey(outboxId) }, raw, userLabel(userId), now)
+      if (!content || content.batchId !== batchId) {
+        logger.warn('recovery-codes: queued email expired before delivery', { batchId })
+        return
+      }
+      const sent = await deliverCodes({
+        userId,
+        to: await recipientOf(userId),
+        batchId,
+        codes: content.codes,
+        now,
+      })
+      // A failure throws so the queue retries with backoff; the outbox expires on its own.
+      if (!sent) throw new RecoveryCodesError('MAIL_FAILED', 'The email could not be sent.')
+      await cache.removeItem(outboxSlotKey(outboxId))
+    })
+    queue.handle(PURGE_JOB, async () => {
+      await service.purge()
+    })
+    queue.handle(PURGE_AUDIT_JOB, async () => {
+      await service.purgeAudit()
+    })
   }
 
   async function changeCode(inp: CodeInput, to: 'invalidated' | 'deleted'): Promise<CodeActionResult> {

@@ -39,23 +39,46 @@ export function sealReveal(input: {
 }): { token: string; slotId: string; slot: SealedSlot } {
   const bytes = new Uint8Array(SLOT_ID_BYTES + KEY_BYTES + NONCE_BYTES)
   input.random.read(bytes)
-  const idAndKey = bytes.subarray(0, SLOT_ID_BYTES + KEY_BYTES)
   const key = bytes.subarray(SLOT_ID_BYTES, SLOT_ID_BYTES + KEY_BYTES)
   const nonce = bytes.slice(SLOT_ID_BYTES + KEY_BYTES)
-  const plaintext = new TextEncoder().encode(JSON.stringify(input.codes))
-  const ciphertext = xchacha20poly1305(key, nonce, aad(input.owner, input.batchId)).encrypt(plaintext)
-  const token = encodeBase64urlNoPadding(idAndKey)
   return {
-    token,
+    token: encodeBase64urlNoPadding(bytes.subarray(0, SLOT_ID_BYTES + KEY_BYTES)),
     slotId: bytesToHex(bytes.subarray(0, SLOT_ID_BYTES)),
-    slot: {
-      owner: input.owner,
-      batchId: input.batchId,
-      expiresAt: input.expiresAt,
-      nonce: encodeBase64urlNoPadding(nonce),
-      ciphertext: encodeBase64urlNoPadding(ciphertext),
-    },
+    slot: sealCodes({ ...input, key, nonce }),
   }
+}
+
+/**
+ * Encrypts codes under `key` (XChaCha20-Poly1305, owner and batch bound as associated data).
+ * The reveal slot uses a random key held by the session; the mail outbox a key derived from the
+ * pepper, so a queued job carries only a slot id.
+ */
+export function sealCodes(input: {
+  key: Uint8Array
+  nonce: Uint8Array
+  owner: string
+  batchId: string
+  codes: readonly string[]
+  expiresAt: number
+}): SealedSlot {
+  const plaintext = new TextEncoder().encode(JSON.stringify(input.codes))
+  const ciphertext = xchacha20poly1305(input.key, input.nonce, aad(input.owner, input.batchId)).encrypt(
+    plaintext,
+  )
+  return {
+    owner: input.owner,
+    batchId: input.batchId,
+    expiresAt: input.expiresAt,
+    nonce: encodeBase64urlNoPadding(input.nonce),
+    ciphertext: encodeBase64urlNoPadding(ciphertext),
+  }
+}
+
+/** A fresh nonce for {@link sealCodes}. */
+export function newNonce(random: RandomReader): Uint8Array {
+  const nonce = new Uint8Array(NONCE_BYTES)
+  random.read(nonce)
+  return nonce
 }
 
 /** Decodes a token; `null` when it is not one of ours. */
@@ -68,7 +91,7 @@ export function parseRevealToken(token: unknown): RevealHandle | null {
 
 /** Decrypts a slot; `null` on any mismatch (owner, expiry, tampering, wrong key). */
 export function openReveal(
-  handle: RevealHandle,
+  handle: Pick<RevealHandle, 'key'>,
   slot: unknown,
   owner: string,
   now: number,
