@@ -40,3 +40,8 @@ export { type CountingStore, createCountingStore, createSlowStore } from './stor
 // Service-level races (`runServiceConformance`, redeem via createRecoveryCodes) go in
 // './service-conformance.ts' and are exported here.
 export { runServiceConformance, type ServiceConformanceOptions, TEST_PEPPER } from './service-conformance.ts'
+export {
+  type HttpAdapterConformanceOptions,
+  type MountedAdapter,
+  runHttpAdapterConformance,
+} from './http-conformance.ts'

@@ -45,6 +45,7 @@ export const MAX_CODE_INPUT_LENGTH = 64
 
 const DAY_MS = 86_400_000
 const OUTBOX_TTL_MS = 86_400_000
+const LABEL_MEMO_SIZE = 10_000
 
 /** Job names the service handles when a queue is configured. Payloads carry ids, never codes. */
 export const EMAIL_JOB = 'recovery-codes.email-codes'
@@ -131,7 +132,19 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   const cacheTtlMs = config.cacheTtlSeconds * 1000
   const revealTtlMs = config.revealTtlMs
 
-  const label = (purpose: string, value: string) => keyedLabel(labelKey, purpose, value)
+  // Labels of hot identifiers (user ids, client keys) are memoised in process; the map holds
+  // identifiers, never codes, and is cleared when full rather than grown.
+  const labels = new Map<string, string>()
+  const label = (purpose: string, value: string) => {
+    const memoKey = `${purpose}\0${value}`
+    let out = labels.get(memoKey)
+    if (out === undefined) {
+      out = keyedLabel(labelKey, purpose, value)
+      if (labels.size >= LABEL_MEMO_SIZE) labels.clear()
+      labels.set(memoKey, out)
+    }
+    return out
+  }
   const userLabel = (userId: string) => label('user', userId)
 
   function newId(): string {

@@ -1,0 +1,182 @@
+/**
+ * The route table: one entry per route, shared by the dispatcher and the OpenAPI generator.
+ */
+import type { RecoveryCodesErrorCode } from '../errors.ts'
+import type { RequestSchemas, responseSchemas } from './schemas.ts'
+import type { HttpRouteInfo } from './types.ts'
+
+/** A route with what the dispatcher and the OpenAPI document need. */
+export interface RouteSpec extends HttpRouteInfo {
+  /** Request body schema (POST routes; JSON only). */
+  body?: keyof RequestSchemas
+  /** Query schema (GET routes). */
+  query?: keyof RequestSchemas
+  /** Success status and body. `binary` = a file download. */
+  success: { status: 200 | 201; body: keyof typeof responseSchemas | 'binary'; description: string }
+  /** Error codes this route can answer with besides the common ones. */
+  errors: readonly RecoveryCodesErrorCode[]
+}
+
+const CODE_ERRORS = ['INVALID_INPUT', 'UNAUTHENTICATED', 'NOT_FOUND', 'RATE_LIMITED'] as const
+
+/** Every route of the API. `/login` is served only when `loginMode` is `identifier-and-code`. */
+export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
+  {
+    method: 'POST',
+    path: '/generate',
+    operationId: 'generate',
+    summary:
+      'Generate a batch of recovery codes (regenerate when one exists: needs a fresh re-authentication).',
+    auth: 'user',
+    fresh: 'when-batch-exists',
+    body: 'generate',
+    success: {
+      status: 201,
+      body: 'generate',
+      description: 'Generated; view, download or email the codes next.',
+    },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'REAUTH_REQUIRED', 'COOLDOWN_ACTIVE'],
+  },
+  {
+    method: 'GET',
+    path: '/status',
+    operationId: 'status',
+    summary: 'Remaining codes, the low-codes warning and whether to regenerate.',
+    auth: 'user',
+    fresh: 'never',
+    query: 'noQuery',
+    success: { status: 200, body: 'status', description: 'The status.' },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED'],
+  },
+  {
+    method: 'GET',
+    path: '/history',
+    operationId: 'history',
+    summary: 'A page of the batch history.',
+    auth: 'user',
+    fresh: 'never',
+    query: 'historyQuery',
+    success: { status: 200, body: 'history', description: 'One page.' },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED'],
+  },
+  {
+    method: 'POST',
+    path: '/codes/view',
+    operationId: 'viewCodes',
+    summary: 'Show the codes of the freshly generated batch, once.',
+    auth: 'user',
+    fresh: 'never',
+    body: 'empty',
+    success: { status: 200, body: 'view', description: 'The plaintext codes.' },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'ALREADY_DONE', 'REVEAL_UNAVAILABLE'],
+  },
+  {
+    method: 'POST',
+    path: '/download',
+    operationId: 'download',
+    summary: 'Download the codes of the freshly generated batch, once (txt, csv or pdf).',
+    auth: 'user',
+    fresh: 'always',
+    body: 'download',
+    success: { status: 200, body: 'binary', description: 'The file, as an attachment.' },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'REAUTH_REQUIRED', 'ALREADY_DONE', 'REVEAL_UNAVAILABLE'],
+  },
+  {
+    method: 'POST',
+    path: '/email',
+    operationId: 'email',
+    summary: "Email the codes of the freshly generated batch to the user's stored address, once (opt-in).",
+    auth: 'user',
+    fresh: 'always',
+    body: 'empty',
+    success: { status: 200, body: 'email', description: 'Handed to the mailer.' },
+    errors: [
+      'INVALID_INPUT',
+      'UNAUTHENTICATED',
+      'REAUTH_REQUIRED',
+      'NOT_FOUND',
+      'ALREADY_DONE',
+      'REVEAL_UNAVAILABLE',
+      'FEATURE_DISABLED',
+      'MAIL_FAILED',
+    ],
+  },
+  {
+    method: 'POST',
+    path: '/verify-setup',
+    operationId: 'verifySetup',
+    summary: 'Check one code of the active batch without consuming it, once per batch.',
+    auth: 'user',
+    fresh: 'never',
+    body: 'code',
+    success: { status: 200, body: 'verify', description: 'The code verified; the batch is marked verified.' },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'INVALID_CODE', 'NOT_FOUND', 'ALREADY_DONE', 'RATE_LIMITED'],
+  },
+  {
+    method: 'POST',
+    path: '/codes/invalidate',
+    operationId: 'invalidateCode',
+    summary: 'Invalidate one code of the active batch.',
+    auth: 'user',
+    fresh: 'always',
+    body: 'code',
+    success: { status: 200, body: 'batch', description: 'Invalidated.' },
+    errors: [...CODE_ERRORS, 'REAUTH_REQUIRED'],
+  },
+  {
+    method: 'POST',
+    path: '/codes/delete',
+    operationId: 'deleteCode',
+    summary: 'Delete one code of the active batch.',
+    auth: 'user',
+    fresh: 'always',
+    body: 'code',
+    success: { status: 200, body: 'batch', description: 'Deleted.' },
+    errors: [...CODE_ERRORS, 'REAUTH_REQUIRED'],
+  },
+  {
+    method: 'POST',
+    path: '/batch/delete',
+    operationId: 'deleteBatch',
+    summary: 'Delete the active batch.',
+    auth: 'user',
+    fresh: 'always',
+    body: 'empty',
+    success: { status: 200, body: 'batch', description: 'Deleted.' },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'REAUTH_REQUIRED', 'NOT_FOUND'],
+  },
+  {
+    method: 'POST',
+    path: '/redeem',
+    operationId: 'redeem',
+    summary:
+      'Second factor: redeem a code for the user the host marked as awaiting 2FA. Success regenerates the session and logs the user in.',
+    auth: 'pending',
+    fresh: 'never',
+    body: 'code',
+    success: { status: 200, body: 'login', description: 'Logged in.' },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'INVALID_CODE'],
+  },
+  {
+    method: 'POST',
+    path: '/login',
+    operationId: 'login',
+    summary: 'Single-factor login with an identifier and a recovery code (only when enabled).',
+    auth: 'none',
+    fresh: 'never',
+    body: 'login',
+    success: { status: 200, body: 'login', description: 'Logged in.' },
+    errors: ['INVALID_INPUT', 'INVALID_CODE'],
+  },
+  {
+    method: 'GET',
+    path: '/openapi.json',
+    operationId: 'openapi',
+    summary: 'This OpenAPI 3.1 document.',
+    auth: 'none',
+    fresh: 'never',
+    query: 'noQuery',
+    success: { status: 200, body: 'openapi', description: 'The document.' },
+    errors: ['INVALID_INPUT'],
+  },
+] satisfies RouteSpec[])
