@@ -11,7 +11,7 @@ import {
   systemRandom,
 } from '@recovery-codes/core'
 import { memoryStore } from '@recovery-codes/store-memory'
-import { createReport, measure } from './harness.ts'
+import { type createReport, measure } from './harness.ts'
 
 export async function runCoreBench(report: ReturnType<typeof createReport>) {
   const pepper = randomBytes(32)

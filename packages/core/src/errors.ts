@@ -106,6 +106,9 @@ export class RecoveryCodesError extends Error {
 }
 
 /** Type guard, optionally narrowed to one code. */
-export function isRecoveryCodesError(value: unknown, code?: RecoveryCodesErrorCode): value is RecoveryCodesError {
+export function isRecoveryCodesError(
+  value: unknown,
+  code?: RecoveryCodesErrorCode,
+): value is RecoveryCodesError {
   return value instanceof RecoveryCodesError && (code === undefined || value.code === code)
 }

@@ -353,7 +353,12 @@ export function createQueries(dialect: RecoveryCodesDialect) {
         .updateTable('rc_attempts')
         .set((eb) => ({
           failures: eb('failures', '-', 1),
-          consecutive: eb.case().when('consecutive', '>', 0).then(eb('consecutive', '-', 1)).else(0).end(),
+          consecutive: eb
+            .case()
+            .when('consecutive', '>', 0)
+            .then(eb('consecutive', '-', 1))
+            .else(0)
+            .end(),
         }))
         .where('key', '=', key)
         .where('failures', '>', 0),

@@ -27,21 +27,21 @@ export {
   TEST_TIME_WINDOW,
   uniqueId,
 } from './fixtures.ts'
+export {
+  type HttpAdapterConformanceOptions,
+  type MountedAdapter,
+  runHttpAdapterConformance,
+} from './http-conformance.ts'
 export { type CapturedLevel, type CapturedLine, type CaptureLogger, createCaptureLogger } from './logger.ts'
 export { createRecordingMailer, type RecordingMailer } from './mailer.ts'
 export { createInlineQueue, type InlineJobRun, type InlineQueue } from './queue.ts'
 export { createSeededRandom, type SeededRandom } from './random.ts'
+// Service-level races (`runServiceConformance`, redeem via createRecoveryCodes) go in
+// './service-conformance.ts' and are exported here.
+export { runServiceConformance, type ServiceConformanceOptions, TEST_PEPPER } from './service-conformance.ts'
 export {
   runStoreConformance,
   type StoreConformanceContext,
   type StoreConformanceOptions,
 } from './store-conformance.ts'
 export { type CountingStore, createCountingStore, createSlowStore } from './store-wrappers.ts'
-// Service-level races (`runServiceConformance`, redeem via createRecoveryCodes) go in
-// './service-conformance.ts' and are exported here.
-export { runServiceConformance, type ServiceConformanceOptions, TEST_PEPPER } from './service-conformance.ts'
-export {
-  type HttpAdapterConformanceOptions,
-  type MountedAdapter,
-  runHttpAdapterConformance,
-} from './http-conformance.ts'

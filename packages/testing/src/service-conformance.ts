@@ -3,6 +3,8 @@
  * with real parallel calls. Every store package runs it (in its conformance test) so the races are
  * proven on each backend, not only in memory.
  */
+
+import { bytesToHex } from '@noble/hashes/utils.js'
 import {
   createRecoveryCodes,
   digestCandidates,
@@ -13,7 +15,6 @@ import {
   type RecoveryCodesConfig,
   type RecoveryEvent,
 } from '@recovery-codes/core'
-import { bytesToHex } from '@noble/hashes/utils.js'
 import { createStorage } from 'unstorage'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { startTogether } from './barrier.ts'

@@ -717,7 +717,9 @@ export function runStoreConformance(options: StoreConformanceOptions): void {
 
       it('20 parallel releases after 20 reservations leave the counter at zero', async () => {
         const key = uniqueId('key')
-        await Promise.all(Array.from({ length: 20 }, () => ctx.store.reserveAttempt({ key, now: T(1), maxAttempts: 50 })))
+        await Promise.all(
+          Array.from({ length: 20 }, () => ctx.store.reserveAttempt({ key, now: T(1), maxAttempts: 50 })),
+        )
         expect((await ctx.store.getAttempts(key)).failures).toBe(20)
         await startTogether(Array.from({ length: 20 }, () => () => ctx.store.releaseAttempt(key)))
         expect(await ctx.store.getAttempts(key)).toEqual(zero)

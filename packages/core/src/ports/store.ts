@@ -145,7 +145,11 @@ export interface RecoveryCodeStore {
    * Concurrency: one conditional write. Under N concurrent calls for the same code exactly one
    * caller receives it.
    */
-  consumeCode(input: { userId: string; digests: readonly Uint8Array[]; now: number }): Promise<ConsumedCode | null>
+  consumeCode(input: {
+    userId: string
+    digests: readonly Uint8Array[]
+    now: number
+  }): Promise<ConsumedCode | null>
 
   /**
    * Finds a usable code (same predicate as `consumeCode`) without changing it.
@@ -156,14 +160,24 @@ export interface RecoveryCodeStore {
    * Compare-and-set on one code: moves it from `active` to `to` only if it is still `active`.
    * Returns `true` when this call made the change.
    */
-  setCodeState(input: { userId: string; codeId: string; to: 'invalidated' | 'deleted'; now: number }): Promise<boolean>
+  setCodeState(input: {
+    userId: string
+    codeId: string
+    to: 'invalidated' | 'deleted'
+    now: number
+  }): Promise<boolean>
 
   /**
    * Compare-and-set on a batch's status: moves an `active` batch to `to`, setting `endedAt = now`.
    * Returns `true` when this call made the change. Codes keep their own state; verification
    * checks the batch status in the same statement.
    */
-  endBatch(input: { userId: string; batchId: string; to: 'disabled' | 'deleted'; now: number }): Promise<boolean>
+  endBatch(input: {
+    userId: string
+    batchId: string
+    to: 'disabled' | 'deleted'
+    now: number
+  }): Promise<boolean>
 
   /**
    * Sets a once-only flag (`viewedAt`, …) if it is unset. Returns `true` for exactly one caller
@@ -178,7 +192,11 @@ export interface RecoveryCodeStore {
    * The user's batches, newest first (`createdAt` desc, then `id` desc), `offset`/`limit` applied
    * in the store; `total` counts all the user's batches.
    */
-  listBatches(input: { userId: string; offset: number; limit: number }): Promise<{ items: BatchSummary[]; total: number }>
+  listBatches(input: {
+    userId: string
+    offset: number
+    limit: number
+  }): Promise<{ items: BatchSummary[]; total: number }>
 
   /**
    * Reserves one attempt on the counter `key` if it is not locked (`now >= lockedUntil`) and has

@@ -7,11 +7,11 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { createStorage } from 'unstorage'
 import { type RecoveryCodesConfig, type ResolvedConfig, resolveConfig } from '../config.ts'
+import { isExpired } from '../domain/batch-state.ts'
 import { formatCode, normalize } from '../domain/code-format.ts'
 import { cooldownMs } from '../domain/cooldown.ts'
 import { generateCodes } from '../domain/generate.ts'
 import { DUMMY_USER_ID, digestCandidates, keyedLabel } from '../domain/hash.ts'
-import { isExpired } from '../domain/batch-state.ts'
 import { normalizeIdentifier } from '../domain/identifier.ts'
 import { runPurge } from '../domain/purge.ts'
 import { RecoveryCodesError } from '../errors.ts'
@@ -1063,4 +1063,5 @@ function isoDate(ms: number): string {
 
 const noop = () => {}
 const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
+
 export type { LogFields }
