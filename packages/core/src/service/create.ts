@@ -6,6 +6,7 @@ import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { createStorage } from 'unstorage'
+import lruCacheDriver from 'unstorage/drivers/lru-cache'
 import { type RecoveryCodesConfig, type ResolvedConfig, resolveConfig } from '../config.ts'
 import { isExpired } from '../domain/batch-state.ts'
 import { formatCode, normalize } from '../domain/code-format.ts'
@@ -46,6 +47,7 @@ export const MAX_CODE_INPUT_LENGTH = 64
 const DAY_MS = 86_400_000
 const OUTBOX_TTL_MS = 86_400_000
 const LABEL_MEMO_SIZE = 10_000
+const DEFAULT_CACHE_ENTRIES = 50_000
 
 /** Job names the service handles when a queue is configured. Payloads carry ids, never codes. */
 export const EMAIL_JOB = 'recovery-codes.email-codes'
@@ -124,7 +126,10 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   const clock = config.clock ?? systemClock
   const random = config.random ?? systemRandom
   const logger = config.logger ?? silentLogger
-  const cache: Cache = config.cache ?? createStorage()
+  // The default cache is a bounded in-process LRU: entries under superseded versions age out
+  // instead of growing the heap. Several instances need a shared driver (Redis).
+  const cache: Cache =
+    config.cache ?? createStorage({ driver: lruCacheDriver({ max: DEFAULT_CACHE_ENTRIES, ttl: 3_600_000 }) })
   const format = config.format
   const peppers = config.peppers
   const labelKey = peppers[0]!.secret
@@ -208,7 +213,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     try {
       await cache.setItem(versionKey(userLabel(userId)), newId())
     } catch (error) {
-      // A cache that cannot be bumped must not serve stale pages: drop the whole user namespace.
+      // Pages already cached may then be served until their TTL runs out (≤ cacheTtl.maxSeconds).
       logger.warn('recovery-codes: cache version bump failed', { error: errorName(error) })
     }
   }
