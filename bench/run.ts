@@ -1,13 +1,20 @@
-/** `pnpm bench`: runs every benchmark, prints a table and writes bench-results.json. */
+/**
+ * `pnpm bench`: runs every benchmark, prints a table and writes bench-results.json.
+ * `pnpm bench core` / `pnpm bench kysely` runs one group.
+ */
 import { writeFileSync } from 'node:fs'
 import { runCoreBench, runNormalizeBench } from './core.bench.ts'
 import { createReport } from './harness.ts'
+import { runKyselyBench } from './kysely.bench.ts'
 
 const report = createReport()
 const only = process.argv[2]
 if (!only || only === 'core') {
   await runCoreBench(report)
   await runNormalizeBench(report)
+}
+if (!only || only === 'kysely') {
+  await runKyselyBench(report)
 }
 
 console.table(

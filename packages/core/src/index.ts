@@ -13,7 +13,7 @@ export { ERROR_HTTP_STATUS, isRecoveryCodesError, RecoveryCodesError } from './e
 export * from './http/index.ts'
 export type * from './ports/index.ts'
 export { systemClock, systemRandom } from './runtime.ts'
-export type { RecoveryCodes } from './service/create.ts'
+export type { PurgeRunInput, RecoveryCodes } from './service/create.ts'
 export {
   createRecoveryCodes,
   EMAIL_JOB,

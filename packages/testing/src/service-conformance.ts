@@ -14,6 +14,7 @@ import {
   type RecoveryCodes,
   type RecoveryCodesConfig,
   type RecoveryEvent,
+  STORE_METHODS,
 } from '@recovery-codes/core'
 import { createStorage } from 'unstorage'
 import { beforeEach, describe, expect, it } from 'vitest'
@@ -203,6 +204,22 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
         .filter((r) => r.status === 'fulfilled' && (r.value as { ok: boolean }).ok)
       expect(successes.length).toBeLessThanOrEqual(1)
       expect(await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).toMatchObject({ ok: false })
+    })
+
+    it('expiry: omitted takes the configured default, null never expires, bad values are rejected', async () => {
+      const h = make({ defaultExpiryDays: 7 })
+      const userId = uniqueId('user')
+      const a = await h.rc.generate({ userId })
+      expect(a.ok && a.expiresAt).toBe(h.clock.now() + 7 * DAY)
+      h.clock.advance(DAY)
+      const b = await h.rc.generate({ userId, expiresInDays: null })
+      expect(b.ok && b.expiresAt).toBeNull()
+      h.clock.advance(DAY)
+      for (const bad of [0, -1, 1.5, 3651, '7']) {
+        await expect(h.rc.generate({ userId, expiresInDays: bad as never })).rejects.toMatchObject({
+          code: 'INVALID_INPUT',
+        })
+      }
     })
 
     it('expiry boundary: valid at expiresAt − 1, invalid at expiresAt', async () => {
@@ -560,6 +577,24 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
         expect((await h.rc.redeem({ userId: sample.userId, code })).ok).toBe(true)
     })
 
+    it("purge takes per-run overrides (a schedule's options) and rejects bad ones before deleting", async () => {
+      const h = make({ purge: { retentionDays: 30 } })
+      const b = await batchFor(h)
+      await h.rc.redeem({ userId: b.userId, code: b.codes[0]! })
+      h.clock.advance(DAY)
+      expect((await h.rc.purge()).deleted).toBe(0) // 30-day retention keeps yesterday's used code
+      for (const bad of [
+        { retentionDays: -1 },
+        { chunkSize: 0 },
+        { maxDeletionsPerRun: 1.5 },
+        { retentionDays: '0' },
+      ]) {
+        await expect(h.rc.purge(bad as never)).rejects.toMatchObject({ code: 'INVALID_INPUT' })
+      }
+      expect((await h.rc.purge({ retentionDays: 0, chunkSize: 1, maxDeletionsPerRun: null })).deleted).toBe(1)
+      expect((await h.rc.status({ userId: b.userId })).remaining).toBe(4)
+    })
+
     it('history pages are never stale with the cache on', async () => {
       const h = make({ cache: createStorage(), history: { perPage: 2, maxVisible: 5 } })
       const b = await batchFor(h)
@@ -609,28 +644,6 @@ function bindAll(store: RecoveryCodeStore): RecoveryCodeStore {
     if (!(key in out)) out[key] = (...a: unknown[]) => (store[key] as (...a: unknown[]) => unknown)(...a)
   return out as unknown as RecoveryCodeStore
 }
-
-const STORE_METHODS: (keyof RecoveryCodeStore)[] = [
-  'createBatch',
-  'consumeCode',
-  'findCode',
-  'setCodeState',
-  'endBatch',
-  'setBatchFlag',
-  'getActiveBatch',
-  'listBatches',
-  'reserveAttempt',
-  'getAttempts',
-  'lockAttempts',
-  'resetAttempts',
-  'releaseAttempt',
-  'purgeCodes',
-  'purgeEmptyBatches',
-  'appendAudit',
-  'listAudit',
-  'purgeAudit',
-  'appendEmailLog',
-]
 
 // The digest column is where digests belong; everything else in the store must be free of them.
 function hexReplacer(key: string, value: unknown): unknown {

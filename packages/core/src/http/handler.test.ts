@@ -189,6 +189,8 @@ describe('createHttpHandler: routing and wire rules', () => {
       { 'sec-fetch-site': 'same-site' },
       { origin: 'https://evil.example' },
       { origin: 'null' },
+      { origin: 'null', 'sec-fetch-site': 'cross-site' },
+      { origin: 'null', 'sec-fetch-site': 'same-site' },
       { origin: 'https://app.example/' },
       { origin: 'https://app.example.evil.example' },
       { origin: 'http://app.example' },
@@ -204,6 +206,8 @@ describe('createHttpHandler: routing and wire rules', () => {
       { 'sec-fetch-site': 'none' },
       { origin: 'https://app.example' },
       { origin: 'https://spa.example', 'sec-fetch-site': 'cross-site' },
+      // A same-origin form post from a no-referrer page: Chromium sends `Origin: null`.
+      { origin: 'null', 'sec-fetch-site': 'same-origin' },
     ]) {
       expect((await post(headers)).status, JSON.stringify(headers)).toBe(200)
     }

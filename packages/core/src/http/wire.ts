@@ -44,6 +44,9 @@ export function isCrossOrigin(request: HttpRequest, allowed: readonly string[]):
   const origin = request.headers('origin')?.trim()
   if (origin !== undefined) {
     if (allowed.includes(origin)) return false
+    // A page sent with `Referrer-Policy: no-referrer` makes Chromium send `Origin: null` on its own
+    // same-origin form posts; only the browser's Sec-Fetch-Site vouches for those.
+    if (origin === 'null') return site !== 'same-origin'
     if (!sameOrigin(origin, request)) return true
     return site === 'cross-site'
   }

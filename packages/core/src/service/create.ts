@@ -54,6 +54,23 @@ export const EMAIL_JOB = 'recovery-codes.email-codes'
 export const PURGE_JOB = 'recovery-codes.purge'
 export const PURGE_AUDIT_JOB = 'recovery-codes.purge-audit'
 
+/**
+ * Per-run overrides of the `purge` config (a schedule's options), plus progress hooks. Omitted
+ * values come from the config.
+ */
+export interface PurgeRunInput {
+  retentionDays?: number
+  chunkSize?: number
+  /** `null` = unlimited. */
+  maxDeletionsPerRun?: number | null
+  deleteEmptyBatches?: boolean
+  /** Only takes effect with a mailer and `email.adminEmail` configured. */
+  reportToAdmin?: boolean
+  /** Asked after each chunk; `true` stops the run (Ctrl-C in the CLI). */
+  shouldStop?: () => boolean
+  onChunk?: (p: { deleted: number; rounds: number }) => void
+}
+
 /** The service returned by {@link createRecoveryCodes}. */
 export interface RecoveryCodes {
   /** The resolved, frozen configuration (secrets redacted from every serialisation). */
@@ -94,12 +111,14 @@ export interface RecoveryCodes {
   /** Destroys a reveal slot (call on logout and session regeneration). */
   discardReveal(input: { reveal: RevealToken | null | undefined }): Promise<void>
   /** Purges codes past retention in chunks; one audit record per run. */
-  purge(input?: {
-    shouldStop?: () => boolean
-    onChunk?: (p: { deleted: number; rounds: number }) => void
-  }): Promise<PurgeReport>
+  purge(input?: PurgeRunInput): Promise<PurgeReport>
   /** Purges audit records past retention. */
-  purgeAudit(): Promise<PurgeReport>
+  purgeAudit(
+    input?: Pick<
+      PurgeRunInput,
+      'retentionDays' | 'chunkSize' | 'maxDeletionsPerRun' | 'shouldStop' | 'onChunk'
+    >,
+  ): Promise<PurgeReport>
 }
 
 /**
@@ -500,7 +519,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       if (!Number.isSafeInteger(count) || count < 1 || count > config.maxBatchSize) {
         throw invalidInput('count', `must be an integer from 1 to ${config.maxBatchSize}`)
       }
-      const days = inp.expiresInDays ?? config.defaultExpiryDays
+      // Omitted: the configured default; `null`: never expires, even when a default is configured.
+      const days = inp.expiresInDays === undefined ? config.defaultExpiryDays : inp.expiresInDays
       if (days !== null && (!Number.isSafeInteger(days) || days < 1 || days > 3650)) {
         throw invalidInput('expiresInDays', 'must be an integer from 1 to 3650, or null')
       }
@@ -520,7 +540,10 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       await guardStore(() =>
         store.createBatch(
           { id: batchId, userId, keyId: current.id, createdAt: now, expiresAt },
-          canonical.map((c) => ({ id: newId(now), digest: digestCandidates([current], userId, c)[0]!.digest })),
+          canonical.map((c) => ({
+            id: newId(now),
+            digest: digestCandidates([current], userId, c)[0]!.digest,
+          })),
         ),
       )
       await guardStore(async () => {
@@ -823,12 +846,13 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     },
 
     async purge(inp = {}) {
+      const opts = purgeOptions(inp)
       const now = clock.now()
-      const before = now - config.purge.retentionDays * DAY_MS
+      const before = now - opts.retentionDays * DAY_MS
       const run = await runPurge({
         deleteChunk: (limit) => store.purgeCodes({ before, limit }),
-        chunkSize: config.purge.batchSize,
-        maxDeletionsPerRun: config.purge.maxDeletionsPerRun,
+        chunkSize: opts.chunkSize,
+        maxDeletionsPerRun: opts.maxDeletionsPerRun,
         ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
         ...(inp.onChunk
           ? {
@@ -839,10 +863,10 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       })
       let batchesDeleted = 0
       let error = run.error
-      if (config.purge.deleteEmptyBatches && error === undefined) {
+      if (opts.deleteEmptyBatches && error === undefined && !inp.shouldStop?.()) {
         const b = await runPurge({
           deleteChunk: (limit) => store.purgeEmptyBatches({ before, limit }),
-          chunkSize: config.purge.batchSize,
+          chunkSize: opts.chunkSize,
           maxDeletionsPerRun: null,
         })
         batchesDeleted = b.deleted
@@ -869,7 +893,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
           error: report.error,
         })
       await emit('purged', now, null, null, { deleted: report.deleted, batchesDeleted, done: report.done })
-      if (config.purge.reportToAdmin && config.mailer && config.email.adminEmail) {
+      if (opts.reportToAdmin && config.mailer && config.email.adminEmail) {
         try {
           await config.mailer.send({
             to: config.email.adminEmail,
@@ -883,13 +907,16 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       return report
     },
 
-    async purgeAudit() {
+    async purgeAudit(inp = {}) {
+      const opts = purgeOptions({ retentionDays: config.audit.retentionDays, ...inp })
       const now = clock.now()
-      const before = now - config.audit.retentionDays * DAY_MS
+      const before = now - opts.retentionDays * DAY_MS
       const run = await runPurge({
         deleteChunk: (limit) => store.purgeAudit({ before, limit }),
-        chunkSize: config.purge.batchSize,
-        maxDeletionsPerRun: config.purge.maxDeletionsPerRun,
+        chunkSize: opts.chunkSize,
+        maxDeletionsPerRun: opts.maxDeletionsPerRun,
+        ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
+        ...(inp.onChunk ? { onChunk: (p: { deleted: number; rounds: number }) => inp.onChunk!(p) } : {}),
       })
       const report: PurgeReport = {
         deleted: run.deleted,
@@ -918,6 +945,40 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     } catch (error) {
       logger.warn('recovery-codes: reveal slot removal failed', { error: errorName(error) })
     }
+  }
+
+  /** Per-run overrides merged over the config, each checked against the config's bounds. */
+  function purgeOptions(inp: PurgeRunInput) {
+    const opts = {
+      retentionDays: inp.retentionDays ?? config.purge.retentionDays,
+      chunkSize: inp.chunkSize ?? config.purge.batchSize,
+      maxDeletionsPerRun:
+        inp.maxDeletionsPerRun === undefined ? config.purge.maxDeletionsPerRun : inp.maxDeletionsPerRun,
+      deleteEmptyBatches: inp.deleteEmptyBatches ?? config.purge.deleteEmptyBatches,
+      reportToAdmin: inp.reportToAdmin ?? config.purge.reportToAdmin,
+    }
+    const issues: { path: string; message: string }[] = []
+    const int = (v: unknown, min: number, max: number) =>
+      Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max
+    if (!int(opts.retentionDays, 0, 3650))
+      issues.push({ path: 'retentionDays', message: 'must be an integer from 0 to 3650' })
+    if (!int(opts.chunkSize, 1, 100_000))
+      issues.push({ path: 'chunkSize', message: 'must be an integer from 1 to 100000' })
+    if (opts.maxDeletionsPerRun !== null && !int(opts.maxDeletionsPerRun, 1, 10_000_000)) {
+      issues.push({ path: 'maxDeletionsPerRun', message: 'must be null or an integer from 1 to 10000000' })
+    }
+    if (typeof opts.deleteEmptyBatches !== 'boolean')
+      issues.push({ path: 'deleteEmptyBatches', message: 'must be a boolean' })
+    if (typeof opts.reportToAdmin !== 'boolean')
+      issues.push({ path: 'reportToAdmin', message: 'must be a boolean' })
+    if (issues.length > 0) {
+      throw new RecoveryCodesError(
+        'INVALID_INPUT',
+        `Invalid purge options: ${issues.map((i) => i.path).join(', ')}`,
+        { issues },
+      )
+    }
+    return opts
   }
 
   async function recipientOf(userId: string): Promise<string> {
@@ -1006,11 +1067,21 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       if (!sent) throw new RecoveryCodesError('MAIL_FAILED', 'The email could not be sent.')
       await cache.removeItem(outboxSlotKey(outboxId))
     })
-    queue.handle(PURGE_JOB, async () => {
-      await service.purge()
+    // A schedule's options travel in the payload; only known keys are read, and a failed run
+    // throws so the queue retries it.
+    queue.handle(PURGE_JOB, async (payload) => {
+      const report = await service.purge(pickPurgeOptions(payload))
+      if (report.error) throw new RecoveryCodesError('STORE_UNAVAILABLE', `purge stopped: ${report.error}`)
     })
-    queue.handle(PURGE_AUDIT_JOB, async () => {
-      await service.purgeAudit()
+    queue.handle(PURGE_AUDIT_JOB, async (payload) => {
+      const { retentionDays, chunkSize, maxDeletionsPerRun } = pickPurgeOptions(payload)
+      const report = await service.purgeAudit({
+        ...(retentionDays === undefined ? {} : { retentionDays }),
+        ...(chunkSize === undefined ? {} : { chunkSize }),
+        ...(maxDeletionsPerRun === undefined ? {} : { maxDeletionsPerRun }),
+      })
+      if (report.error)
+        throw new RecoveryCodesError('STORE_UNAVAILABLE', `audit purge stopped: ${report.error}`)
     })
   }
 
@@ -1046,6 +1117,21 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   }
 
   return Object.freeze(service)
+}
+
+function pickPurgeOptions(payload: Record<string, unknown> | undefined): PurgeRunInput {
+  const out: PurgeRunInput = {}
+  if (!payload) return out
+  for (const key of [
+    'retentionDays',
+    'chunkSize',
+    'maxDeletionsPerRun',
+    'deleteEmptyBatches',
+    'reportToAdmin',
+  ] as const) {
+    if (payload[key] !== undefined) (out as Record<string, unknown>)[key] = payload[key]
+  }
+  return out
 }
 
 function failure(retryAfterMs: number): CodeFailure {

@@ -23,7 +23,7 @@ export interface GenerateInput extends RequestContext {
   userId: string
   /** Codes in the batch; default `config.batchSize`, at most `config.maxBatchSize`. */
   count?: number
-  /** Days until the batch expires; omitted or `null` = `config.defaultExpiryDays` (which may be null). */
+  /** Days until the batch expires; omitted = `config.defaultExpiryDays`; `null` = never. */
   expiresInDays?: number | null
 }
 

@@ -1,0 +1,210 @@
+/**
+ * The demo app: Express 5 + SQLite (better-sqlite3 through Kysely), a password first factor,
+ * recovery codes as the second factor (or, opt-in, the reference app's email + code login), the
+ * server-rendered pages of `@recovery-codes/ui` and the JSON API of `@recovery-codes/express`.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import {
+  configFromEnv,
+  createRecoveryCodes,
+  type Logger,
+  type LoginMode,
+  type RecoveryCodesConfig,
+} from '@recovery-codes/core'
+import { recoveryCodesRouter } from '@recovery-codes/express'
+import { emlFileMailer } from '@recovery-codes/mailer'
+import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+import { SESSION_KEYS } from '@recovery-codes/ui'
+import { expressSession, recoveryCodesPages } from '@recovery-codes/ui/express'
+import Database from 'better-sqlite3'
+import express from 'express'
+import session from 'express-session'
+import { Kysely, SqliteDialect } from 'kysely'
+import { loadOrCreatePepper } from './pepper.ts'
+import { demoUsers, type UsersDatabase } from './users.ts'
+
+/** Options of {@link startDemo}. */
+export interface DemoOptions {
+  /** Where the SQLite file, the pepper and the mail folder live. */
+  dataDir: string
+  /** @default 3000; 0 picks a free port */
+  port?: number
+  /** @default '127.0.0.1' */
+  host?: string
+  /** Environment to read `RECOVERY_CODES_*`, `DEMO_*` from. @default process.env */
+  env?: Record<string, string | undefined>
+  /** Where log lines go (JSON, one per line). @default console.log */
+  log?: (line: string) => void
+}
+
+/** A running demo. */
+export interface RunningDemo {
+  url: string
+  port: number
+  email: string
+  password: string
+  loginMode: LoginMode
+  dataDir: string
+  dbFile: string
+  mailDir: string
+  pepperCreated: boolean
+  close(): Promise<void>
+}
+
+/** How long a password login counts as a fresh re-authentication. */
+export const FRESHNESS_MS = 10 * 60_000
+
+function jsonLogger(log: (line: string) => void): Logger {
+  const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    log(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields }))
+  return { debug: () => {}, info: write('info'), warn: write('warn'), error: write('error') }
+}
+
+export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
+  const env = options.env ?? process.env
+  const log = options.log ?? ((line: string) => console.log(line))
+  const logger = jsonLogger(log)
+  const dataDir = options.dataDir
+  const mailDir = join(dataDir, 'mail')
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+
+  // ---- database: one SQLite file, migrations on start ----
+  const dbFile = join(dataDir, 'demo.sqlite')
+  const sqlite = new Database(dbFile, { timeout: 5000 })
+  sqlite.pragma('journal_mode = WAL')
+  const db = new Kysely<UsersDatabase>({ dialect: new SqliteDialect({ database: sqlite }) })
+  await migrateRecoveryCodes(db)
+  const users = demoUsers(db)
+  await users.migrate()
+  const email = env.DEMO_EMAIL ?? 'demo@example.com'
+  const password = env.DEMO_PASSWORD ?? 'demo-password'
+  await users.seed(email, password)
+
+  // ---- recovery codes: demo defaults, then RECOVERY_CODES_* from the environment ----
+  const fromEnv = configFromEnv(env)
+  const pepper = fromEnv.peppers ? null : loadOrCreatePepper(dataDir)
+  const loginMode: LoginMode =
+    env.DEMO_LOGIN_MODE === 'identifier-and-code'
+      ? 'identifier-and-code'
+      : (fromEnv.loginMode ?? 'second-factor')
+  const config: RecoveryCodesConfig = {
+    siteName: 'Recovery Codes Demo',
+    logoutRedirect: '/signin',
+    batchSize: 10,
+    lowCodesThreshold: 3,
+    history: { perPage: 5, maxVisible: 50 },
+    audit: { storeEmailLog: true },
+    ...fromEnv,
+    cooldown: { baseSeconds: 30, multiplier: 2, cutoffSeconds: 300, ...fromEnv.cooldown },
+    email: {
+      enabled: true,
+      from: 'no-reply@example.com',
+      successMessage: 'Your recovery codes email has been successfully delivered.',
+      ...fromEnv.email,
+    },
+    loginMode,
+    peppers: fromEnv.peppers ?? [{ id: 'demo1', secret: pepper!.secret }],
+    store: kyselyStore(db),
+    mailer: emlFileMailer({ dir: mailDir, from: 'no-reply@example.com' }),
+    resolveEmail: (userId) => users.emailOf(userId),
+    resolveUserId: (identifier) => users.idOf(identifier),
+    logger,
+  }
+  const rc = createRecoveryCodes(config)
+
+  // ---- HTTP ----
+  const app = express()
+  app.disable('x-powered-by')
+  app.use((req, res, next) => {
+    const started = performance.now()
+    // The path only: query strings and bodies are never logged.
+    res.on('finish', () =>
+      logger.info('request', {
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+      }),
+    )
+    next()
+  })
+  app.use(
+    session({
+      name: 'rc_demo_sid',
+      // Sessions live in memory and die with the process, so a per-process secret is enough.
+      secret: randomBytes(32).toString('base64url'),
+      resave: false,
+      saveUninitialized: false,
+      cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/' },
+    }),
+  )
+
+  const emailNote = `Demo mailer: messages are written as .eml files to ${mailDir}`
+  app.use(
+    recoveryCodesPages(
+      rc,
+      {
+        session: ({ req }) => expressSession(req),
+        getClientKey: ({ req }) => req.ip ?? null,
+        signInWithPassword: (e, p) => users.signIn(e, p),
+        verifyPassword: (id, p) => users.verify(id, p),
+        userLabel: async (id) => (await users.emailOf(id)) ?? id,
+      },
+      { freshnessMs: FRESHNESS_MS, emailNote, logger },
+    ),
+  )
+
+  // The same library as a JSON API, sharing the session with the pages.
+  const K = SESSION_KEYS
+  app.use(
+    '/api/recovery',
+    recoveryCodesRouter(rc, {
+      getUserId: ({ req }) => (expressSession(req).get(K.user) as string | undefined) ?? null,
+      getPendingUserId: ({ req }) => (expressSession(req).get(K.pending) as string | undefined) ?? null,
+      getRevealToken: ({ req }) => (expressSession(req).get(K.reveal) as string | undefined) ?? null,
+      setRevealToken: ({ req }, token) => expressSession(req).set(K.reveal, token ?? undefined),
+      regenerateSession: ({ req }) => expressSession(req).regenerate(),
+      destroySession: ({ req }) => expressSession(req).destroy(),
+      logIn: ({ req }, userId) => expressSession(req).set(K.user, userId),
+      isFreshlyAuthenticated: ({ req }) => {
+        const at = expressSession(req).get(K.authAt)
+        return typeof at === 'number' && Date.now() - at < FRESHNESS_MS
+      },
+      getClientKey: ({ req }) => req.ip ?? null,
+    }),
+  )
+
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').set('Cache-Control', 'no-store').send('Not found')
+  })
+  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    logger.error('unhandled error', { error: err instanceof Error ? err.name : 'unknown' })
+    if (!res.headersSent) res.status(500).type('text/plain').send('Internal error')
+  })
+
+  const server = app.listen(options.port ?? 3000, options.host ?? '127.0.0.1')
+  await new Promise<void>((ok, ko) => {
+    server.once('listening', ok)
+    server.once('error', ko)
+  })
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `http://localhost:${port}`,
+    port,
+    email,
+    password,
+    loginMode,
+    dataDir,
+    dbFile,
+    mailDir,
+    pepperCreated: pepper?.created ?? false,
+    async close() {
+      server.closeAllConnections()
+      await new Promise<void>((ok) => server.close(() => ok()))
+      await db.destroy()
+    },
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * recovery-codes with Hono and PostgreSQL: the Kysely store over `pg`, migrations on start, the
+ * pages of `@recovery-codes/ui/hono` and the JSON API of `@recovery-codes/hono`.
+ */
+import { randomBytes } from 'node:crypto'
+import { getConnInfo } from '@hono/node-server/conninfo'
+import { configFromEnv, createRecoveryCodes, type RecoveryCodes } from '@recovery-codes/core'
+import { recoveryCodes } from '@recovery-codes/hono'
+import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+import { SESSION_KEYS } from '@recovery-codes/ui'
+import { recoveryCodesPages } from '@recovery-codes/ui/hono'
+import { Hono } from 'hono'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { memorySessions } from './session.ts'
+import { demoUsers, type UsersDatabase } from './users.ts'
+
+export const FRESHNESS_MS = 10 * 60_000
+
+export interface HonoDemoOptions {
+  databaseUrl: string
+  /** PostgreSQL schema to use (created if missing); default: the connection's search_path. */
+  schema?: string
+  env?: Record<string, string | undefined>
+  email?: string
+  password?: string
+}
+
+export interface HonoDemo {
+  app: Hono
+  rc: RecoveryCodes
+  db: Kysely<UsersDatabase>
+  /** True when no RECOVERY_CODES_PEPPER was set and a throwaway pepper is in use. */
+  ephemeralPepper: boolean
+  close(): Promise<void>
+}
+
+export async function createHonoDemo(options: HonoDemoOptions): Promise<HonoDemo> {
+  const env = options.env ?? process.env
+  if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
+    throw new Error('schema must match /^[a-z_][a-z0-9_]{0,62}$/')
+  }
+  if (options.schema) {
+    const admin = new pg.Client({ connectionString: options.databaseUrl })
+    await admin.connect()
+    try {
+      // The name is checked against a strict pattern above; identifiers cannot be bound.
+      await admin.query(`create schema if not exists "${options.schema}"`)
+    } finally {
+      await admin.end()
+    }
+  }
+  const pool = new pg.Pool({
+    connectionString: options.databaseUrl,
+    max: 10,
+    ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+  })
+  const db = new Kysely<UsersDatabase>({ dialect: new PostgresDialect({ pool }) })
+  await migrateRecoveryCodes(db)
+  const users = demoUsers(db)
+  await users.migrate()
+  await users.seed(options.email ?? 'demo@example.com', options.password ?? 'demo-password')
+
+  const fromEnv = configFromEnv(env)
+  const ephemeralPepper = !fromEnv.peppers
+  const rc = createRecoveryCodes({
+    siteName: 'Recovery Codes (Hono + PostgreSQL)',
+    logoutRedirect: '/signin',
+    ...fromEnv,
+    peppers: fromEnv.peppers ?? [{ id: 'ephemeral', secret: randomBytes(32) }],
+    store: kyselyStore(db),
+    resolveEmail: (userId) => users.emailOf(userId),
+    resolveUserId: (identifier) => users.idOf(identifier),
+  })
+
+  const sessions = memorySessions()
+  const clientKey = (c: Parameters<typeof getConnInfo>[0]) => {
+    try {
+      return getConnInfo(c).remote.address ?? null
+    } catch {
+      return null
+    }
+  }
+  const K = SESSION_KEYS
+  const app = new Hono()
+  app.use('*', sessions.middleware)
+  app.route(
+    '/api/recovery',
+    recoveryCodes(rc, {
+      getUserId: ({ c }) => (sessions.of(c).get(K.user) as string | undefined) ?? null,
+      getPendingUserId: ({ c }) => (sessions.of(c).get(K.pending) as string | undefined) ?? null,
+      getRevealToken: ({ c }) => (sessions.of(c).get(K.reveal) as string | undefined) ?? null,
+      setRevealToken: ({ c }, token) => sessions.of(c).set(K.reveal, token ?? undefined),
+      regenerateSession: ({ c }) => sessions.of(c).regenerate(),
+      destroySession: ({ c }) => sessions.of(c).destroy(),
+      logIn: ({ c }, userId) => sessions.of(c).set(K.user, userId),
+      isFreshlyAuthenticated: ({ c }) => {
+        const at = sessions.of(c).get(K.authAt)
+        return typeof at === 'number' && Date.now() - at < FRESHNESS_MS
+      },
+      getClientKey: ({ c }) => clientKey(c),
+    }),
+  )
+  app.route(
+    '/',
+    recoveryCodesPages(
+      rc,
+      {
+        session: ({ c }) => sessions.of(c),
+        getClientKey: ({ c }) => clientKey(c),
+        signInWithPassword: (e, p) => users.signIn(e, p),
+        verifyPassword: (id, p) => users.verify(id, p),
+        userLabel: async (id) => (await users.emailOf(id)) ?? id,
+      },
+      { freshnessMs: FRESHNESS_MS },
+    ),
+  )
+  app.notFound((c) => c.text('Not found', 404, { 'Cache-Control': 'no-store' }))
+
+  return {
+    app,
+    rc,
+    db,
+    ephemeralPepper,
+    close: () => db.destroy(),
+  }
+}

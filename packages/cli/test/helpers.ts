@@ -1,0 +1,184 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import pg from 'pg'
+
+export const BIN = fileURLToPath(new URL('../bin/recovery-codes.mjs', import.meta.url))
+export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const isCI = process.env.CI === 'true'
+
+/** A fixed, valid 32-byte pepper (random bytes, base64). */
+export const KEY_B64 = 'q3Vx8b0m5bJ9rYt1k2ZlS0cT7hX4wA6eN1uD8pF3jLo='
+
+/** An environment without any RECOVERY_CODES_*, DJANGO_* or DATABASE_URL from the test runner. */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG', 'SystemRoot']) {
+    const v = process.env[k]
+    if (v !== undefined) env[k] = v
+  }
+  return { ...env, NO_COLOR: '1', ...extra }
+}
+
+export interface CliRun {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  ms: number
+}
+
+/** A running CLI child process with its output collected. */
+export interface CliChild {
+  child: ChildProcess
+  output: { stdout: string; stderr: string }
+  /** Resolves when stderr or stdout matches. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<void>
+  done: Promise<CliRun>
+}
+
+export function startCli(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string } = {},
+): CliChild {
+  const started = Date.now()
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: opts.env ?? cleanEnv(),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  const output = { stdout: '', stderr: '' }
+  const waiters: Array<() => void> = []
+  const poke = () => {
+    for (const w of waiters.splice(0)) w()
+  }
+  child.stdout!.on('data', (d: Buffer) => {
+    output.stdout += d.toString()
+    poke()
+  })
+  child.stderr!.on('data', (d: Buffer) => {
+    output.stderr += d.toString()
+    poke()
+  })
+  if (opts.input !== undefined) child.stdin!.end(opts.input)
+  else child.stdin!.end()
+  const done = new Promise<CliRun>((resolve) => {
+    child.on('close', (code, signal) => {
+      poke()
+      resolve({ code, signal, ...output, ms: Date.now() - started })
+    })
+  })
+  const waitFor = (re: RegExp, timeoutMs = 30_000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${re}; stderr: ${output.stderr.slice(-500)}`)),
+        timeoutMs,
+      )
+      const check = () => {
+        if (re.test(output.stderr) || re.test(output.stdout)) {
+          clearTimeout(timer)
+          resolve()
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          clearTimeout(timer)
+          reject(new Error(`exited before ${re}; stderr: ${output.stderr.slice(-500)}`))
+        } else waiters.push(check)
+      }
+      check()
+    })
+  return { child, output, waitFor, done }
+}
+
+/** Runs the real CLI (`node bin/recovery-codes.mjs …`) to completion. */
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string } = {},
+): Promise<CliRun> {
+  return startCli(args, opts).done
+}
+
+export function tempDir(prefix = 'rc-cli-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+/** Counts rows with a fresh connection (the CLI may have just written the file). */
+export function sqliteCount(file: string, where = '1 = 1', table = 'rc_codes'): number {
+  const db = new Database(file, { readonly: true })
+  try {
+    return (db.prepare(`select count(*) as n from ${table} where ${where}`).get() as { n: number }).n
+  } finally {
+    db.close()
+  }
+}
+
+/**
+ * Set-based seed straight into `rc_batches`/`rc_codes` (one recursive-CTE INSERT): `eligible` used
+ * codes that died at epoch ms 1000+i (long past any retention), plus `keep` active codes and
+ * `recent` codes used now, which no purge may touch.
+ */
+export function seedSqlite(file: string, o: { eligible: number; keep?: number; recent?: number }): void {
+  const db = new Database(file, { timeout: 10_000 })
+  const now = Date.now()
+  try {
+    db.exec('begin')
+    db.prepare(
+      `insert into rc_batches (id, user_id, key_id, status, created_at, ended_at, issued, unused, used)
+       values ('b-old', 'u-old', 'k1', 'superseded', 1, 1000, ?, 0, ?),
+              ('b-live', 'u-live', 'k1', 'active', ?, null, ?, ?, ?)`,
+    ).run(o.eligible, o.eligible, now, (o.keep ?? 0) + (o.recent ?? 0), o.keep ?? 0, o.recent ?? 0)
+    db.prepare(
+      `with recursive seq(i) as (select 0 union all select i + 1 from seq where i < ? - 1)
+       insert into rc_codes (id, user_id, batch_id, key_id, digest, state, created_at, expires_at, used_at, changed_at)
+       select 'old-' || i, 'u-old', 'b-old', 'k1', randomblob(32), 'used', 1, null, 1000 + i, 1000 + i from seq`,
+    ).run(o.eligible)
+    if (o.keep) {
+      db.prepare(
+        `with recursive seq(i) as (select 0 union all select i + 1 from seq where i < ? - 1)
+         insert into rc_codes (id, user_id, batch_id, key_id, digest, state, created_at, expires_at, used_at, changed_at)
+         select 'keep-' || i, 'u-live', 'b-live', 'k1', randomblob(32), 'active', ?, null, null, null from seq`,
+      ).run(o.keep, now)
+    }
+    if (o.recent) {
+      db.prepare(
+        `with recursive seq(i) as (select 0 union all select i + 1 from seq where i < ? - 1)
+         insert into rc_codes (id, user_id, batch_id, key_id, digest, state, created_at, expires_at, used_at, changed_at)
+         select 'recent-' || i, 'u-live', 'b-live', 'k1', randomblob(32), 'used', ?, null, ?, ? from seq`,
+      ).run(o.recent, now, now, now)
+    }
+    db.exec('commit')
+  } finally {
+    db.close()
+  }
+}
+
+/** `null` when PostgreSQL answers; the reason otherwise. */
+export async function probePostgres(): Promise<string | null> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
+  try {
+    await client.connect()
+    await client.query('select 1')
+    return null
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/** Runs one statement on the real server (test code: schema names are generated hex). */
+export async function pgQuery<T = Record<string, unknown>>(
+  text: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: PG_URL })
+  await client.connect()
+  try {
+    return (await client.query(text, params)).rows as T[]
+  } finally {
+    await client.end()
+  }
+}
+
+export const randomSchema = (prefix: string) =>
+  `${prefix}_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`

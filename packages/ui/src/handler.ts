@@ -1,0 +1,786 @@
+/**
+ * The framework-neutral page controller: maps a form request to service calls and a page (or a
+ * redirect, or a file). Adapters (Express, Hono) translate requests and responses and supply the
+ * session; everything else lives here once.
+ *
+ * Security (SECURITY.md SES, PT, IN): every state-changing route is POST-only with a synchronizer
+ * token bound to the session plus a `Sec-Fetch-Site`/`Origin` check; the session is regenerated
+ * at every login; sensitive actions need a fresh password confirmation; every page is `no-store`,
+ * `nosniff`, `no-referrer`; codes travel only in POST bodies and in the one response that shows
+ * them, never in URLs, sessions, flashes or logs.
+ */
+import {
+  type ExportFormat,
+  isRecoveryCodesError,
+  type Logger,
+  MAX_CODE_INPUT_LENGTH,
+  type RecoveryCodes,
+} from '@recovery-codes/core'
+import { formatDuration } from './format.ts'
+import { isSameOriginRequest, pageHeaders, randomToken, safeEqual, safeFilename } from './security.ts'
+import {
+  codesPage,
+  dashboardPage,
+  type Flash,
+  type LayoutModel,
+  messagePage,
+  type PagePaths,
+  pagePaths,
+  reauthPage,
+  recoveryLoginPage,
+  signInPage,
+} from './views.ts'
+
+/** A request as the page controller sees it. */
+export interface PageRequest {
+  /** Upper-case method. */
+  method: string
+  /** Path relative to the mount point, starting with `/`. */
+  path: string
+  query: URLSearchParams
+  /** The parsed `application/x-www-form-urlencoded` body of a POST, or `null`. */
+  form: URLSearchParams | null
+  /** Set when the body could not be read (too large, wrong media type, unreadable). */
+  bodyError?: 'too-large' | 'unreadable' | 'unsupported'
+  header(name: string): string | undefined
+  /** `scheme://host[:port]` this request was addressed to (for the same-origin check). */
+  origin: string
+}
+
+/** A response for the adapter to write back. */
+export interface PageResponse {
+  status: number
+  headers: Record<string, string>
+  body: string | Uint8Array
+}
+
+/** Session access for the pages. Values are plain JSON; none is ever a code. */
+export interface PageSession {
+  get(key: string): unknown
+  /** `undefined` removes the key. */
+  set(key: string, value: unknown): void
+  /** New session id, old data dropped (R-SES-1). */
+  regenerate(): Promise<void>
+  /** Server-side session and cookie gone (R-SES-5). */
+  destroy(): Promise<void>
+}
+
+/** What the host application supplies. */
+export interface PagesHooks<Ctx> {
+  /** The session of this request. */
+  session(ctx: Ctx): PageSession
+  /** Client key for the per-client limiter (socket address or trusted-proxy result). */
+  getClientKey(ctx: Ctx): string | null | undefined
+  /**
+   * The host's first factor: email + password → user id, or `null`. Must do the same work for
+   * unknown emails. When given, `/signin` is served and a password login counts as fresh.
+   */
+  signInWithPassword?(email: string, password: string): Promise<string | null>
+  /** Checks the signed-in user's password for re-authentication (`/reauth`). */
+  verifyPassword?(userId: string, password: string): Promise<boolean>
+  /** What the header shows for a user (e.g. the email). @default the user id */
+  userLabel?(userId: string): Promise<string>
+  /** Called after a recovery-code login (notify, revoke other sessions: R-SES-7). */
+  onRecoveryLogin?(ctx: Ctx, userId: string): Promise<void> | void
+}
+
+/** Options of {@link createPagesHandler}. */
+export interface PagesOptions {
+  /** Where the pages are mounted (`''` = site root). @default '' */
+  basePath?: string
+  /** How long a password confirmation counts as fresh for sensitive actions. @default 600_000 (10 min) */
+  freshnessMs?: number
+  /** How long the password step waits for the recovery code. @default 600_000 */
+  pendingTtlMs?: number
+  /** Shown next to the email button, e.g. where the dev mailer writes its files. */
+  emailNote?: string
+  /** Shown under the sign-in form. */
+  signInNote?: string
+  /** Extra origins allowed to post forms (exact `scheme://host[:port]`). @default [] */
+  allowedOrigins?: readonly string[]
+  /** Largest form body in bytes. @default 8192 */
+  bodyLimit?: number
+  /** @default Date.now */
+  now?: () => number
+  /** Unexpected errors are logged here by name only. */
+  logger?: Logger
+}
+
+/** The page controller. */
+export interface PagesHandler<Ctx> {
+  /** `null` when the path is not one of ours (let the host continue). */
+  handle(req: PageRequest, ctx: Ctx): Promise<PageResponse | null>
+  readonly paths: PagePaths
+  readonly bodyLimit: number
+}
+
+/** The session keys the pages use (for hosts that share the session with the JSON API). */
+export const SESSION_KEYS = Object.freeze({
+  user: 'rc_uid',
+  pending: 'rc_pending',
+  pendingAt: 'rc_pending_at',
+  passwordAt: 'rc_password_at',
+  authAt: 'rc_auth_at',
+  csrf: 'rc_csrf',
+  flash: 'rc_flash',
+  reveal: 'rc_reveal',
+  revealUntil: 'rc_reveal_until',
+} as const)
+const K = SESSION_KEYS
+
+const LOGIN_FAILED = 'That recovery code did not work. Check it and try again.'
+const SIGNIN_FAILED = 'Incorrect email or password.'
+const FORMATS: readonly ExportFormat[] = ['txt', 'csv', 'pdf']
+
+/**
+ * Creates the page controller for `rc`.
+ *
+ * @example
+ * ```ts
+ * const pages = createPagesHandler(rc, {
+ *   session: ({ req }) => expressSession(req),
+ *   getClientKey: ({ req }) => req.ip,
+ *   signInWithPassword: (email, password) => users.check(email, password),
+ *   verifyPassword: (userId, password) => users.verify(userId, password),
+ * })
+ * ```
+ */
+export function createPagesHandler<Ctx>(
+  rc: RecoveryCodes,
+  hooks: PagesHooks<Ctx>,
+  options: PagesOptions = {},
+): PagesHandler<Ctx> {
+  const paths = pagePaths(options.basePath ?? '')
+  const now = options.now ?? Date.now
+  const freshnessMs = options.freshnessMs ?? 600_000
+  const pendingTtlMs = options.pendingTtlMs ?? 600_000
+  const bodyLimit = options.bodyLimit ?? 8192
+  const { siteName, loginMode } = rc.config
+  const passwordEnabled = typeof hooks.signInWithPassword === 'function'
+  const codeLoginEnabled = loginMode === 'identifier-and-code'
+  const entry = passwordEnabled ? paths.signIn : paths.login
+
+  interface Req {
+    r: PageRequest
+    ctx: Ctx
+    s: PageSession
+    nonce: string
+  }
+
+  function str(v: unknown): string | null {
+    return typeof v === 'string' && v.length > 0 ? v : null
+  }
+
+  function csrfToken(s: PageSession): string {
+    let t = str(s.get(K.csrf))
+    if (!t) {
+      t = randomToken()
+      s.set(K.csrf, t)
+    }
+    return t
+  }
+
+  function flash(s: PageSession, kind: Flash['kind'], text: string): void {
+    const list = Array.isArray(s.get(K.flash)) ? (s.get(K.flash) as Flash[]) : []
+    s.set(K.flash, [...list.slice(-4), { kind, text }])
+  }
+
+  function takeFlash(s: PageSession): Flash[] {
+    const list = s.get(K.flash)
+    if (list === undefined) return []
+    s.set(K.flash, undefined)
+    return Array.isArray(list)
+      ? list.filter(
+          (f): f is Flash =>
+            typeof f === 'object' && f !== null && typeof f.text === 'string' && typeof f.kind === 'string',
+        )
+      : []
+  }
+
+  function userOf(s: PageSession): string | null {
+    return str(s.get(K.user))
+  }
+
+  function isFresh(s: PageSession): boolean {
+    const at = s.get(K.authAt)
+    return typeof at === 'number' && now() - at < freshnessMs
+  }
+
+  async function layoutFor(q: Req, title: string, withFlash = true): Promise<LayoutModel> {
+    const uid = userOf(q.s)
+    return {
+      siteName,
+      title,
+      nonce: q.nonce,
+      paths,
+      user: uid ? { label: hooks.userLabel ? await hooks.userLabel(uid) : uid } : null,
+      csrf: csrfToken(q.s),
+      flash: withFlash ? takeFlash(q.s) : [],
+    }
+  }
+
+  function page(q: Req, status: number, body: string): PageResponse {
+    return { status, headers: pageHeaders(q.nonce), body }
+  }
+
+  function redirect(to: string): PageResponse {
+    return {
+      status: 303,
+      headers: {
+        Location: to,
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff',
+        'Referrer-Policy': 'no-referrer',
+      },
+      body: '',
+    }
+  }
+
+  function field(q: Req, name: string, max: number): string | null {
+    const v = q.r.form?.get(name)
+    return typeof v === 'string' && v.length <= max ? v : null
+  }
+
+  function clientKey(q: Req): { clientKey?: string } {
+    const k = hooks.getClientKey(q.ctx)
+    return typeof k === 'string' && k.length > 0 ? { clientKey: k } : {}
+  }
+
+  function failureText(base: string, retryAfterMs: number): string {
+    return retryAfterMs > 0
+      ? `${base} Too many failed attempts: wait ${formatDuration(retryAfterMs)} before trying again.`
+      : base
+  }
+
+  /** Requires a logged-in user; otherwise sends them to sign in. */
+  function requireUser(q: Req): string | PageResponse {
+    const uid = userOf(q.s)
+    if (uid) return uid
+    if (q.r.method === 'POST') flash(q.s, 'info', 'Your session has ended. Please sign in again.')
+    return redirect(entry)
+  }
+
+  /** Sensitive actions: a fresh password confirmation, or a detour through `/reauth`. */
+  function requireFresh(q: Req): PageResponse | null {
+    if (isFresh(q.s)) return null
+    if (!hooks.verifyPassword) {
+      flash(q.s, 'error', 'Please sign in again to do this.')
+      return redirect(entry)
+    }
+    flash(q.s, 'info', 'Confirm your password to continue, then repeat the action.')
+    return redirect(paths.reauth)
+  }
+
+  async function discardReveal(q: Req): Promise<void> {
+    const token = str(q.s.get(K.reveal))
+    q.s.set(K.reveal, undefined)
+    q.s.set(K.revealUntil, undefined)
+    if (token) await rc.discardReveal({ reveal: token })
+  }
+
+  // ---- routes ----
+
+  async function getSignIn(q: Req): Promise<PageResponse> {
+    if (!passwordEnabled) return redirect(paths.login)
+    if (userOf(q.s)) return redirect(paths.dashboard)
+    const l = await layoutFor(q, 'Sign in')
+    return page(
+      q,
+      200,
+      signInPage(l, {
+        codeLoginAvailable: codeLoginEnabled,
+        ...(options.signInNote ? { note: options.signInNote } : {}),
+      }),
+    )
+  }
+
+  async function postSignIn(q: Req): Promise<PageResponse> {
+    if (!passwordEnabled) return redirect(paths.login)
+    const email = field(q, 'email', 254)?.trim() ?? ''
+    const password = field(q, 'password', 1024) ?? ''
+    const uid = email && password ? await hooks.signInWithPassword!(email, password) : null
+    if (!uid) {
+      const l = await layoutFor(q, 'Sign in')
+      return page(
+        q,
+        401,
+        signInPage(l, {
+          email: email.slice(0, 254),
+          error: SIGNIN_FAILED,
+          codeLoginAvailable: codeLoginEnabled,
+          ...(options.signInNote ? { note: options.signInNote } : {}),
+        }),
+      )
+    }
+    await discardReveal(q)
+    await q.s.regenerate()
+    const at = now()
+    const st = await rc.status({ userId: uid })
+    if (st.active?.status === 'active' && st.remaining > 0) {
+      // Recovery codes are this demo's second factor: the password alone does not log in.
+      q.s.set(K.pending, uid)
+      q.s.set(K.pendingAt, at)
+      q.s.set(K.passwordAt, at)
+      return redirect(paths.login)
+    }
+    q.s.set(K.user, uid)
+    q.s.set(K.authAt, at)
+    flash(
+      q.s,
+      'info',
+      'Signed in. You have no recovery codes yet: generate a batch so you can sign in if you lose your other factor.',
+    )
+    return redirect(paths.dashboard)
+  }
+
+  function pendingUser(q: Req): string | null {
+    const uid = str(q.s.get(K.pending))
+    const at = q.s.get(K.pendingAt)
+    if (!uid || typeof at !== 'number' || now() - at >= pendingTtlMs) return null
+    return uid
+  }
+
+  async function getLogin(q: Req): Promise<PageResponse> {
+    if (userOf(q.s)) return redirect(paths.dashboard)
+    if (!codeLoginEnabled) {
+      const uid = pendingUser(q)
+      if (!uid) {
+        if (!passwordEnabled) return notFound(q)
+        flash(q.s, 'info', 'Sign in with your password first.')
+        return redirect(paths.signIn)
+      }
+      const l = await layoutFor(q, 'Two-step verification')
+      const label = hooks.userLabel ? await hooks.userLabel(uid) : undefined
+      return page(
+        q,
+        200,
+        recoveryLoginPage(l, { mode: 'second-factor', ...(label ? { pendingLabel: label } : {}) }),
+      )
+    }
+    const l = await layoutFor(q, 'Sign in with a recovery code')
+    return page(q, 200, recoveryLoginPage(l, { mode: 'identifier-and-code' }))
+  }
+
+  async function postLogin(q: Req): Promise<PageResponse> {
+    const code = field(q, 'code', MAX_CODE_INPUT_LENGTH) ?? ''
+    let result: Awaited<ReturnType<RecoveryCodes['redeem']>>
+    let email = ''
+    let fresh = false
+    const pending = codeLoginEnabled ? null : pendingUser(q)
+    if (codeLoginEnabled) {
+      email = field(q, 'identifier', 254) ?? ''
+      result = await rc.redeem({ identifier: email, code, ...clientKey(q) })
+    } else {
+      if (!pending) {
+        flash(q.s, 'info', 'Your sign-in took too long. Sign in with your password again.')
+        return redirect(passwordEnabled ? paths.signIn : paths.login)
+      }
+      const pwAt = q.s.get(K.passwordAt)
+      fresh = typeof pwAt === 'number' && now() - pwAt < freshnessMs
+      result = await rc.redeem({ userId: pending, code, ...clientKey(q) })
+    }
+    if (!result.ok) {
+      const l = await layoutFor(q, 'Sign in')
+      const label = pending && hooks.userLabel ? await hooks.userLabel(pending) : undefined
+      return page(
+        q,
+        result.retryAfterMs > 0 ? 429 : 401,
+        recoveryLoginPage(l, {
+          mode: codeLoginEnabled ? 'identifier-and-code' : 'second-factor',
+          email: email.slice(0, 254),
+          error: failureText(LOGIN_FAILED, result.retryAfterMs),
+          ...(label ? { pendingLabel: label } : {}),
+        }),
+      )
+    }
+    const pwAt = q.s.get(K.passwordAt)
+    await discardReveal(q)
+    await q.s.regenerate()
+    q.s.set(K.user, result.userId)
+    // The password was typed at this very login (second factor); a code alone is never "fresh".
+    if (fresh && typeof pwAt === 'number') q.s.set(K.authAt, pwAt)
+    flash(
+      q.s,
+      result.lowCodes ? 'error' : 'success',
+      `Signed in with a recovery code. That code is now used: ${result.remaining} ${result.remaining === 1 ? 'code' : 'codes'} left. Generate a new batch to keep a full set.`,
+    )
+    await hooks.onRecoveryLogin?.(q.ctx, result.userId)
+    return redirect(paths.dashboard)
+  }
+
+  async function getReauth(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    if (!hooks.verifyPassword) return notFound(q)
+    const l = await layoutFor(q, 'Confirm your password')
+    return page(q, 200, reauthPage(l, { next: safeNext(q.r.query.get('next')) }))
+  }
+
+  function safeNext(v: string | null | undefined): string {
+    return v === paths.codes ? paths.codes : paths.dashboard
+  }
+
+  async function postReauth(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    if (!hooks.verifyPassword) return notFound(q)
+    const password = field(q, 'password', 1024) ?? ''
+    const next = safeNext(field(q, 'next', 200))
+    if (password && (await hooks.verifyPassword(u, password))) {
+      q.s.set(K.authAt, now())
+      flash(q.s, 'success', 'Password confirmed.')
+      return redirect(next)
+    }
+    const l = await layoutFor(q, 'Confirm your password')
+    return page(q, 401, reauthPage(l, { next, error: 'Incorrect password.' }))
+  }
+
+  async function getDashboard(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const rawPage = q.r.query.get('page')
+    const pageNo = rawPage && /^[1-9]\d{0,5}$/.test(rawPage) ? Number(rawPage) : 1
+    const [st, history] = await Promise.all([
+      rc.status({ userId: u }),
+      rc.history({ userId: u, page: pageNo }),
+    ])
+    const a = st.active?.status === 'active' ? st.active : null
+    const until = q.s.get(K.revealUntil)
+    const emailEnabled = rc.config.email.enabled && rc.config.mailer !== null
+    let reveal: { downloaded: boolean; emailed: boolean; emailEnabled: boolean } | null = null
+    if (str(q.s.get(K.reveal)) && a && typeof until === 'number' && now() < until) {
+      const spent = a.downloaded && (a.emailed || !emailEnabled)
+      reveal = spent ? null : { downloaded: a.downloaded, emailed: a.emailed, emailEnabled }
+    }
+    const l = await layoutFor(q, 'Recovery codes')
+    return page(
+      q,
+      200,
+      dashboardPage(l, {
+        remaining: st.remaining,
+        lowCodes: st.lowCodes,
+        lowCodesThreshold: st.lowCodesThreshold,
+        shouldRegenerate: st.shouldRegenerate,
+        active: st.active,
+        generateRetryAfterMs: st.generateRetryAfterMs,
+        reveal,
+        history,
+        fresh: isFresh(q.s),
+        ...(options.emailNote ? { emailNote: options.emailNote } : {}),
+      }),
+    )
+  }
+
+  async function postGenerate(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const st = await rc.status({ userId: u })
+    if (st.active?.status === 'active') {
+      const stale = requireFresh(q)
+      if (stale) return stale
+    }
+    const rawDays = (field(q, 'expiresInDays', 10) ?? '').trim()
+    let days: number | null = null
+    if (rawDays !== '') {
+      if (!/^\d{1,4}$/.test(rawDays) || Number(rawDays) < 1 || Number(rawDays) > 3650) {
+        flash(q.s, 'error', 'The expiry must be a whole number of days from 1 to 3650, or empty.')
+        return redirect(paths.dashboard)
+      }
+      days = Number(rawDays)
+    }
+    const r = await rc.generate({ userId: u, expiresInDays: days, ...clientKey(q) })
+    if (!r.ok) {
+      flash(
+        q.s,
+        'error',
+        `You generated a batch only recently. You can generate a new batch in ${formatDuration(r.retryAfterMs)}.`,
+      )
+      return redirect(paths.dashboard)
+    }
+    q.s.set(K.reveal, r.reveal)
+    q.s.set(K.revealUntil, r.revealExpiresAt)
+    return redirect(paths.codes)
+  }
+
+  async function getCodes(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const token = str(q.s.get(K.reveal))
+    if (!token) {
+      flash(q.s, 'info', 'There are no new codes to show. Generate a batch to get codes.')
+      return redirect(paths.dashboard)
+    }
+    try {
+      const view = await rc.viewCodes({ userId: u, reveal: token })
+      const st = await rc.status({ userId: u })
+      const batch = st.active && st.active.id === view.batchId ? st.active : null
+      const l = await layoutFor(q, 'Your new recovery codes')
+      return page(
+        q,
+        200,
+        codesPage(l, {
+          codes: view.codes,
+          createdAt: batch?.createdAt ?? null,
+          expiresAt: batch?.expiresAt ?? null,
+          emailEnabled: rc.config.email.enabled && rc.config.mailer !== null,
+          fresh: isFresh(q.s),
+          ...(options.emailNote ? { emailNote: options.emailNote } : {}),
+        }),
+      )
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'ALREADY_DONE')) {
+        flash(
+          q.s,
+          'info',
+          'These codes have already been shown once. You can still download or email them once while they are available, or generate a new batch.',
+        )
+        return redirect(paths.dashboard)
+      }
+      if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return revealGone(q)
+      throw e
+    }
+  }
+
+  async function revealGone(q: Req): Promise<PageResponse> {
+    await discardReveal(q)
+    flash(
+      q.s,
+      'error',
+      'Your new codes are no longer available here (they are kept only for a few minutes and until you sign out). Generate a new batch to get new codes.',
+    )
+    return redirect(paths.dashboard)
+  }
+
+  async function postDownload(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const stale = requireFresh(q)
+    if (stale) return stale
+    const fmt = field(q, 'format', 8)
+    if (!FORMATS.includes(fmt as ExportFormat)) {
+      flash(q.s, 'error', 'Choose txt, csv or pdf.')
+      return redirect(paths.dashboard)
+    }
+    const token = str(q.s.get(K.reveal))
+    if (!token) return revealGone(q)
+    try {
+      const file = await rc.exportCodes({
+        userId: u,
+        reveal: token,
+        format: fmt as ExportFormat,
+        ...clientKey(q),
+      })
+      return {
+        status: 200,
+        headers: {
+          'Content-Type': file.contentType,
+          'Content-Disposition': `attachment; filename="${safeFilename(file.filename)}"`,
+          'Cache-Control': 'no-store',
+          'X-Content-Type-Options': 'nosniff',
+          'Referrer-Policy': 'no-referrer',
+          'Content-Security-Policy': "default-src 'none'; sandbox",
+        },
+        body: file.body,
+      }
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'ALREADY_DONE')) {
+        flash(
+          q.s,
+          'error',
+          'These codes have already been downloaded. Each batch can be downloaded only once, so a copy cannot leak later: generate a new batch if you need another file.',
+        )
+        return redirect(paths.dashboard)
+      }
+      if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return revealGone(q)
+      throw e
+    }
+  }
+
+  async function postEmail(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const stale = requireFresh(q)
+    if (stale) return stale
+    const token = str(q.s.get(K.reveal))
+    if (!token) return revealGone(q)
+    try {
+      const r = await rc.emailCodes({ userId: u, reveal: token, ...clientKey(q) })
+      flash(
+        q.s,
+        'success',
+        r.queued ? `Your recovery codes email to ${r.sentTo} is on its way.` : rc.config.email.successMessage,
+      )
+      if (options.emailNote) flash(q.s, 'info', options.emailNote)
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'ALREADY_DONE'))
+        flash(q.s, 'error', 'These codes have already been emailed. Each batch can be emailed only once.')
+      else if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return revealGone(q)
+      else if (isRecoveryCodesError(e, 'FEATURE_DISABLED'))
+        flash(q.s, 'error', 'Emailing recovery codes is not enabled on this site.')
+      else if (isRecoveryCodesError(e, 'NOT_FOUND'))
+        flash(q.s, 'error', 'There is no email address on file for your account.')
+      else if (isRecoveryCodesError(e, 'MAIL_FAILED'))
+        flash(q.s, 'error', 'The email could not be sent. Download the codes instead.')
+      else throw e
+    }
+    return redirect(paths.dashboard)
+  }
+
+  async function postVerify(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const code = field(q, 'code', MAX_CODE_INPUT_LENGTH) ?? ''
+    try {
+      const r = await rc.verifySetup({ userId: u, code, ...clientKey(q) })
+      if (r.ok) flash(q.s, 'success', 'Setup verified: that code works, and it is still valid.')
+      else flash(q.s, 'error', failureText('That code does not match your current batch.', r.retryAfterMs))
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'ALREADY_DONE')) flash(q.s, 'info', 'This batch has already been verified.')
+      else if (isRecoveryCodesError(e, 'NOT_FOUND')) flash(q.s, 'error', 'You have no active recovery codes.')
+      else throw e
+    }
+    return redirect(paths.dashboard)
+  }
+
+  async function postCodeAction(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const stale = requireFresh(q)
+    if (stale) return stale
+    const action = field(q, 'action', 20)
+    if (action !== 'invalidate' && action !== 'delete') {
+      flash(q.s, 'error', 'Choose whether to invalidate or delete the code.')
+      return redirect(paths.dashboard)
+    }
+    const code = field(q, 'code', MAX_CODE_INPUT_LENGTH) ?? ''
+    const input = { userId: u, code, ...clientKey(q) }
+    const r = action === 'invalidate' ? await rc.invalidateCode(input) : await rc.deleteCode(input)
+    if (r.ok)
+      flash(q.s, 'success', action === 'invalidate' ? 'The code was invalidated.' : 'The code was deleted.')
+    else
+      flash(
+        q.s,
+        'error',
+        failureText('That code does not match an unused code of your batch.', r.retryAfterMs),
+      )
+    return redirect(paths.dashboard)
+  }
+
+  async function postDeleteAll(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const stale = requireFresh(q)
+    if (stale) return stale
+    try {
+      await rc.deleteBatch({ userId: u, ...clientKey(q) })
+      await discardReveal(q)
+      flash(q.s, 'success', 'All your recovery codes were deleted.')
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'NOT_FOUND')) flash(q.s, 'info', 'You have no active recovery codes.')
+      else throw e
+    }
+    return redirect(paths.dashboard)
+  }
+
+  async function postLogout(q: Req): Promise<PageResponse> {
+    await discardReveal(q)
+    await q.s.destroy()
+    return redirect(rc.config.logoutRedirect)
+  }
+
+  async function notFound(q: Req): Promise<PageResponse> {
+    const l = await layoutFor(q, 'Not found', false)
+    return page(
+      q,
+      404,
+      messagePage(l, {
+        heading: 'Not found',
+        text: 'There is nothing here.',
+        link: { href: entry, label: 'Go to sign in' },
+      }),
+    )
+  }
+
+  async function forbidden(q: Req, text: string, status = 403): Promise<PageResponse> {
+    const l = await layoutFor(q, 'Request refused', false)
+    return page(
+      q,
+      status,
+      messagePage(l, {
+        heading: 'Request refused',
+        text,
+        link: { href: userOf(q.s) ? paths.dashboard : entry, label: 'Back' },
+      }),
+    )
+  }
+
+  type Route = { get?: (q: Req) => Promise<PageResponse>; post?: (q: Req) => Promise<PageResponse> }
+  const base = (options.basePath ?? '').replace(/\/+$/, '')
+  const rel = (p: string) => p.slice(base.length) || '/'
+  const routes = new Map<string, Route>([
+    [rel(paths.dashboard), { get: getDashboard }],
+    [rel(paths.signIn), { get: getSignIn, post: postSignIn }],
+    [rel(paths.login), { get: getLogin, post: postLogin }],
+    [rel(paths.reauth), { get: getReauth, post: postReauth }],
+    [rel(paths.codes), { get: getCodes }],
+    [rel(paths.generate), { post: postGenerate }],
+    [rel(paths.download), { post: postDownload }],
+    [rel(paths.email), { post: postEmail }],
+    [rel(paths.verify), { post: postVerify }],
+    [rel(paths.codeAction), { post: postCodeAction }],
+    [rel(paths.deleteBatch), { post: postDeleteAll }],
+    [rel(paths.logout), { post: postLogout }],
+  ])
+
+  return {
+    paths,
+    bodyLimit,
+    async handle(r, ctx) {
+      const route = routes.get(r.path)
+      if (!route) return null
+      const q: Req = { r, ctx, s: hooks.session(ctx), nonce: randomToken(16) }
+      try {
+        if (r.method === 'GET' || r.method === 'HEAD') {
+          if (!route.get) return methodNotAllowed('POST')
+          return await route.get(q)
+        }
+        if (r.method !== 'POST')
+          return methodNotAllowed(route.get && route.post ? 'GET, POST' : route.get ? 'GET' : 'POST')
+        if (!route.post) return methodNotAllowed('GET')
+        if (!isSameOriginRequest(r.header, r.origin, options.allowedOrigins ?? []))
+          return await forbidden(q, 'This form was sent from another site, so it was refused.')
+        if (r.bodyError === 'too-large') return await forbidden(q, 'The form was too large.', 413)
+        if (r.bodyError || !r.form) return await forbidden(q, 'The form could not be read.', 400)
+        const expected = str(q.s.get(K.csrf))
+        const sent = r.form.get('_csrf')
+        if (!expected || typeof sent !== 'string' || !safeEqual(sent, expected))
+          return await forbidden(
+            q,
+            'This form has expired (or came from somewhere else). Go back, reload the page and try again.',
+          )
+        return await route.post(q)
+      } catch (error) {
+        options.logger?.error('recovery-codes ui: request failed', {
+          route: r.path,
+          error: isRecoveryCodesError(error) ? error.code : error instanceof Error ? error.name : 'unknown',
+        })
+        const unavailable = isRecoveryCodesError(error, 'STORE_UNAVAILABLE')
+        return forbidden(
+          q,
+          unavailable
+            ? 'The service is temporarily unavailable. Please try again in a moment.'
+            : 'Something went wrong. Please try again.',
+          unavailable ? 503 : 500,
+        ).catch(() => ({ status: 500, headers: { 'Content-Type': 'text/plain' }, body: 'Internal error' }))
+      }
+    },
+  }
+
+  function methodNotAllowed(allow: string): PageResponse {
+    return {
+      status: 405,
+      headers: { Allow: allow, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' },
+      body: 'Method not allowed',
+    }
+  }
+}

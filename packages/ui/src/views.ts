@@ -1,0 +1,395 @@
+/**
+ * The pages as pure functions: view model in, HTML string out. No external assets: the CSS is
+ * inline (with the response's CSP nonce) and the only script is a few lines for copy and print.
+ */
+import type { BatchView, HistoryPage } from '@recovery-codes/core'
+import { formatDate, formatDuration } from './format.ts'
+import { type Html, type HtmlValue, html, raw } from './html.ts'
+
+/** Where each page and action lives, relative to the site root. */
+export interface PagePaths {
+  signIn: string
+  login: string
+  reauth: string
+  dashboard: string
+  codes: string
+  generate: string
+  download: string
+  email: string
+  verify: string
+  codeAction: string
+  deleteBatch: string
+  logout: string
+}
+
+/** Builds {@link PagePaths} for a mount point such as `''` or `/account`. */
+export function pagePaths(base = ''): PagePaths {
+  const b = base.replace(/\/+$/, '')
+  return {
+    signIn: `${b}/signin`,
+    login: `${b}/login`,
+    reauth: `${b}/reauth`,
+    dashboard: `${b}/` || '/',
+    codes: `${b}/codes`,
+    generate: `${b}/generate`,
+    download: `${b}/download`,
+    email: `${b}/email`,
+    verify: `${b}/verify-setup`,
+    codeAction: `${b}/code`,
+    deleteBatch: `${b}/delete-all`,
+    logout: `${b}/logout`,
+  }
+}
+
+/** A one-shot message shown at the top of the next page. */
+export interface Flash {
+  kind: 'success' | 'error' | 'info'
+  text: string
+}
+
+/** What every page needs. */
+export interface LayoutModel {
+  siteName: string
+  title: string
+  /** CSP nonce for the inline style and script. */
+  nonce: string
+  paths: PagePaths
+  /** Logged-in user (shows the logout button), or `null`. */
+  user: { label: string } | null
+  /** The session's CSRF token (the logout form needs it). */
+  csrf: string
+  flash?: readonly Flash[]
+}
+
+const CSS = `
+*,*::before,*::after{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;background:#f4f5f7}
+a{color:#0b57d0}
+header.top{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:.5rem 1rem;padding:.75rem 1rem;background:#1f2937;color:#fff}
+header.top .brand{font-weight:700;font-size:1.1rem;color:#fff;text-decoration:none}
+header.top .who{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem;min-width:0}
+header.top .who span{overflow-wrap:anywhere;font-size:.9rem;opacity:.9}
+header.top form{margin:0}
+header.top button{background:#fff;color:#1f2937;border-color:#fff}
+main{max-width:56rem;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;margin:.5rem 0 1rem}
+h2{font-size:1.15rem;margin:0 0 .5rem}
+.card{background:#fff;border:1px solid #d8dce2;border-radius:.5rem;padding:1rem;margin:0 0 1rem}
+.grid{display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(16rem,1fr))}
+.grid{margin:0 0 1rem}
+.grid>.card{margin:0}
+label{display:block;font-weight:600;margin:.5rem 0 .25rem}
+.hint{font-size:.875rem;color:#4b5563;margin:.25rem 0}
+input[type=text],input[type=email],input[type=password],input[type=number]{width:100%;max-width:28rem;font:inherit;padding:.5rem .6rem;border:1px solid #9ca3af;border-radius:.375rem;background:#fff}
+input.code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.04em}
+input:focus,button:focus,a:focus{outline:3px solid #93c5fd;outline-offset:1px}
+button{font:inherit;font-weight:600;padding:.5rem .9rem;border-radius:.375rem;border:1px solid #0b57d0;background:#0b57d0;color:#fff;cursor:pointer;min-height:2.5rem}
+button.secondary{background:#fff;color:#0b57d0}
+button.danger{background:#b42318;border-color:#b42318}
+button:disabled{opacity:.55;cursor:not-allowed}
+.row{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin-top:.75rem}
+.row form{margin:0}
+.flash{padding:.75rem 1rem;border-radius:.375rem;margin:0 0 1rem;border:1px solid}
+.flash.success{background:#ecfdf3;border-color:#75e0a7;color:#05603a}
+.flash.error{background:#fef3f2;border-color:#fda29b;color:#912018}
+.flash.info{background:#eff8ff;border-color:#84caff;color:#1849a9}
+.warn{background:#fffaeb;border:1px solid #fec84b;color:#93370d;padding:.5rem .75rem;border-radius:.375rem}
+.big{font-size:2rem;font-weight:700;line-height:1.1}
+ol.codes{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:clamp(.8rem,3.5vw,1.1rem);columns:2 20rem;padding-left:2.2rem;margin:.5rem 0}
+ol.codes li{padding:.15rem 0;break-inside:avoid;white-space:nowrap}
+.table-wrap{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e5e7eb;white-space:nowrap}
+td:last-child{white-space:normal;min-width:9rem}
+.pager{display:flex;gap:1rem;align-items:center;margin-top:.5rem}
+.narrow{max-width:30rem;margin:0 auto}
+@media (max-width:480px){main{padding:.75rem}.card{padding:.8rem}h1{font-size:1.3rem}button{width:100%}.row form{width:100%}header.top button{width:auto}}
+@media print{header.top,.no-print,.flash{display:none!important}body{background:#fff}.card{border:0}}
+`
+
+const SCRIPT = `
+for(const b of document.querySelectorAll('[data-copy]'))b.addEventListener('click',async()=>{const el=document.getElementById(b.dataset.copy);try{await navigator.clipboard.writeText(el.innerText.trim());b.textContent='Copied'}catch{b.textContent='Copy failed: select the codes and copy them'}});
+for(const b of document.querySelectorAll('[data-print]'))b.addEventListener('click',()=>window.print());
+for(const f of document.querySelectorAll('form[data-confirm]'))f.addEventListener('submit',e=>{if(!confirm(f.dataset.confirm))e.preventDefault()});
+`
+
+function csrfField(token: string): Html {
+  return html`<input type="hidden" name="_csrf" value="${token}">`
+}
+
+function flashes(list: readonly Flash[] | undefined): Html {
+  return html`${(list ?? []).map(
+    (f) =>
+      html`<div class="flash ${f.kind}" role="${f.kind === 'error' ? 'alert' : 'status'}">${f.text}</div>`,
+  )}`
+}
+
+/** The page shell: header with site name and (when logged in) the logout button. */
+export function layout(model: LayoutModel, body: HtmlValue): string {
+  const { nonce, paths } = model
+  const who = model.user
+    ? html`<div class="who"><span>Signed in as ${model.user.label}</span>
+<form method="post" action="${paths.logout}">${csrfField(model.csrf)}<button type="submit" class="secondary" id="logout">Log out</button></form></div>`
+    : ''
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${model.title} · ${model.siteName}</title>
+<style nonce="${nonce}">${raw(CSS)}</style>
+</head>
+<body>
+<header class="top"><a class="brand" href="${model.user ? paths.dashboard : paths.signIn}">${model.siteName}</a>${who}</header>
+<main>
+${flashes(model.flash)}
+${body}
+</main>
+<script nonce="${nonce}">${raw(SCRIPT)}</script>
+</body>
+</html>`.value
+}
+
+function codeInput(id: string, label: string, hint?: string): Html {
+  return html`<label for="${id}">${label}</label>
+<input class="code" id="${id}" name="code" type="text" inputmode="text" autocomplete="one-time-code" autocapitalize="none" autocorrect="off" spellcheck="false" required maxlength="64"${hint ? html` aria-describedby="${id}-hint"` : ''}>
+${hint ? html`<p class="hint" id="${id}-hint">${hint}</p>` : ''}`
+}
+
+/** The first factor of the demo: email and password. */
+export function signInPage(
+  l: LayoutModel,
+  m: { email?: string; error?: string; codeLoginAvailable: boolean; note?: string },
+): string {
+  return layout(
+    l,
+    html`<div class="narrow"><h1>Sign in</h1>
+${m.error ? html`<div class="flash error" role="alert">${m.error}</div>` : ''}
+<form class="card" method="post" action="${l.paths.signIn}" novalidate>
+${csrfField(l.csrf)}
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="254" value="${m.email ?? ''}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">
+<div class="row"><button type="submit">Sign in</button></div>
+</form>
+${m.note ? html`<p class="hint">${m.note}</p>` : ''}
+${m.codeLoginAvailable ? html`<p><a href="${l.paths.login}">Sign in with your email and a recovery code instead</a></p>` : ''}
+</div>`,
+  )
+}
+
+/** The recovery-code login: the second step after the password, or email + code. */
+export function recoveryLoginPage(
+  l: LayoutModel,
+  m: {
+    mode: 'second-factor' | 'identifier-and-code'
+    email?: string
+    error?: string
+    /** For the second factor: who is signing in. */
+    pendingLabel?: string
+  },
+): string {
+  const second = m.mode === 'second-factor'
+  return layout(
+    l,
+    html`<div class="narrow"><h1>${second ? 'Two-step verification' : 'Sign in with a recovery code'}</h1>
+${m.error ? html`<div class="flash error" role="alert" id="login-error">${m.error}</div>` : ''}
+<form class="card" method="post" action="${l.paths.login}">
+${csrfField(l.csrf)}
+${
+  second
+    ? html`<p>Password accepted${m.pendingLabel ? html` for <strong>${m.pendingLabel}</strong>` : ''}. Enter one of your recovery codes to finish signing in. Each code works once.</p>`
+    : html`<p>Enter the email address of your account and one of your recovery codes. Each code works once.</p>
+<label for="identifier">Email</label>
+<input id="identifier" name="identifier" type="email" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="254" value="${m.email ?? ''}">`
+}
+${codeInput('code', 'Recovery code', 'Dashes, spaces and letter case do not matter.')}
+<div class="row"><button type="submit">Verify and sign in</button></div>
+</form>
+<p><a href="${l.paths.signIn}">${second ? 'Start over' : 'Sign in with your password'}</a></p>
+</div>`,
+  )
+}
+
+/** Asks for the password again before a sensitive action. */
+export function reauthPage(l: LayoutModel, m: { next: string; error?: string }): string {
+  return layout(
+    l,
+    html`<div class="narrow"><h1>Confirm it is you</h1>
+${m.error ? html`<div class="flash error" role="alert">${m.error}</div>` : ''}
+<form class="card" method="post" action="${l.paths.reauth}">
+${csrfField(l.csrf)}
+<input type="hidden" name="next" value="${m.next}">
+<p>This action changes or reveals your recovery codes. Enter your password to continue.</p>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">
+<div class="row"><button type="submit">Confirm</button><a href="${l.paths.dashboard}">Cancel</a></div>
+</form></div>`,
+  )
+}
+
+/** The dashboard's view model. */
+export interface DashboardModel {
+  remaining: number
+  lowCodes: boolean
+  lowCodesThreshold: number
+  shouldRegenerate: boolean
+  active: BatchView | null
+  generateRetryAfterMs: number
+  /** The fresh batch's reveal slot is still in the session. */
+  reveal: { downloaded: boolean; emailed: boolean; emailEnabled: boolean } | null
+  history: HistoryPage
+  /** A fresh re-authentication is on record (else sensitive actions ask for the password first). */
+  fresh: boolean
+  /** Where emailed codes end up, for the demo's dev mailer. */
+  emailNote?: string
+}
+
+function statusLabel(b: BatchView): string {
+  return b.status === 'active' ? 'active' : b.status
+}
+
+function yesNo(v: boolean): string {
+  return v ? 'yes' : 'no'
+}
+
+/** The dashboard: status, generate, downloads, verify, manage one code, delete all, history. */
+export function dashboardPage(l: LayoutModel, m: DashboardModel): string {
+  const p = l.paths
+  const a = m.active && m.active.status === 'active' ? m.active : null
+  const csrf = csrfField(l.csrf)
+  const status = html`<section class="card" aria-labelledby="status-h"><h2 id="status-h">Your recovery codes</h2>
+${
+  a
+    ? html`<p><span class="big" id="remaining">${m.remaining}</span> of ${a.issued} codes left</p>
+<p class="hint">Created ${formatDate(a.createdAt)} · ${a.expiresAt === null ? 'never expires' : html`expires ${formatDate(a.expiresAt)}`} · used ${a.used} · setup verified: ${yesNo(a.verified)}</p>
+${m.lowCodes ? html`<p class="warn" id="low-codes" role="status">Only ${m.remaining} ${m.remaining === 1 ? 'code' : 'codes'} left (warning at ${m.lowCodesThreshold}). Generate a new batch soon.</p>` : ''}
+${a.used > 0 ? html`<p class="warn">A recovery code from this batch has been used. Generate a new batch so you keep a full set.</p>` : ''}`
+    : html`<p id="remaining-none">You have no active recovery codes.${m.active ? html` Your last batch is ${statusLabel(m.active)}.` : ''} Generate a batch and keep it somewhere safe: it lets you sign in when your other factor is unavailable.</p>`
+}
+</section>`
+
+  const reveal = m.reveal
+    ? html`<section class="card" aria-labelledby="reveal-h"><h2 id="reveal-h">Save your new codes</h2>
+<p class="hint">Each channel works once for this batch, and only for a few minutes after it was generated.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
+<div class="row">
+${(['txt', 'csv', 'pdf'] as const).map(
+  (f) =>
+    html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}"${m.reveal?.downloaded ? ' disabled' : ''}>Download .${f}</button></form>`,
+)}
+${m.reveal.emailEnabled ? html`<form method="post" action="${p.email}">${csrf}<button type="submit" class="secondary" id="email-codes"${m.reveal.emailed ? ' disabled' : ''}>Email them to me</button></form>` : ''}
+</div>
+${m.reveal.downloaded ? html`<p class="hint">Already downloaded.</p>` : ''}
+${m.reveal.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.emailNote}</p>` : ''}
+</section>`
+    : ''
+
+  const cooldown = m.generateRetryAfterMs > 0
+  const generate = html`<section class="card" aria-labelledby="gen-h"><h2 id="gen-h">${a ? 'Generate a new batch' : 'Generate recovery codes'}</h2>
+${a ? html`<p class="hint">A new batch replaces the current one at once: its codes stop working.${m.fresh ? '' : ' You will be asked for your password first.'}</p>` : ''}
+${cooldown ? html`<p class="warn" id="generate-cooldown" role="status">You can generate a new batch in ${formatDuration(m.generateRetryAfterMs)}.</p>` : ''}
+<form method="post" action="${p.generate}"${a ? html` data-confirm="Replace your current recovery codes? They will stop working."` : ''}>
+${csrf}
+<label for="expires">Expire after (days)</label>
+<input id="expires" name="expiresInDays" type="number" min="1" max="3650" step="1" inputmode="numeric" aria-describedby="expires-hint">
+<p class="hint" id="expires-hint">Leave empty for codes that do not expire.</p>
+<div class="row"><button type="submit" id="generate"${cooldown ? ' disabled' : ''}>${a ? 'Regenerate codes' : 'Generate codes'}</button></div>
+</form></section>`
+
+  const verify =
+    a && !a.verified
+      ? html`<section class="card" aria-labelledby="verify-h"><h2 id="verify-h">Test your setup</h2>
+<p class="hint">Check once that a saved code works. The code stays valid.</p>
+<form method="post" action="${p.verify}">${csrf}${codeInput('verify-code', 'A code from this batch')}
+<div class="row"><button type="submit" id="verify">Verify</button></div></form></section>`
+      : ''
+
+  const manage = a
+    ? html`<section class="card" aria-labelledby="one-h"><h2 id="one-h">Invalidate or delete one code</h2>
+<p class="hint">For a code you think someone else has seen.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
+<form method="post" action="${p.codeAction}">${csrf}${codeInput('one-code', 'The code')}
+<div class="row"><button type="submit" name="action" value="invalidate" class="secondary" id="invalidate">Invalidate</button>
+<button type="submit" name="action" value="delete" class="danger" id="delete-one">Delete</button></div></form></section>
+<section class="card" aria-labelledby="all-h"><h2 id="all-h">Delete all codes</h2>
+<p class="hint">Removes the whole batch. You will have no recovery codes until you generate new ones.</p>
+<form method="post" action="${p.deleteBatch}" data-confirm="Delete all your recovery codes?">${csrf}
+<div class="row"><button type="submit" class="danger" id="delete-all">Delete all codes</button></div></form></section>`
+    : ''
+
+  const h = m.history
+  const rows = h.items.map(
+    (b) =>
+      html`<tr><td>${formatDate(b.createdAt)}</td><td>${statusLabel(b)}</td><td>${b.issued}</td><td>${b.unused}</td><td>${b.used}</td><td>${b.invalidated}</td><td>${b.deleted}</td><td>${b.expiresAt === null ? 'never' : formatDate(b.expiresAt)}</td><td>${[b.viewed && 'viewed', b.downloaded && 'downloaded', b.emailed && 'emailed', b.verified && 'verified'].filter(Boolean).join(', ') || '–'}</td></tr>`,
+  )
+  const history = html`<section class="card" aria-labelledby="hist-h"><h2 id="hist-h">History</h2>
+${
+  h.items.length === 0
+    ? html`<p class="hint">No batches yet.</p>`
+    : html`<div class="table-wrap"><table id="history"><caption class="hint">${h.total} ${h.total === 1 ? 'batch' : 'batches'}, newest first</caption>
+<thead><tr><th scope="col">Created</th><th scope="col">Status</th><th scope="col">Issued</th><th scope="col">Unused</th><th scope="col">Used</th><th scope="col">Invalidated</th><th scope="col">Deleted</th><th scope="col">Expires</th><th scope="col">Done</th></tr></thead>
+<tbody>${rows}</tbody></table></div>
+${
+  h.totalPages > 1
+    ? html`<nav class="pager" aria-label="History pages">${h.page > 1 ? html`<a href="${p.dashboard}?page=${h.page - 1}" rel="prev">Newer</a>` : ''}<span>Page ${h.page} of ${h.totalPages}</span>${h.page < h.totalPages ? html`<a href="${p.dashboard}?page=${h.page + 1}" rel="next">Older</a>` : ''}</nav>`
+    : ''
+}`
+}
+</section>`
+
+  return layout(
+    l,
+    html`<h1>Recovery codes</h1>${status}${reveal}<div class="grid">${generate}${verify}</div>${manage}${history}`,
+  )
+}
+
+/** The codes of a fresh batch, shown once. */
+export function codesPage(
+  l: LayoutModel,
+  m: {
+    codes: readonly string[]
+    createdAt: number | null
+    expiresAt: number | null
+    emailEnabled: boolean
+    fresh: boolean
+    emailNote?: string
+  },
+): string {
+  const p = l.paths
+  const csrf = csrfField(l.csrf)
+  return layout(
+    l,
+    html`<h1>Your new recovery codes</h1>
+<section class="card" aria-labelledby="codes-h"><h2 id="codes-h">Save these codes now</h2>
+<p class="warn no-print" role="status">This is the only time they are shown. Each code works once. Store them somewhere safe, such as a password manager.</p>
+<ol class="codes" id="codes">${m.codes.map((c) => html`<li><code>${c}</code></li>`)}</ol>
+<p class="hint">${m.createdAt === null ? '' : `Generated ${formatDate(m.createdAt)}. `}${m.expiresAt === null ? 'They do not expire.' : `They expire ${formatDate(m.expiresAt)}.`}</p>
+<div class="row no-print"><button type="button" class="secondary" data-copy="codes" id="copy">Copy</button><button type="button" class="secondary" data-print id="print">Print</button></div>
+</section>
+<section class="card no-print" aria-labelledby="save-h"><h2 id="save-h">Download or email (once each)</h2>
+${m.fresh ? '' : html`<p class="hint">You will be asked for your password first.</p>`}
+<div class="row">
+${(['txt', 'csv', 'pdf'] as const).map(
+  (f) =>
+    html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}">Download .${f}</button></form>`,
+)}
+${m.emailEnabled ? html`<form method="post" action="${p.email}">${csrf}<button type="submit" class="secondary" id="email-codes">Email them to me</button></form>` : ''}
+</div>
+${m.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.emailNote}</p>` : ''}
+<p><a href="${p.dashboard}" id="done">I have saved my codes</a></p>
+</section>`,
+  )
+}
+
+/** A short page with a message and a link onward. */
+export function messagePage(
+  l: LayoutModel,
+  m: { heading: string; text: string; link: { href: string; label: string } },
+): string {
+  return layout(
+    l,
+    html`<div class="narrow"><h1>${m.heading}</h1><div class="card"><p>${m.text}</p><p><a href="${m.link.href}">${m.link.label}</a></p></div></div>`,
+  )
+}

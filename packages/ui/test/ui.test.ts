@@ -1,0 +1,192 @@
+import { createRecoveryCodes } from '@recovery-codes/core'
+import { memoryStore } from '@recovery-codes/store-memory'
+import { describe, expect, it } from 'vitest'
+import {
+  createPagesHandler,
+  dashboardPage,
+  escapeHtml,
+  formatDuration,
+  html,
+  isSameOriginRequest,
+  type LayoutModel,
+  type PageRequest,
+  type PageSession,
+  pagePaths,
+  raw,
+  recoveryLoginPage,
+  safeFilename,
+} from '../src/index.ts'
+
+const layout: LayoutModel = {
+  siteName: 'Site <b>',
+  title: 'T',
+  nonce: 'n0nce',
+  paths: pagePaths(''),
+  user: { label: '"><script>alert(1)</script>' },
+  csrf: 'tok',
+}
+
+describe('html', () => {
+  it('escapes interpolations but not nested html or raw', () => {
+    expect(html`<p>${'<x & "y">'}</p>`.value).toBe('<p>&lt;x &amp; &quot;y&quot;&gt;</p>')
+    expect(html`<p>${html`<b>${"'"}</b>`}${raw('<i>')}</p>`.value).toBe('<p><b>&#39;</b><i></p>')
+    expect(html`${[1, null, false, undefined, 'a']}`.value).toBe('1a')
+    expect(escapeHtml('`')).toBe('&#96;')
+  })
+})
+
+describe('views', () => {
+  it('escapes the site name and the user label; logout is a POST form with the token', () => {
+    const out = recoveryLoginPage(layout, { mode: 'second-factor' })
+    expect(out).not.toContain('<script>alert(1)')
+    expect(out).toContain('Site &lt;b&gt;')
+    expect(out).toMatch(
+      /<form method="post" action="\/logout"><input type="hidden" name="_csrf" value="tok">/,
+    )
+    expect(out).toContain('<style nonce="n0nce">')
+    expect(out).not.toMatch(/<link|<img|src="http/)
+  })
+
+  it('code inputs are labelled and typed for one-time codes', () => {
+    const out = recoveryLoginPage(layout, { mode: 'identifier-and-code' })
+    expect(out).toContain('<label for="code">Recovery code</label>')
+    expect(out).toMatch(
+      /id="code"[^>]*autocomplete="one-time-code"[^>]*autocapitalize="none"[^>]*spellcheck="false"/,
+    )
+    expect(out).toContain('<label for="identifier">Email</label>')
+  })
+
+  it('the dashboard shows the cooldown, the low-codes warning and pagination', () => {
+    const active = {
+      id: 'b1',
+      status: 'active' as const,
+      createdAt: 0,
+      expiresAt: null,
+      endedAt: null,
+      issued: 10,
+      unused: 2,
+      used: 8,
+      invalidated: 0,
+      deleted: 0,
+      viewed: true,
+      downloaded: false,
+      emailed: false,
+      verified: false,
+      lastUsedAt: null,
+    }
+    const out = dashboardPage(layout, {
+      remaining: 2,
+      lowCodes: true,
+      lowCodesThreshold: 3,
+      shouldRegenerate: true,
+      active,
+      generateRetryAfterMs: 95_000,
+      reveal: null,
+      history: { items: [active], page: 2, perPage: 1, total: 3, totalPages: 3 },
+      fresh: false,
+    })
+    expect(out).toContain('You can generate a new batch in 1 minute 35 seconds.')
+    expect(out).toMatch(/<button type="submit" id="generate" disabled>/)
+    expect(out).toContain('id="low-codes"')
+    expect(out).toContain('href="/?page=1"')
+    expect(out).toContain('href="/?page=3"')
+    expect(out).toContain('You will be asked for your password first.')
+  })
+})
+
+describe('helpers', () => {
+  it('formats durations', () => {
+    expect(formatDuration(1)).toBe('1 second')
+    expect(formatDuration(60_000)).toBe('1 minute')
+    expect(formatDuration(3_725_000)).toBe('1 hour 2 minutes')
+  })
+
+  it('checks the origin', () => {
+    const h = (m: Record<string, string>) => (n: string) => m[n]
+    const own = 'http://localhost:3000'
+    expect(isSameOriginRequest(h({}), own)).toBe(true)
+    expect(isSameOriginRequest(h({ 'sec-fetch-site': 'same-origin', origin: own }), own)).toBe(true)
+    expect(isSameOriginRequest(h({ 'sec-fetch-site': 'same-site' }), own)).toBe(false)
+    expect(isSameOriginRequest(h({ 'sec-fetch-site': 'cross-site' }), own)).toBe(false)
+    expect(isSameOriginRequest(h({ origin: 'http://evil' }), own)).toBe(false)
+    expect(isSameOriginRequest(h({ origin: 'null' }), own)).toBe(false)
+    expect(isSameOriginRequest(h({ origin: 'null', 'sec-fetch-site': 'same-origin' }), own)).toBe(true)
+    expect(isSameOriginRequest(h({ origin: 'http://app' }), own, ['http://app'])).toBe(true)
+  })
+
+  it('sanitises file names', () => {
+    expect(safeFilename('a"b\r\nc.txt')).toBe('a_b__c.txt')
+    expect(safeFilename('..')).toBe('download')
+  })
+})
+
+describe('page controller', () => {
+  function setup() {
+    const rc = createRecoveryCodes({
+      peppers: [{ id: 'k1', secret: crypto.getRandomValues(new Uint8Array(32)) }],
+      store: memoryStore(),
+    })
+    let data: Record<string, unknown> = {}
+    let regenerated = 0
+    const session: PageSession = {
+      get: (k) => data[k],
+      set: (k, v) => {
+        if (v === undefined) delete data[k]
+        else data[k] = v
+      },
+      regenerate: async () => {
+        regenerated++
+        data = {}
+      },
+      destroy: async () => {
+        data = {}
+      },
+    }
+    const pages = createPagesHandler<null>(rc, {
+      session: () => session,
+      getClientKey: () => '127.0.0.1',
+      signInWithPassword: async (e, p) => (e === 'a@b.c' && p === 'pw' ? 'u1' : null),
+      verifyPassword: async (id, p) => id === 'u1' && p === 'pw',
+    })
+    const req = (method: string, path: string, form?: Record<string, string>): PageRequest => ({
+      method,
+      path,
+      query: new URLSearchParams(),
+      form: form ? new URLSearchParams(form) : null,
+      header: () => undefined,
+      origin: 'http://x',
+    })
+    return { rc, pages, req, data: () => data, regenerated: () => regenerated }
+  }
+
+  it('ignores unknown paths and answers 405 to the wrong method', async () => {
+    const { pages, req } = setup()
+    expect(await pages.handle(req('GET', '/elsewhere'), null)).toBeNull()
+    expect((await pages.handle(req('GET', '/generate'), null))?.status).toBe(405)
+    expect((await pages.handle(req('PUT', '/signin'), null))?.status).toBe(405)
+  })
+
+  it('signs in with a token, regenerating the session; codes never enter the session', async () => {
+    const { pages, req, data, regenerated } = setup()
+    await pages.handle(req('GET', '/signin'), null)
+    const token = data().rc_csrf as string
+    expect(
+      (await pages.handle(req('POST', '/signin', { email: 'a@b.c', password: 'pw' }), null))?.status,
+    ).toBe(403)
+    const ok = await pages.handle(
+      req('POST', '/signin', { _csrf: token, email: 'a@b.c', password: 'pw' }),
+      null,
+    )
+    expect(ok?.headers.Location).toBe('/')
+    expect(regenerated()).toBe(1)
+    await pages.handle(req('GET', '/'), null)
+    const t2 = data().rc_csrf as string
+    const gen = await pages.handle(req('POST', '/generate', { _csrf: t2 }), null)
+    expect(gen?.headers.Location).toBe('/codes')
+    const codes = await pages.handle(req('GET', '/codes'), null)
+    const shown = [...String(codes?.body).matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
+    expect(shown).toHaveLength(10)
+    const dump = JSON.stringify(data())
+    for (const c of shown) expect(dump).not.toContain(c)
+  })
+})
