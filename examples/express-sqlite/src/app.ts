@@ -24,7 +24,7 @@ import express from 'express'
 import session from 'express-session'
 import { Kysely, SqliteDialect } from 'kysely'
 import { loadOrCreatePepper } from './pepper.ts'
-import { demoUsers, type UsersDatabase } from './users.ts'
+import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 
 /** Options of {@link startDemo}. */
 export interface DemoOptions {

@@ -13,7 +13,7 @@ import { Hono } from 'hono'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { memorySessions } from './session.ts'
-import { demoUsers, type UsersDatabase } from './users.ts'
+import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 
 export const FRESHNESS_MS = 10 * 60_000
 
