@@ -64,7 +64,8 @@ const CLIENT_KEY = '203.0.113.7'
 // used, and a used code asks the user to regenerate, so most dead rows are superseded ones.
 // Purge cutoff `before = now - 90 d`: every code of k=0 and k=1 is eligible (changed_at, and for
 // k=0 also expires_at, is older), none of k=2/k=3: exactly half the seeded rows.
-// Code i = b*20 + j: id = md5('c' || i) (32 hex, random order like the service's ids), digest =
+// Code i = b*20 + j: id = hex12(created ms) || md5('c' || i)[0..20] (32 hex, time-prefixed like the
+// service's ids, so a batch's codes are adjacent in the id index), digest =
 // sha256(int8be(i)) (32 bytes, unique), the same on both databases.
 
 export function seedSql(
@@ -97,7 +98,11 @@ export function seedSql(
       FROM (${ba}) bt`
   }
   const js = sqlite ? 'js' : `generate_series(0::bigint, ${CODES_PER_BATCH - 1}::bigint) AS js(j)`
-  const id = sqlite ? 'rc_md5(i)' : `md5('c' || i)`
+  // Time-prefixed like the service's ids (`newId(now)`: 48-bit ms, then random): a batch's codes
+  // share the prefix and sit next to each other in the id index.
+  const id = sqlite
+    ? `printf('%012x', created) || substr(rc_md5(i), 1, 20)`
+    : `lpad(to_hex(created), 12, '0') || substr(md5('c' || i), 1, 20)`
   const digest = sqlite ? 'rc_sha256(i)' : 'sha256(int8send(i))'
   const usedAt = `created + (j + 1) * ${DAY}`
   return `${cte}INSERT INTO rc_codes (id, user_id, batch_id, key_id, digest, state, created_at, expires_at, used_at, changed_at)

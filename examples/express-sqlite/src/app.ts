@@ -14,6 +14,7 @@ import {
   type LoginMode,
   type RecoveryCodesConfig,
 } from '@recovery-codes/core'
+import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 import { recoveryCodesRouter } from '@recovery-codes/express'
 import { emlFileMailer } from '@recovery-codes/mailer'
 import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
@@ -24,7 +25,6 @@ import express from 'express'
 import session from 'express-session'
 import { Kysely, SqliteDialect } from 'kysely'
 import { loadOrCreatePepper } from './pepper.ts'
-import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 
 /** Options of {@link startDemo}. */
 export interface DemoOptions {

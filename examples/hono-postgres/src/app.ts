@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { getConnInfo } from '@hono/node-server/conninfo'
 import { configFromEnv, createRecoveryCodes, type RecoveryCodes } from '@recovery-codes/core'
+import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 import { recoveryCodes } from '@recovery-codes/hono'
 import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
 import { SESSION_KEYS } from '@recovery-codes/ui'
@@ -13,7 +14,6 @@ import { Hono } from 'hono'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { memorySessions } from './session.ts'
-import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 
 export const FRESHNESS_MS = 10 * 60_000
 

@@ -13,7 +13,14 @@ import {
   type RecoveryCodeStore,
   RecoveryCodesError,
 } from '@recovery-codes/core'
-import { type Kysely, sql, type Transaction } from 'kysely'
+import {
+  type Compilable,
+  type CompiledQuery,
+  type Kysely,
+  type QueryResult,
+  sql,
+  type Transaction,
+} from 'kysely'
 import { detectDialect, type RecoveryCodesDialect } from './migrations.ts'
 import type { RecoveryCodesDatabase } from './schema.ts'
 
@@ -73,8 +80,56 @@ const ATTEMPT_COLUMNS = ['failures', 'consecutive', 'lockouts', 'locked_until'] 
 
 /** Raw 32-byte digests go to the driver as a `Buffer` (better-sqlite3 and pg both bind it as a blob). */
 function bytes(d: Uint8Array): Buffer {
+  if (d instanceof Slot) return d as never
   if (!(d instanceof Uint8Array)) throw new RecoveryCodesError('INVALID_INPUT', 'digest must be a Uint8Array')
   return Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength)
+}
+
+/**
+ * A named placeholder for {@link template}: a hot-path builder is compiled once with slots in place
+ * of its inputs; every later call reuses the compiled SQL text and fills the parameter array.
+ * Only parameters ever vary, never the SQL text (R-DB-1 holds by construction).
+ */
+class Slot {
+  constructor(readonly name: string) {}
+}
+
+/** A compiled statement with named slots: the SQL text, and per parameter a slot name or a constant. */
+interface Template {
+  sql: string
+  query: CompiledQuery['query']
+  params: ({ slot: string } | { value: unknown })[]
+}
+
+/**
+ * Compiles `build` once with {@link Slot}s as inputs (through the host's Kysely instance, so its
+ * plugins apply) and returns a function that turns input values into a `CompiledQuery`: no builder
+ * allocation or compilation per call. Each input must be passed to the builder unchanged (slots
+ * pass through `ts()` and `bytes()`); every other parameter is a constant of the statement.
+ */
+function template<I extends Record<string, unknown>>(
+  build: (slots: I) => Compilable<unknown>,
+  names: readonly (keyof I & string)[],
+): (values: I) => CompiledQuery {
+  let t: Template | undefined
+  return (values) => {
+    if (t === undefined) {
+      const slots = Object.fromEntries(names.map((n) => [n, new Slot(n)])) as unknown as I
+      const c = build(slots).compile()
+      t = {
+        sql: c.sql,
+        query: c.query,
+        params: c.parameters.map((p) => (p instanceof Slot ? { slot: p.name } : { value: p })),
+      }
+    }
+    const parameters = t.params.map((p) => ('slot' in p ? values[p.slot] : p.value))
+    return { sql: t.sql, query: t.query, parameters, queryId: { queryId: nextQueryId() } }
+  }
+}
+let queryIds = 0
+function nextQueryId(): string {
+  queryIds = (queryIds + 1) % 1e9
+  return `rc${queryIds}`
 }
 
 /** Reads a timestamp column (integer ms in SQLite; `Date` from a PostgreSQL `timestamptz`). */
@@ -102,35 +157,100 @@ export function createQueries(dialect: RecoveryCodesDialect) {
    * against every stored time (which is clamped the same way).
    */
   const ts = (ms: number): number | Date =>
-    pg ? new Date(Math.max(MIN_DATE_MS, Math.min(MAX_DATE_MS, ms))) : ms
+    (ms as unknown) instanceof Slot
+      ? (ms as never)
+      : pg
+        ? new Date(Math.max(MIN_DATE_MS, Math.min(MAX_DATE_MS, ms)))
+        : ms
+
+  /** The usable-code predicate shared by consume and find (state, batch state, expiry). */
+  const usable = (userId: string, now: number) =>
+    ((eb: any) =>
+      eb.and([
+        eb('rc_codes.state', '=', 'active'),
+        eb('rc_codes.changed_at', 'is', null),
+        eb.or([eb('rc_codes.expires_at', 'is', null), eb('rc_codes.expires_at', '>', ts(now))]),
+        eb(
+          'rc_codes.batch_id',
+          'in',
+          eb
+            .selectFrom('rc_batches')
+            .select('rc_batches.id')
+            .where('rc_batches.user_id', '=', userId)
+            .where('rc_batches.status', '=', 'active'),
+        ),
+      ])) as never
 
   return {
     ts,
 
-    /** Consume: one conditional UPDATE on the unique `(user_id, digest)` row, at most one row. */
-    consume: (db: Db, i: { userId: string; digest: Uint8Array; now: number }) =>
-      db
+    /**
+     * Consume: one conditional UPDATE of exactly one row. One digest: `(user_id, digest)` is unique,
+     * so the UPDATE touches at most one row. Several digests (pepper rotation): the row is picked by
+     * a sub-select in digest order, `LIMIT 1` (`FOR UPDATE` on PostgreSQL, so a concurrent consumer
+     * waits and re-checks rather than skipping); the outer UPDATE re-checks the predicate.
+     *
+     * PostgreSQL: the batch counters are updated in the same statement (a data-modifying CTE), so a
+     * consume is one autocommit statement and one round trip. SQLite cannot put an UPDATE in a CTE:
+     * the store runs {@link markBatchUsed} after it, in the same transaction.
+     */
+    consume: (
+      db: Db,
+      i: { userId: string; digests?: readonly Uint8Array[]; digest?: Uint8Array; now: number },
+    ) => {
+      const ds = (i.digests ?? [i.digest as Uint8Array]).map(bytes)
+      const base = db
         .updateTable('rc_codes')
         .set({ state: 'used', used_at: ts(i.now), changed_at: ts(i.now) })
-        .where('user_id', '=', i.userId)
-        .where('digest', '=', bytes(i.digest))
-        .where('state', '=', 'active')
-        .where('changed_at', 'is', null)
-        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', ts(i.now))]))
-        .where((eb) =>
-          eb(
-            'batch_id',
-            'in',
-            eb
-              .selectFrom('rc_batches')
-              .select('rc_batches.id')
-              .where('rc_batches.user_id', '=', i.userId)
-              .where('rc_batches.status', '=', 'active'),
-          ),
-        )
-        .returning(['id', 'batch_id', 'key_id']),
+        .where('rc_codes.user_id', '=', i.userId)
+        .where(usable(i.userId, i.now))
+      const update = (
+        ds.length === 1
+          ? base.where('rc_codes.digest', '=', ds[0]!)
+          : base.where('rc_codes.id', '=', (eb) => {
+              const pick = eb
+                .selectFrom('rc_codes as c1')
+                .select('c1.id')
+                .where('c1.user_id', '=', i.userId)
+                .where('c1.digest', 'in', ds)
+                .where('c1.state', '=', 'active')
+                .where('c1.changed_at', 'is', null)
+                .where((e) => e.or([e('c1.expires_at', 'is', null), e('c1.expires_at', '>', ts(i.now))]))
+                .where((e) =>
+                  e(
+                    'c1.batch_id',
+                    'in',
+                    e
+                      .selectFrom('rc_batches')
+                      .select('rc_batches.id')
+                      .where('rc_batches.user_id', '=', i.userId)
+                      .where('rc_batches.status', '=', 'active'),
+                  ),
+                )
+                .orderBy((e) => {
+                  let order = e.case().when('c1.digest', '=', ds[0]!).then(0)
+                  for (let n = 1; n < ds.length; n++) order = order.when('c1.digest', '=', ds[n]!).then(n)
+                  return order.end()
+                })
+                .limit(1)
+              return pg ? pick.forUpdate() : pick
+            })
+      ).returning(['rc_codes.id', 'rc_codes.batch_id', 'rc_codes.key_id'])
+      if (!pg) return update
+      return (db as Kysely<RecoveryCodesDatabase>)
+        .with('c', () => update as never)
+        .updateTable('rc_batches')
+        .from('c' as never)
+        .set((eb) => ({
+          unused: eb('rc_batches.unused', '-', 1),
+          used: eb('rc_batches.used', '+', 1),
+          last_used_at: ts(i.now),
+        }))
+        .whereRef('rc_batches.id', '=', 'c.batch_id' as never)
+        .returning(['c.id', 'c.batch_id', 'c.key_id', 'rc_batches.unused'] as never)
+    },
 
-    /** After a consume: counters and `last_used_at` on the batch row, returning what is left. */
+    /** After a consume (SQLite): counters and `last_used_at` on the batch row, returning what is left. */
     markBatchUsed: (db: Db, i: { batchId: string; now: number }) =>
       db
         .updateTable('rc_batches')
@@ -366,22 +486,26 @@ export function createQueries(dialect: RecoveryCodesDialect) {
     /**
      * One purge chunk over one eligibility branch, each served by its own partial index:
      * `changed` = dead codes (used, invalidated, deleted, or batch ended) by `changed_at`;
-     * `expires` = expired codes by `expires_at`. The predicate is checked again on the DELETE itself.
-     * On PostgreSQL `FOR UPDATE SKIP LOCKED` lets two purgers (and redeems) pass each other.
+     * `expires` = expired codes by `expires_at`. The sub-select walks at most `limit` index entries
+     * and hands back physical row addresses (PostgreSQL `ctid`, under `FOR UPDATE SKIP LOCKED`, so
+     * two purgers and redeems pass each other and the rows cannot move before the DELETE; SQLite
+     * `rowid`), so the DELETE fetches exactly those rows (TID scan / rowid search) instead of
+     * joining back through `id`. The eligibility predicate is checked again on the DELETE itself.
      */
     purgeChunk: (db: Db, i: { branch: 'changed' | 'expires'; before: number; limit: number }) => {
       const col = i.branch === 'changed' ? 'changed_at' : 'expires_at'
+      const pick = db
+        .selectFrom('rc_codes')
+        .where(`rc_codes.${col}`, '<', ts(i.before))
+        .orderBy(`rc_codes.${col}`)
+        .limit(i.limit)
       return db
         .deleteFrom('rc_codes')
-        .where('id', 'in', (eb) => {
-          const pick = eb
-            .selectFrom('rc_codes')
-            .select('rc_codes.id')
-            .where(`rc_codes.${col}`, '<', ts(i.before))
-            .orderBy(`rc_codes.${col}`)
-            .limit(i.limit)
-          return pg ? pick.forUpdate().skipLocked() : pick
-        })
+        .where(
+          pg
+            ? sql<boolean>`ctid = any(array(${pick.select(sql`ctid`.as('t')).forUpdate().skipLocked()}))`
+            : sql<boolean>`rowid in (${pick.select(sql`rowid`.as('r'))})`,
+        )
         .where(col, '<', ts(i.before))
     },
 
@@ -420,7 +544,7 @@ export function createQueries(dialect: RecoveryCodesDialect) {
         client_hash: r.clientHash,
         outcome: r.outcome,
         reason: r.reason,
-        data: r.data === null ? null : JSON.stringify(r.data),
+        data: r.data === null || (r.data as unknown) instanceof Slot ? r.data : JSON.stringify(r.data),
       }),
 
     listAudit: (db: Db, i: { limit: number; userId?: string; event?: string }) => {
@@ -564,6 +688,53 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
   const k = db as Kysely<RecoveryCodesDatabase>
   const q = createQueries(dialect)
   const pg = dialect === 'postgres'
+  const ts = q.ts
+
+  // Hot paths (redeem, limiter, audit, purge), compiled once per store: see `template`.
+  type S = any
+  const hot = {
+    consume1: template(
+      (i: S) => q.consume(k, { userId: i.userId, digests: [i.digest], now: i.now }),
+      ['userId', 'digest', 'now'],
+    ),
+    consumeN: new Map<number, ReturnType<typeof template>>(),
+    markBatchUsed: template((i: S) => q.markBatchUsed(k, i), ['batchId', 'now']),
+    reserveAttempt: template((i: S) => q.reserveAttempt(k, i), ['key', 'now', 'maxAttempts']),
+    getAttempts: template((i: S) => q.getAttempts(k, i.key), ['key']),
+    resetAttempts: template((i: S) => q.resetAttempts(k, i.key), ['key']),
+    releaseAttempt: template((i: S) => q.releaseAttempt(k, i.key), ['key']),
+    appendAudit: template(
+      (i: S) => q.appendAudit(k, i),
+      ['id', 'at', 'event', 'userId', 'batchId', 'identifierHash', 'clientHash', 'outcome', 'reason', 'data'],
+    ),
+    purgeChanged: template(
+      (i: S) => q.purgeChunk(k, { branch: 'changed', before: i.before, limit: i.limit }),
+      ['before', 'limit'],
+    ),
+    purgeExpires: template(
+      (i: S) => q.purgeChunk(k, { branch: 'expires', before: i.before, limit: i.limit }),
+      ['before', 'limit'],
+    ),
+  }
+  const consumeQuery = (userId: string, digests: Buffer[], now: number): CompiledQuery => {
+    if (digests.length === 1) return hot.consume1({ userId, digest: digests[0], now: ts(now) })
+    let t = hot.consumeN.get(digests.length)
+    if (t === undefined) {
+      const names = digests.map((_, n) => `d${n}`)
+      t = template(
+        (i: S) => q.consume(k, { userId: i.userId, digests: names.map((n) => i[n]), now: i.now }),
+        ['userId', 'now', ...names],
+      )
+      hot.consumeN.set(digests.length, t)
+    }
+    const values: Record<string, unknown> = { userId, now: ts(now) }
+    digests.forEach((d, n) => {
+      values[`d${n}`] = d
+    })
+    return t(values)
+  }
+  const exec = <R = Record<string, unknown>>(db: Db, c: CompiledQuery): Promise<QueryResult<R>> =>
+    db.executeQuery(c as CompiledQuery<R>)
 
   async function run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -617,25 +788,34 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         time('now', input.now)
         const digests = input.digests.map(bytes)
         if (digests.length === 0 || unreadable(input.userId)) return null
-        return tx(async (trx) => {
-          // (user_id, digest) is unique, so each UPDATE touches at most one row; the first digest
-          // that matches wins and the rest are not tried.
-          for (const digest of digests) {
-            const row = await q
-              .consume(trx, { userId: input.userId, digest, now: input.now })
-              .executeTakeFirst()
-            if (row === undefined) continue
-            const batch = await q
-              .markBatchUsed(trx, { batchId: row.batch_id, now: input.now })
-              .executeTakeFirst()
-            return {
-              codeId: row.id,
-              batchId: row.batch_id,
-              keyId: row.key_id,
-              remaining: Number(batch?.unused ?? 0),
-            }
+        type Row = { id: string; batch_id: string; key_id: string; unused?: number | string }
+        if (pg) {
+          // One autocommit statement: the code UPDATE and the batch counters (data-modifying CTE).
+          const { rows } = await exec<Row>(k, consumeQuery(input.userId, digests, input.now))
+          const row = rows[0]
+          if (row === undefined) return null
+          return {
+            codeId: row.id,
+            batchId: row.batch_id,
+            keyId: row.key_id,
+            remaining: Number(row.unused ?? 0),
           }
-          return null
+        }
+        return tx(async (trx) => {
+          // Exactly one row at most (see `consume`); the counters in the same transaction.
+          const { rows } = await exec<Row>(trx, consumeQuery(input.userId, digests, input.now))
+          const row = rows[0]
+          if (row === undefined) return null
+          const batch = await exec<{ unused: number }>(
+            trx,
+            hot.markBatchUsed({ batchId: row.batch_id, now: ts(input.now) }),
+          )
+          return {
+            codeId: row.id,
+            batchId: row.batch_id,
+            keyId: row.key_id,
+            remaining: Number(batch.rows[0]?.unused ?? 0),
+          }
         })
       }),
 
@@ -712,10 +892,16 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         time('now', input.now)
         count('maxAttempts', input.maxAttempts)
         if (input.maxAttempts >= 1) {
-          const row = await q.reserveAttempt(k, input).executeTakeFirst()
-          if (row !== undefined) return { allowed: true, state: attempts(row) }
+          const { rows } = await exec(
+            k,
+            hot.reserveAttempt({ key: input.key, now: ts(input.now), maxAttempts: input.maxAttempts }),
+          )
+          if (rows[0] !== undefined) return { allowed: true, state: attempts(rows[0]) }
         }
-        return { allowed: false, state: attempts(await q.getAttempts(k, input.key).executeTakeFirst()) }
+        return {
+          allowed: false,
+          state: attempts((await exec(k, hot.getAttempts({ key: input.key }))).rows[0]),
+        }
       }),
 
     getAttempts: (key: string) =>
@@ -734,13 +920,13 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     resetAttempts: (key: string) =>
       run('resetAttempts', async () => {
         if (unreadable(key)) return
-        await q.resetAttempts(k, key).execute()
+        await exec(k, hot.resetAttempts({ key }))
       }),
 
     releaseAttempt: (key: string) =>
       run('releaseAttempt', async () => {
         if (unreadable(key)) return
-        await q.releaseAttempt(k, key).execute()
+        await exec(k, hot.releaseAttempt({ key }))
       }),
 
     purgeCodes: (input: { before: number; limit: number }) =>
@@ -751,10 +937,9 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         // Each branch is its own short statement (autocommit): no transaction spans chunks.
         for (const branch of ['changed', 'expires'] as const) {
           if (deleted >= input.limit) break
-          const r = await q
-            .purgeChunk(k, { branch, before: input.before, limit: input.limit - deleted })
-            .executeTakeFirst()
-          deleted += Number(r.numDeletedRows)
+          const chunk = branch === 'changed' ? hot.purgeChanged : hot.purgeExpires
+          const r = await exec(k, chunk({ before: ts(input.before), limit: input.limit - deleted }))
+          deleted += Number(r.numAffectedRows ?? 0)
         }
         return deleted
       }),
@@ -786,7 +971,21 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         ) {
           throw new RecoveryCodesError('INVALID_INPUT', 'data must be a plain object without NUL characters')
         }
-        await q.appendAudit(k, record).execute()
+        await exec(
+          k,
+          hot.appendAudit({
+            id: record.id,
+            at: ts(record.at),
+            event: record.event,
+            userId: record.userId,
+            batchId: record.batchId,
+            identifierHash: record.identifierHash,
+            clientHash: record.clientHash,
+            outcome: record.outcome,
+            reason: record.reason,
+            data: record.data === null ? null : JSON.stringify(record.data),
+          }),
+        )
       }),
 
     listAudit: (input: { limit: number; userId?: string; event?: string }) =>
