@@ -56,6 +56,8 @@ export interface RunningDemo {
 
 /** How long a password login counts as a fresh re-authentication. */
 export const FRESHNESS_MS = 10 * 60_000
+/** How long a password sign-in may wait for its recovery code. */
+export const PENDING_TTL_MS = 10 * 60_000
 
 function jsonLogger(log: (line: string) => void): Logger {
   const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
@@ -153,7 +155,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
         verifyPassword: (id, p) => users.verify(id, p),
         userLabel: async (id) => (await users.emailOf(id)) ?? id,
       },
-      { freshnessMs: FRESHNESS_MS, emailNote, logger },
+      { freshnessMs: FRESHNESS_MS, pendingTtlMs: PENDING_TTL_MS, emailNote, logger },
     ),
   )
 
@@ -163,7 +165,14 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     '/api/recovery',
     recoveryCodesRouter(rc, {
       getUserId: ({ req }) => (expressSession(req).get(K.user) as string | undefined) ?? null,
-      getPendingUserId: ({ req }) => (expressSession(req).get(K.pending) as string | undefined) ?? null,
+      // The same 10-minute window as the pages: a stale pending sign-in cannot finish over the API.
+      getPendingUserId: ({ req }) => {
+        const s = expressSession(req)
+        const at = s.get(K.pendingAt)
+        return typeof at === 'number' && Date.now() - at < PENDING_TTL_MS
+          ? ((s.get(K.pending) as string) ?? null)
+          : null
+      },
       getRevealToken: ({ req }) => (expressSession(req).get(K.reveal) as string | undefined) ?? null,
       setRevealToken: ({ req }, token) => expressSession(req).set(K.reveal, token ?? undefined),
       regenerateSession: ({ req }) => expressSession(req).regenerate(),

@@ -70,6 +70,31 @@ function start(env: Record<string, string>, logs: string[]) {
   })
 }
 
+describe('second factor cannot be switched off by failing on purpose', () => {
+  let demo: RunningDemo
+  beforeAll(async () => {
+    demo = await start({ RECOVERY_CODES_MAX_LOGIN_ATTEMPTS: '3', RECOVERY_CODES_HARD_FAILURE_CAP: '3' }, [])
+  })
+  afterAll(() => demo?.close())
+
+  it('after the hard cap disables the batch, the password alone does not sign in', async () => {
+    const owner = client(demo.url)
+    await signIn(owner)
+    const codes = await generate(owner)
+    expect(codes).toHaveLength(10)
+    const attacker = client(demo.url)
+    expect((await signIn(attacker)).headers.get('location')).toBe('/login')
+    for (let i = 0; i < 3; i++) {
+      const token = await attacker.csrf('/login')
+      await attacker.post('/login', { _csrf: token, code: 'AAAAA-AAAAA-AAAAA-AAAAA-AAAAA' })
+    }
+    const again = await signIn(attacker)
+    expect(again.status).toBe(403)
+    expect(await again.text()).toContain('can no longer be used')
+    expect((await attacker.get('/')).headers.get('location')).toBe('/signin')
+  })
+})
+
 describe('second-factor mode (default)', () => {
   let demo: RunningDemo
   const logs: string[] = []

@@ -96,6 +96,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base }
   for (const [k, v] of Object.entries(over)) {
+    // A JSON file can carry `__proto__` as an own key; never let it reach an object's prototype.
+    if (k === '__proto__' || k === 'constructor' || k === 'prototype') continue
     out[k] = isPlainObject(v) && isPlainObject(out[k]) ? merge(out[k] as Record<string, unknown>, v) : v
   }
   return out

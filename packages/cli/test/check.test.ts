@@ -126,6 +126,23 @@ describe('check (in process)', () => {
     expect(good).toEqual({ ok: true, issues: [], notes: [] })
   })
 
+  it('a __proto__ key in the config file pollutes nothing and is reported as an unknown option', () => {
+    const dir = tempDir()
+    const file = join(dir, 'proto.json')
+    writeFileSync(
+      file,
+      '{ "__proto__": { "polluted": true }, "history": { "__proto__": { "polluted": true } } }',
+    )
+    const r = runCheck({ env: { RECOVERY_CODES_PEPPER: KEY_B64 }, configFile: file })
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(r.ok).toBe(false)
+    expect(r.issues.map((i) => i.where.replace(`${file}: `, '')).sort()).toEqual([
+      '__proto__',
+      'history.__proto__',
+    ])
+    expect(r.issues.every((i) => i.message === 'is not a known option')).toBe(true)
+  })
+
   it('reports an unreadable or non-JSON config file as a problem', () => {
     const dir = tempDir()
     const file = join(dir, 'bad.json')

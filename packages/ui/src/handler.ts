@@ -315,9 +315,26 @@ export function createPagesHandler<Ctx>(
     await discardReveal(q)
     await q.s.regenerate()
     const at = now()
-    const st = await rc.status({ userId: uid })
-    if (st.active?.status === 'active' && st.remaining > 0) {
-      // Recovery codes are this demo's second factor: the password alone does not log in.
+    // Recovery codes are this demo's second factor. Whether the account is enrolled is read from
+    // the store, never the cache, and a batch that was disabled (hard cap), used up or expired
+    // still demands a code: otherwise failing on purpose would turn 2FA off. Only a user who has
+    // never generated codes, or deleted them while signed in, passes on the password alone.
+    const enrolment = await secondFactorState(uid)
+    if (enrolment !== 'none') {
+      if (enrolment === 'unusable') {
+        const l = await layoutFor(q, 'Sign in')
+        return page(
+          q,
+          403,
+          signInPage(l, {
+            email: email.slice(0, 254),
+            error:
+              'Your recovery codes can no longer be used (disabled after too many failed attempts, used up or expired). Contact support to restore access.',
+            codeLoginAvailable: codeLoginEnabled,
+            ...(options.signInNote ? { note: options.signInNote } : {}),
+          }),
+        )
+      }
       q.s.set(K.pending, uid)
       q.s.set(K.pendingAt, at)
       q.s.set(K.passwordAt, at)
@@ -331,6 +348,18 @@ export function createPagesHandler<Ctx>(
       'Signed in. You have no recovery codes yet: generate a batch so you can sign in if you lose your other factor.',
     )
     return redirect(paths.dashboard)
+  }
+
+  /** `none`: never enrolled or deleted by the user; `usable`: a code can be redeemed; else `unusable`. */
+  async function secondFactorState(userId: string): Promise<'none' | 'usable' | 'unusable'> {
+    const { items } = await rc.config.store.listBatches({ userId, offset: 0, limit: 1 })
+    const latest = items[0]
+    if (!latest || latest.status === 'deleted') return 'none'
+    const live =
+      latest.status === 'active' &&
+      latest.unused > 0 &&
+      (latest.expiresAt === null || now() < latest.expiresAt)
+    return live ? 'usable' : 'unusable'
   }
 
   function pendingUser(q: Req): string | null {
@@ -474,8 +503,8 @@ export function createPagesHandler<Ctx>(
   async function postGenerate(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
-    const st = await rc.status({ userId: u })
-    if (st.active?.status === 'active') {
+    // Replacing codes needs a fresh sign-in whenever a batch exists (read from the store, not the cache).
+    if (await rc.config.store.getActiveBatch(u)) {
       const stale = requireFresh(q)
       if (stale) return stale
     }
