@@ -43,6 +43,8 @@ export const MAX_TEXT_LENGTH = 1024
  */
 const MAX_DATE_MS = 253_402_300_799_999
 const MIN_DATE_MS = -62_135_596_800_000
+/** Limiter statements with more slots than this (many keys) are compiled per call, not cached. */
+const MAX_CACHED_SLOTS = 32
 /** Rows per multi-row insert of codes (well under SQLite's 32,766 bound parameters). */
 const INSERT_CHUNK = 200
 
@@ -432,11 +434,19 @@ export function createQueries(dialect: RecoveryCodesDialect) {
         .select((eb) => eb.fn.countAll().as('total'))
         .where('user_id', '=', userId),
 
-    /** One atomic upsert; no row back = denied (locked or out of budget). */
-    reserveAttempt: (db: Db, i: { key: string; now: number; maxAttempts: number }) =>
+    /**
+     * Reserve on several keys: one multi-row upsert, rows in the given order (the store sorts them,
+     * so concurrent calls lock shared keys in one order). Each row is a conditional increment under
+     * that row's lock (`WHERE locked_until <= :now AND failures < :max`, the max picked by
+     * `excluded.key`); a row comes back for each key reserved, none for a key that is closed. A new
+     * key is inserted with one failure: callers never pass `maxAttempts < 1`.
+     */
+    reserveAttempts: (db: Db, i: { keys: readonly { key: string; maxAttempts: number }[]; now: number }) =>
       db
         .insertInto('rc_attempts')
-        .values({ key: i.key, failures: 1, consecutive: 1, lockouts: 0, locked_until: ts(0) })
+        .values(
+          i.keys.map((k) => ({ key: k.key, failures: 1, consecutive: 1, lockouts: 0, locked_until: ts(0) })),
+        )
         .onConflict((oc) =>
           oc
             .column('key')
@@ -445,9 +455,27 @@ export function createQueries(dialect: RecoveryCodesDialect) {
               consecutive: eb('rc_attempts.consecutive', '+', 1),
             }))
             .where('rc_attempts.locked_until', '<=', ts(i.now))
-            .where('rc_attempts.failures', '<', i.maxAttempts),
+            .where((eb) =>
+              i.keys.length === 1
+                ? eb('rc_attempts.failures', '<', i.keys[0]!.maxAttempts)
+                : eb.or(
+                    i.keys.map((k) =>
+                      eb.and([
+                        eb('excluded.key', '=', k.key),
+                        eb('rc_attempts.failures', '<', k.maxAttempts),
+                      ]),
+                    ),
+                  ),
+            ),
         )
-        .returning(ATTEMPT_COLUMNS),
+        .returning(['key', ...ATTEMPT_COLUMNS]),
+
+    /** The counters of several keys (missing keys: no row). */
+    readAttempts: (db: Db, keys: readonly string[]) =>
+      db
+        .selectFrom('rc_attempts')
+        .select(['key', ...ATTEMPT_COLUMNS])
+        .where('key', 'in', keys),
 
     getAttempts: (db: Db, key: string) =>
       db.selectFrom('rc_attempts').select(ATTEMPT_COLUMNS).where('key', '=', key),
@@ -465,10 +493,16 @@ export function createQueries(dialect: RecoveryCodesDialect) {
         )
         .returning(ATTEMPT_COLUMNS),
 
-    resetAttempts: (db: Db, key: string) => db.deleteFrom('rc_attempts').where('key', '=', key),
+    /** Settle, SQLite, step 1 (same transaction as step 2): delete the reset counters. */
+    deleteAttempts: (db: Db, keys: readonly string[]) =>
+      db.deleteFrom('rc_attempts').where('key', 'in', keys),
 
-    /** Gives back one reservation; the `> 0` guards keep it from going negative under races. */
-    releaseAttempt: (db: Db, key: string) =>
+    /**
+     * Gives back one reservation on each key (SQLite: settle step 2, after step 1 deleted the reset
+     * keys, and the give-back of a denied reserve). The `> 0` guards keep it from going negative
+     * under races.
+     */
+    releaseAttempts: (db: Db, keys: readonly string[]) =>
       db
         .updateTable('rc_attempts')
         .set((eb) => ({
@@ -480,8 +514,54 @@ export function createQueries(dialect: RecoveryCodesDialect) {
             .else(0)
             .end(),
         }))
-        .where('key', '=', key)
+        .where('key', 'in', keys)
         .where('failures', '>', 0),
+
+    /**
+     * Settle on PostgreSQL, one statement: `l` locks every existing counter named in either list in
+     * one fixed order (`ORDER BY key COLLATE "C"`, byte order: the order {@link reserveAttempts}
+     * rows are sent in), so a settle and a reserve that share keys cannot deadlock; then the reset
+     * counters are deleted (CTE `d`) and the others released (main UPDATE, `failures > 0`). A key in
+     * both lists is only deleted: a statement must not modify a row twice. Missing keys: no row in
+     * `l`, nothing happens.
+     */
+    settleAttempts: (db: Db, i: { reset: readonly string[]; release: readonly string[] }) => {
+      const all = [...i.reset, ...i.release]
+      const locked = (db as Kysely<RecoveryCodesDatabase>).with('l', (qb) =>
+        qb
+          .selectFrom('rc_attempts')
+          .select('key')
+          .where('key', 'in', all)
+          .orderBy(sql`"key" collate "C"`)
+          .forUpdate(),
+      )
+      if (i.release.length === 0)
+        return locked.deleteFrom('rc_attempts').where('key', 'in', (eb) => eb.selectFrom('l').select('l.key'))
+      const withDelete =
+        i.reset.length === 0
+          ? locked
+          : (locked.with('d', (qb) =>
+              qb
+                .deleteFrom('rc_attempts')
+                .where('key', 'in', (eb) => eb.selectFrom('l').select('l.key'))
+                .where('key', 'in', i.reset),
+            ) as unknown as typeof locked)
+      const release = withDelete
+        .updateTable('rc_attempts')
+        .set((eb) => ({
+          failures: eb('failures', '-', 1),
+          consecutive: eb
+            .case()
+            .when('consecutive', '>', 0)
+            .then(eb('consecutive', '-', 1))
+            .else(0)
+            .end(),
+        }))
+        .where('key', 'in', (eb) => eb.selectFrom('l').select('l.key'))
+        .where('key', 'in', i.release)
+        .where('failures', '>', 0)
+      return i.reset.length === 0 ? release : release.where('key', 'not in', i.reset)
+    },
 
     /**
      * One purge chunk over one eligibility branch, each served by its own partial index:
@@ -666,7 +746,8 @@ function parseData(v: unknown): AuditRecord['data'] {
  *
  * Guarantees: consume is one conditional `UPDATE … RETURNING` on the unique `(user_id, digest)` row;
  * batch creation supersedes and inserts in one transaction (per-user advisory lock on PostgreSQL,
- * one writer at a time on SQLite); limiter counters are one `INSERT … ON CONFLICT DO UPDATE`;
+ * one writer at a time on SQLite); a limiter reservation is one multi-row `INSERT … ON CONFLICT DO UPDATE`
+ * for all keys (given back, or rolled back on SQLite, when any key is closed) and a settle one statement;
  * flags and state changes are compare-and-set; purge deletes bounded chunks and re-checks
  * eligibility in the DELETE. Database failures throw `RecoveryCodesError('STORE_UNAVAILABLE')` with
  * the driver error as `cause`; bad input throws `INVALID_INPUT` before any SQL runs.
@@ -699,10 +780,9 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     ),
     consumeN: new Map<number, ReturnType<typeof template>>(),
     markBatchUsed: template((i: S) => q.markBatchUsed(k, i), ['batchId', 'now']),
-    reserveAttempt: template((i: S) => q.reserveAttempt(k, i), ['key', 'now', 'maxAttempts']),
     getAttempts: template((i: S) => q.getAttempts(k, i.key), ['key']),
-    resetAttempts: template((i: S) => q.resetAttempts(k, i.key), ['key']),
-    releaseAttempt: template((i: S) => q.releaseAttempt(k, i.key), ['key']),
+    /** Limiter statements by shape (key count; for a settle, `reset:release` counts). */
+    attempts: new Map<string, ReturnType<typeof template>>(),
     appendAudit: template(
       (i: S) => q.appendAudit(k, i),
       ['id', 'at', 'event', 'userId', 'batchId', 'identifierHash', 'clientHash', 'outcome', 'reason', 'data'],
@@ -733,6 +813,88 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     })
     return t(values)
   }
+  /**
+   * A limiter statement compiled once per shape: `build` gets the slots `k0…`, `m0…` (keys,
+   * maxAttempts), `r0…`, `l0…` (settle lists) and `now`, as `shape` says.
+   */
+  const attemptQuery = (
+    shape: string,
+    lists: { k?: number; m?: number; r?: number; l?: number; now?: boolean },
+    build: (i: S, names: (p: string, n: number) => string[]) => Compilable<unknown>,
+  ) => {
+    let t = hot.attempts.get(shape)
+    if (t === undefined) {
+      const names = (p: string, n: number) => Array.from({ length: n }, (_, j) => `${p}${j}`)
+      const all = [
+        ...names('k', lists.k ?? 0),
+        ...names('m', lists.m ?? 0),
+        ...names('r', lists.r ?? 0),
+        ...names('l', lists.l ?? 0),
+        ...(lists.now ? ['now'] : []),
+      ]
+      t = template((i: S) => build(i, names), all)
+      // Cache the shapes a service uses (a few keys); an odd large call compiles for itself.
+      if (all.length <= MAX_CACHED_SLOTS) hot.attempts.set(shape, t)
+    }
+    return t
+  }
+  const slotValues = (p: string, values: readonly unknown[], into: Record<string, unknown> = {}) => {
+    values.forEach((v, j) => {
+      into[`${p}${j}`] = v
+    })
+    return into
+  }
+  /** Multi-row reserve; `keys` already sorted. */
+  const reserveQuery = (keys: readonly { key: string; maxAttempts: number }[], now: number) => {
+    const n = keys.length
+    const t = attemptQuery(`reserve:${n}`, { k: n, m: n, now: true }, (i, names) => {
+      const ms = names('m', n)
+      return q.reserveAttempts(k, {
+        keys: names('k', n).map((kn, j) => ({ key: i[kn], maxAttempts: i[ms[j]!] })),
+        now: i.now,
+      })
+    })
+    const values: Record<string, unknown> = { now: ts(now) }
+    keys.forEach((x, j) => {
+      values[`k${j}`] = x.key
+      values[`m${j}`] = x.maxAttempts
+    })
+    return t(values)
+  }
+  const readQuery = (keys: readonly string[]) =>
+    attemptQuery(`read:${keys.length}`, { k: keys.length }, (i, names) =>
+      q.readAttempts(
+        k,
+        names('k', keys.length).map((n) => i[n]),
+      ),
+    )(slotValues('k', keys))
+  /** PostgreSQL: the one-statement settle. */
+  const settleQuery = (reset: readonly string[], release: readonly string[]) =>
+    attemptQuery(
+      `settle:${reset.length}:${release.length}`,
+      { r: reset.length, l: release.length },
+      (i, names) =>
+        q.settleAttempts(k, {
+          reset: names('r', reset.length).map((n) => i[n]),
+          release: names('l', release.length).map((n) => i[n]),
+        }),
+    )(slotValues('l', release, slotValues('r', reset)))
+  /** SQLite settle steps. */
+  const deleteQuery = (keys: readonly string[]) =>
+    attemptQuery(`delete:${keys.length}`, { k: keys.length }, (i, names) =>
+      q.deleteAttempts(
+        k,
+        names('k', keys.length).map((n) => i[n]),
+      ),
+    )(slotValues('k', keys))
+  const releaseQuery = (keys: readonly string[]) =>
+    attemptQuery(`release:${keys.length}`, { k: keys.length }, (i, names) =>
+      q.releaseAttempts(
+        k,
+        names('k', keys.length).map((n) => i[n]),
+      ),
+    )(slotValues('k', keys))
+
   const exec = <R = Record<string, unknown>>(db: Db, c: CompiledQuery): Promise<QueryResult<R>> =>
     db.executeQuery(c as CompiledQuery<R>)
 
@@ -886,22 +1048,83 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         return { items: rows.map(summary), total: Number(total?.total ?? 0) }
       }),
 
-    reserveAttempt: (input: { key: string; now: number; maxAttempts: number }) =>
-      run('reserveAttempt', async (): Promise<AttemptReservation> => {
-        writeText('key', input.key)
+    reserveAttempts: (input: { keys: readonly { key: string; maxAttempts: number }[]; now: number }) =>
+      run('reserveAttempts', async (): Promise<AttemptReservation> => {
         time('now', input.now)
-        count('maxAttempts', input.maxAttempts)
-        if (input.maxAttempts >= 1) {
-          const { rows } = await exec(
-            k,
-            hot.reserveAttempt({ key: input.key, now: ts(input.now), maxAttempts: input.maxAttempts }),
-          )
-          if (rows[0] !== undefined) return { allowed: true, state: attempts(rows[0]) }
+        const keys = input.keys
+        if (!Array.isArray(keys)) throw new RecoveryCodesError('INVALID_INPUT', 'keys must be an array')
+        const seen = new Set<string>()
+        for (const x of keys) {
+          writeText('key', x?.key)
+          count('maxAttempts', x.maxAttempts)
+          if (seen.has(x.key)) throw new RecoveryCodesError('INVALID_INPUT', 'keys must be distinct')
+          seen.add(x.key)
         }
-        return {
-          allowed: false,
-          state: attempts((await exec(k, hot.getAttempts({ key: input.key }))).rows[0]),
+        if (keys.length === 0) return { allowed: true, states: [] }
+        type Row = Record<string, unknown> & { key: string }
+        const statesOf = (rows: readonly Row[]) => {
+          const byKey = new Map(rows.map((r) => [r.key, r]))
+          return keys.map((x) => attempts(byKey.get(x.key)))
         }
+        const read = async () => statesOf((await exec<Row>(k, readQuery(keys.map((x) => x.key)))).rows)
+        if (keys.some((x) => x.maxAttempts < 1)) return { allowed: false, states: await read() }
+        // Byte order (= PostgreSQL `COLLATE "C"`): every statement here locks shared keys in one order.
+        const sorted =
+          keys.length === 1
+            ? keys
+            : [...keys].sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)))
+        const reserve = reserveQuery(sorted, input.now)
+        if (pg) {
+          // One autocommit statement. When a key is closed the others may have been reserved: give
+          // them back before returning (one more statement, only on the denied path).
+          const { rows } = await exec<Row>(k, reserve)
+          if (rows.length === keys.length) return { allowed: true, states: statesOf(rows) }
+          if (rows.length > 0)
+            await exec(
+              k,
+              settleQuery(
+                [],
+                rows.map((r) => r.key),
+              ),
+            )
+          return { allowed: false, states: await read() }
+        }
+        // SQLite: a transaction, rolled back when a key is closed (strictly all or nothing).
+        const rows = await tx(async (trx) => {
+          const r = await exec<Row>(trx, reserve)
+          if (r.rows.length < keys.length) throw new Rollback()
+          return r.rows
+        }, null)
+        if (rows !== null) return { allowed: true, states: statesOf(rows) }
+        return { allowed: false, states: await read() }
+      }),
+
+    settleAttempts: (input: { reset: readonly string[]; release: readonly string[] }) =>
+      run('settleAttempts', async () => {
+        if (!Array.isArray(input.reset) || !Array.isArray(input.release)) {
+          throw new RecoveryCodesError('INVALID_INPUT', 'reset and release must be arrays')
+        }
+        // A key no row can carry is missing: ignored, like any missing key.
+        const reset = [...new Set(input.reset.filter((x) => !unreadable(x)))]
+        const resetSet = new Set(reset)
+        const release = [...new Set(input.release.filter((x) => !unreadable(x) && !resetSet.has(x)))]
+        if (reset.length === 0 && release.length === 0) return
+        if (pg) {
+          await exec(k, settleQuery(reset, release))
+          return
+        }
+        if (release.length === 0) {
+          await exec(k, deleteQuery(reset))
+          return
+        }
+        if (reset.length === 0) {
+          await exec(k, releaseQuery(release))
+          return
+        }
+        await tx(async (trx) => {
+          await exec(trx, deleteQuery(reset))
+          await exec(trx, releaseQuery(release))
+        })
       }),
 
     getAttempts: (key: string) =>
@@ -915,18 +1138,6 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         writeText('key', input.key)
         time('until', input.until)
         return attempts(await q.lockAttempts(k, input).executeTakeFirst())
-      }),
-
-    resetAttempts: (key: string) =>
-      run('resetAttempts', async () => {
-        if (unreadable(key)) return
-        await exec(k, hot.resetAttempts({ key }))
-      }),
-
-    releaseAttempt: (key: string) =>
-      run('releaseAttempt', async () => {
-        if (unreadable(key)) return
-        await exec(k, hot.releaseAttempt({ key }))
       }),
 
     purgeCodes: (input: { before: number; limit: number }) =>

@@ -238,12 +238,12 @@ export function storeContract(
       )
     })
 
-    it('reserveAttempt: atomic budget under concurrency, lock, unlock, reset', async () => {
+    it('reserveAttempts: atomic budget under concurrency, lock, unlock, reset', async () => {
       const { store } = await setup()
       const key = uid('id')
-      const r = await Promise.all(
-        Array.from({ length: 20 }, () => store.reserveAttempt({ key, now: 100, maxAttempts: 5 })),
-      )
+      const reserve = (key: string, now: number, maxAttempts: number) =>
+        store.reserveAttempts({ keys: [{ key, maxAttempts }], now })
+      const r = await Promise.all(Array.from({ length: 20 }, () => reserve(key, 100, 5)))
       expect(r.filter((x) => x.allowed)).toHaveLength(5)
       expect(await store.getAttempts(key)).toEqual({
         failures: 5,
@@ -257,24 +257,41 @@ export function storeContract(
         lockouts: 1,
         lockedUntil: 10_000,
       })
-      const denied = await store.reserveAttempt({ key, now: 9_999, maxAttempts: 5 })
+      const denied = await reserve(key, 9_999, 5)
       expect(denied).toEqual({
         allowed: false,
-        state: { failures: 0, consecutive: 5, lockouts: 1, lockedUntil: 10_000 },
+        states: [{ failures: 0, consecutive: 5, lockouts: 1, lockedUntil: 10_000 }],
       })
-      const ok = await store.reserveAttempt({ key, now: 10_000, maxAttempts: 5 })
+      const ok = await reserve(key, 10_000, 5)
       expect(ok).toEqual({
         allowed: true,
-        state: { failures: 1, consecutive: 6, lockouts: 1, lockedUntil: 10_000 },
+        states: [{ failures: 1, consecutive: 6, lockouts: 1, lockedUntil: 10_000 }],
       })
-      await store.resetAttempts(key)
+      await store.settleAttempts({ reset: [key], release: [] })
       expect(await store.getAttempts(key)).toEqual({
         failures: 0,
         consecutive: 0,
         lockouts: 0,
         lockedUntil: 0,
       })
-      expect((await store.reserveAttempt({ key: uid('k'), now: 1, maxAttempts: 0 })).allowed).toBe(false)
+      expect((await reserve(uid('k'), 1, 0)).allowed).toBe(false)
+    })
+
+    it('reserveAttempts and settleAttempts with many keys (statements too large to cache)', async () => {
+      const { store } = await setup()
+      const keys = Array.from({ length: 20 }, (_, i) => ({ key: uid(`many${i}`), maxAttempts: 2 }))
+      for (let round = 1; round <= 2; round++) {
+        const r = await store.reserveAttempts({ keys, now: 1 })
+        expect(r.allowed).toBe(true)
+        expect(r.states.map((s) => s.failures)).toEqual(keys.map(() => round))
+      }
+      expect((await store.reserveAttempts({ keys, now: 1 })).allowed).toBe(false)
+      await store.settleAttempts({
+        reset: keys.slice(0, 10).map((k) => k.key),
+        release: keys.slice(10).map((k) => k.key),
+      })
+      const after = await Promise.all(keys.map((k) => store.getAttempts(k.key)))
+      expect(after.map((s) => s.failures)).toEqual(keys.map((_, i) => (i < 10 ? 0 : 1)))
     })
 
     it('purgeCodes deletes only dead rows, in bounded chunks, idempotently; batch counts survive', async () => {

@@ -47,10 +47,26 @@ function everyQuery(db: Kysely<any>, dialect: 'sqlite' | 'postgres', p: string):
     ['activeBatch', q.activeBatch(k, p)],
     ['history', q.history(k, { userId: p, offset: 0, limit: 10 })],
     ['historyTotal', q.historyTotal(k, p)],
-    ['reserveAttempt', q.reserveAttempt(k, { key: p, now: 1, maxAttempts: 5 })],
+    ['reserveAttempts', q.reserveAttempts(k, { keys: [{ key: p, maxAttempts: 5 }], now: 1 })],
+    [
+      'reserveAttempts ×2',
+      q.reserveAttempts(k, {
+        keys: [
+          { key: p, maxAttempts: 5 },
+          { key: `${p}2`, maxAttempts: 3 },
+        ],
+        now: 1,
+      }),
+    ],
+    ['readAttempts', q.readAttempts(k, [p, `${p}2`])],
     ['getAttempts', q.getAttempts(k, p)],
     ['lockAttempts', q.lockAttempts(k, { key: p, until: 1 })],
-    ['resetAttempts', q.resetAttempts(k, p)],
+    ['deleteAttempts', q.deleteAttempts(k, [p])],
+    ['releaseAttempts', q.releaseAttempts(k, [p, `${p}2`])],
+    // Built for PostgreSQL only (data-modifying CTE); compiled here for both dialects anyway.
+    ['settleAttempts', q.settleAttempts(k, { reset: [p], release: [`${p}2`] })],
+    ['settleAttempts release', q.settleAttempts(k, { reset: [], release: [p] })],
+    ['settleAttempts reset', q.settleAttempts(k, { reset: [p], release: [] })],
     [
       'appendAudit',
       q.appendAudit(k, {
@@ -97,7 +113,7 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
           checked++
         }
       }
-      expect(checked).toBe(PAYLOADS.length * 23)
+      expect(checked).toBe(PAYLOADS.length * 29)
     })
 
     it('payloads through every store input leave row counts unchanged', async () => {
@@ -119,7 +135,7 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
         reason: null,
         data: null,
       })
-      await store.reserveAttempt({ key: 'victim-key', now: 1, maxAttempts: 5 })
+      await store.reserveAttempts({ keys: [{ key: 'victim-key', maxAttempts: 5 }], now: 1 })
       const before = await counts(db)
       const d = cs[0]!.digest
       for (const p of PAYLOADS) {
@@ -145,7 +161,9 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
           lockouts: 0,
           lockedUntil: 0,
         })
-        await store.resetAttempts(p)
+        await store.settleAttempts({ reset: [p], release: [] })
+        await store.settleAttempts({ reset: [], release: [p] })
+        await store.settleAttempts({ reset: [p], release: [`${p}2`, p] })
         expect(await store.listAudit({ limit: 10, userId: p })).toEqual([])
         expect(await store.listAudit({ limit: 10, event: p })).toEqual([])
         // page numbers and limits: only integers reach SQL
@@ -178,7 +196,7 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
             store.createBatch(batch(p, 1000, { id: `${p}-b`, keyId: p }), [
               { id: `${p}-c`, digest: new Uint8Array(32) },
             ]),
-          () => store.reserveAttempt({ key: p, now: 1, maxAttempts: 3 }),
+          () => store.reserveAttempts({ keys: [{ key: p, maxAttempts: 3 }], now: 1 }),
           () =>
             store.appendAudit({
               id: `${p}-a`,

@@ -145,6 +145,13 @@ function assertCount(value: unknown, name: string): asserts value is number {
     throw invalidInput(`${name} must be a non-negative integer`)
 }
 
+const ZERO_ATTEMPTS: Readonly<AttemptState> = Object.freeze({
+  failures: 0,
+  consecutive: 0,
+  lockouts: 0,
+  lockedUntil: 0,
+})
+
 const dumps = new WeakMap<object, () => MemoryStoreDump>()
 
 /**
@@ -380,25 +387,35 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       return { items: list.slice(offset, offset + limit).map(summary), total: list.length }
     },
 
-    async reserveAttempt({ key, now, maxAttempts }) {
+    async reserveAttempts({ keys, now }) {
       assertTime(now, 'now')
-      assertCount(maxAttempts, 'maxAttempts')
-      const current = attempts.get(key) ?? { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }
-      if (now < current.lockedUntil || current.failures >= maxAttempts)
-        return { allowed: false, state: { ...current } }
-      const next = { ...current, failures: current.failures + 1, consecutive: current.consecutive + 1 }
-      attempts.set(key, next)
-      return { allowed: true, state: { ...next } }
+      if (!Array.isArray(keys)) throw invalidInput('keys must be an array')
+      const seen = new Set<string>()
+      for (const k of keys) {
+        if (typeof k?.key !== 'string') throw invalidInput('key must be a string')
+        assertCount(k.maxAttempts, 'maxAttempts')
+        if (seen.has(k.key)) throw invalidInput('keys must be distinct')
+        seen.add(k.key)
+      }
+      // Check every key, then set every key: synchronous, so no other call interleaves.
+      const current = keys.map((k) => attempts.get(k.key) ?? { ...ZERO_ATTEMPTS })
+      const open = keys.every(
+        (k, i) => now >= current[i]!.lockedUntil && current[i]!.failures < k.maxAttempts,
+      )
+      if (!open) return { allowed: false, states: current.map((c) => ({ ...c })) }
+      const next = current.map((c) => ({ ...c, failures: c.failures + 1, consecutive: c.consecutive + 1 }))
+      for (let i = 0; i < keys.length; i++) attempts.set(keys[i]!.key, next[i]!)
+      return { allowed: true, states: next.map((c) => ({ ...c })) }
     },
 
     async getAttempts(key) {
       const current = attempts.get(key)
-      return current ? { ...current } : { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }
+      return current ? { ...current } : { ...ZERO_ATTEMPTS }
     },
 
     async lockAttempts({ key, until }) {
       assertTime(until, 'until')
-      const current = attempts.get(key) ?? { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }
+      const current = attempts.get(key) ?? { ...ZERO_ATTEMPTS }
       const next = {
         failures: 0,
         consecutive: current.consecutive,
@@ -409,18 +426,22 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       return { ...next }
     },
 
-    async resetAttempts(key) {
-      attempts.delete(key)
-    },
-
-    async releaseAttempt(key) {
-      const current = attempts.get(key)
-      if (!current) return
-      attempts.set(key, {
-        ...current,
-        failures: Math.max(0, current.failures - 1),
-        consecutive: Math.max(0, current.consecutive - 1),
-      })
+    async settleAttempts({ reset, release }) {
+      if (!Array.isArray(reset) || !Array.isArray(release))
+        throw invalidInput('reset and release must be arrays')
+      const resetKeys = new Set<string>(reset)
+      // Synchronous: deletes and releases land together.
+      for (const key of resetKeys) attempts.delete(key)
+      for (const key of new Set<string>(release)) {
+        if (resetKeys.has(key)) continue
+        const current = attempts.get(key)
+        if (!current || current.failures <= 0) continue
+        attempts.set(key, {
+          ...current,
+          failures: current.failures - 1,
+          consecutive: Math.max(0, current.consecutive - 1),
+        })
+      }
     },
 
     async purgeCodes({ before, limit }) {

@@ -84,7 +84,14 @@ describe('memoryStore', () => {
   it('rejects malformed numbers with INVALID_INPUT instead of storing them', async () => {
     const store = memoryStore()
     await rejectsWith(store.listBatches({ userId: 'u1', offset: -1, limit: 10 }), 'INVALID_INPUT')
-    await rejectsWith(store.reserveAttempt({ key: 'k', now: Number.NaN, maxAttempts: 5 }), 'INVALID_INPUT')
+    await rejectsWith(
+      store.reserveAttempts({ keys: [{ key: 'k', maxAttempts: 5 }], now: Number.NaN }),
+      'INVALID_INPUT',
+    )
+    await rejectsWith(
+      store.reserveAttempts({ keys: [{ key: 'k', maxAttempts: 1.5 }], now: 1 }),
+      'INVALID_INPUT',
+    )
     await rejectsWith(
       store.createBatch(buildBatch({ userId: 'u1', createdAt: 1.5 }), buildCodes(1)),
       'INVALID_INPUT',
@@ -132,7 +139,7 @@ describe('memoryStore', () => {
       const original = hex(codes[0]!.digest)
       codes[0]!.digest.fill(0) // the store copied it
       await store.consumeCode({ userId: 'u1', digests: [codes[1]!.digest], now: 5 })
-      await store.reserveAttempt({ key: 'ip:1', now: 5, maxAttempts: 3 })
+      await store.reserveAttempts({ keys: [{ key: 'ip:1', maxAttempts: 3 }], now: 5 })
       await store.appendAudit(buildAudit({ at: 5, userId: 'u1', data: { n: 1 } }))
       await store.appendEmailLog(buildEmailLog({ at: 6, userId: 'u1', batchId: batch.id }))
 

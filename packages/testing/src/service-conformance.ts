@@ -127,7 +127,7 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       expect(results.every((r) => r.status === 'fulfilled' && !r.value.ok)).toBe(true)
       expect(counting.count('consumeCode')).toBeLessThanOrEqual(5)
       expect(counting.count('consumeCode')).toBe(5)
-      expect(counting.count('reserveAttempt')).toBeGreaterThanOrEqual(100)
+      expect(counting.count('reserveAttempts')).toBeGreaterThanOrEqual(100)
       // Locked now: even the right code fails, with a cooldown.
       const locked = await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })
       expect(locked.ok).toBe(false)
@@ -170,6 +170,75 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
           })
         ).ok,
       ).toBe(true)
+    })
+
+    it('a store error during the lookup gives the reservation back; a stranded counter heals', async () => {
+      let failConsume = 0
+      let failSettle = 0
+      const h = make({ maxLoginAttempts: 5 }, (s) => ({
+        ...bindAll(s),
+        async consumeCode(input) {
+          if (failConsume > 0) {
+            failConsume--
+            throw new Error('ECONNRESET')
+          }
+          return s.consumeCode(input)
+        },
+        async settleAttempts(input) {
+          if (failSettle > 0) {
+            failSettle--
+            throw new Error('ECONNRESET')
+          }
+          return s.settleAttempts(input)
+        },
+      }))
+      const b = await batchFor(h)
+      for (let i = 0; i < 4; i++) await h.rc.redeem({ userId: b.userId, code: flip(b.codes[0]!) })
+      failConsume = 1
+      await expect(h.rc.redeem({ userId: b.userId, code: b.codes[0]! })).rejects.toMatchObject({
+        code: 'STORE_UNAVAILABLE',
+      })
+      // The errored attempt was not counted: the right code works at once.
+      expect((await h.rc.redeem({ userId: b.userId, code: b.codes[0]! })).ok).toBe(true)
+
+      // A crash between reserve and settle (simulated: the give-back fails too) strands a full counter.
+      for (let i = 0; i < 4; i++) await h.rc.redeem({ userId: b.userId, code: flip(b.codes[1]!) })
+      failConsume = 1
+      failSettle = 1
+      await expect(h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).rejects.toMatchObject({
+        code: 'STORE_UNAVAILABLE',
+      })
+      const stuck = await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })
+      expect(stuck.ok).toBe(false)
+      expect(!stuck.ok && stuck.retryAfterMs).toBeGreaterThan(0) // turned into an ordinary lockout
+      h.clock.advance(h.rc.config.cooldownPolicy.cutoffMs)
+      expect((await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).ok).toBe(true)
+    })
+
+    it('two concurrent generates for one user: one batch, and the codes returned are the live ones', async () => {
+      const h = make()
+      const userId = uniqueId('user')
+      const results = await Promise.all([
+        h.rc.generate({ userId, count: 5 }),
+        h.rc.generate({ userId, count: 5 }),
+      ])
+      const ok = results.filter((r) => r.ok)
+      expect(ok).toHaveLength(1)
+      expect(results.find((r) => !r.ok)).toMatchObject({ ok: false, reason: 'COOLDOWN_ACTIVE' })
+      expect((await h.rc.history({ userId })).total).toBe(1)
+      const live = ok[0]!
+      expect(live.ok && (await h.rc.redeem({ userId, code: live.codes[0]! })).ok).toBe(true)
+      // The claim is released: after the cooldown a new batch can be generated.
+      h.clock.advance(h.rc.config.cooldownPolicy.cutoffMs)
+      expect((await h.rc.generate({ userId, count: 5 })).ok).toBe(true)
+    })
+
+    it('second-factor failures are audited against the user; identifier failures are not', async () => {
+      const h = make()
+      const b = await batchFor(h)
+      await h.rc.redeem({ userId: b.userId, code: flip(b.codes[0]!) })
+      const rows = await h.store.listAudit({ limit: 10, event: 'login.failure' })
+      expect(rows.find((r) => r.userId === b.userId)).toBeDefined()
     })
 
     it('regeneration racing 20 redeems of an old code: no success after the new batch commits', async () => {

@@ -509,7 +509,8 @@ export function createPagesHandler<Ctx>(
       if (stale) return stale
     }
     const rawDays = (field(q, 'expiresInDays', 10) ?? '').trim()
-    let days: number | null = null
+    // Empty means the configured default (never, unless the host sets one): users do not override it.
+    let days: number | undefined
     if (rawDays !== '') {
       if (!/^\d{1,4}$/.test(rawDays) || Number(rawDays) < 1 || Number(rawDays) > 3650) {
         flash(q.s, 'error', 'The expiry must be a whole number of days from 1 to 3650, or empty.')
@@ -517,7 +518,11 @@ export function createPagesHandler<Ctx>(
       }
       days = Number(rawDays)
     }
-    const r = await rc.generate({ userId: u, expiresInDays: days, ...clientKey(q) })
+    const r = await rc.generate({
+      userId: u,
+      ...(days === undefined ? {} : { expiresInDays: days }),
+      ...clientKey(q),
+    })
     if (!r.ok) {
       flash(
         q.s,

@@ -295,7 +295,7 @@ ${cooldown ? html`<p class="warn" id="generate-cooldown" role="status">You can g
 ${csrf}
 <label for="expires">Expire after (days)</label>
 <input id="expires" name="expiresInDays" type="number" min="1" max="3650" step="1" inputmode="numeric" aria-describedby="expires-hint">
-<p class="hint" id="expires-hint">Leave empty for codes that do not expire.</p>
+<p class="hint" id="expires-hint">Leave empty for the site's default (codes that do not expire, unless the site sets a limit).</p>
 <div class="row"><button type="submit" id="generate"${cooldown ? ' disabled' : ''}>${a ? 'Regenerate codes' : 'Generate codes'}</button></div>
 </form></section>`
 

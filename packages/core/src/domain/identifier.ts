@@ -11,9 +11,6 @@ export function normalizeIdentifier(input: unknown): string | null {
   if (typeof input !== 'string' || input.length === 0 || input.length > MAX_IDENTIFIER_LENGTH) return null
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u001F\u007F-\u009F]/.test(input)) return null
-  const s = input
-    .normalize('NFKC')
-    .trim()
-    .toLowerCase()
+  const s = input.normalize('NFKC').trim().toLowerCase()
   return s.length === 0 || s.length > MAX_IDENTIFIER_LENGTH ? null : s
 }

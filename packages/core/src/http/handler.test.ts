@@ -291,7 +291,6 @@ describe('createHttpHandler: validation', () => {
       userId: 'u1',
       clientKey: '192.0.2.1',
       count: 50,
-      expiresInDays: null,
     })
   })
 

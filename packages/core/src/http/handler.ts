@@ -150,7 +150,8 @@ export function createHttpHandler<Ctx = HttpContext>(
         userId,
         clientKey,
         ...(input.count === undefined ? {} : { count: input.count as number }),
-        ...(input.expiresInDays === undefined ? {} : { expiresInDays: input.expiresInDays as number | null }),
+        // `null` from a request means the configured default: users never override the host's policy.
+        ...(input.expiresInDays == null ? {} : { expiresInDays: input.expiresInDays as number }),
       })
       if (!r.ok)
         throw fail('COOLDOWN_ACTIVE', 'New codes were generated recently. Try again later.', r.retryAfterMs)

@@ -86,11 +86,19 @@ export interface AttemptState {
   lockedUntil: number
 }
 
-/** The outcome of `reserveAttempt`. */
+/** One counter of a `reserveAttempts` call. */
+export interface AttemptKey {
+  key: string
+  /** Attempts the counter allows before it is full (an integer >= 0; `0` always denies). */
+  maxAttempts: number
+}
+
+/** The outcome of `reserveAttempts`. */
 export interface AttemptReservation {
+  /** `true` when one attempt was reserved on every key; `false` when none was. */
   allowed: boolean
-  /** The counter after the call (unchanged when not allowed). */
-  state: AttemptState
+  /** The counters after the call (unchanged when denied), in input order. */
+  states: AttemptState[]
 }
 
 /** One audit record. Never a code, digest, pepper, session id or raw identifier. */
@@ -199,13 +207,36 @@ export interface RecoveryCodeStore {
   }): Promise<{ items: BatchSummary[]; total: number }>
 
   /**
-   * Reserves one attempt on the counter `key` if it is not locked (`now >= lockedUntil`) and has
-   * fewer than `maxAttempts` failures: increments `failures` and `consecutive` atomically (creating
-   * the counter) and returns `allowed: true`. Otherwise changes nothing and returns `allowed: false`.
+   * Reserves one attempt on every key at once, all or nothing. A key is open when it is not locked
+   * (`now >= lockedUntil`) and has fewer than its `maxAttempts` failures. When every key is open,
+   * increments `failures` and `consecutive` of each (creating missing counters) and returns
+   * `allowed: true`; when any key is locked or full, no key changes and `allowed` is `false`.
+   * `states` are the counters after the call (unchanged when denied), in input order.
+   * Keys must be distinct (a repeated key throws `INVALID_INPUT`); no keys is allowed and changes
+   * nothing.
    *
-   * Concurrency: under N concurrent calls on a fresh key at most `maxAttempts` are allowed.
+   * Concurrency: under N concurrent calls on fresh keys at most `maxAttempts` calls are allowed per
+   * key, and N concurrent calls with the same fresh keys are allowed exactly
+   * `min(N, smallest maxAttempts)` times, leaving each counter at that number: nothing a denied
+   * call touched stays reserved. A store may reach all-or-nothing by giving back, before the call
+   * returns, reservations it took before it found a closed key (`kyselyStore` on PostgreSQL does):
+   * a concurrent observer (`getAttempts`, or a concurrent call sharing that key, which is then
+   * denied) can briefly see such a reservation. Only a denied call does this, and only while some
+   * key is already closed; an allowed call never takes a key past its `maxAttempts`.
    */
-  reserveAttempt(input: { key: string; now: number; maxAttempts: number }): Promise<AttemptReservation>
+  reserveAttempts(input: { keys: readonly AttemptKey[]; now: number }): Promise<AttemptReservation>
+
+  /**
+   * Settles an attempt that did not fail, atomically: deletes the `reset` counters (a success resets
+   * the subject) and gives back one reservation on each `release` counter (a counter that a success
+   * must not reset, e.g. the per-client key): decrements `failures` and `consecutive` when
+   * `failures > 0`, never below 0. A key in both lists is deleted; a key repeated within a list
+   * counts once; missing keys are ignored.
+   *
+   * Concurrency: one atomic change per call; N concurrent releases after N reservations leave the
+   * counter as before.
+   */
+  settleAttempts(input: { reset: readonly string[]; release: readonly string[] }): Promise<void>
 
   /** Reads a counter; a missing key reads as all zeros. */
   getAttempts(key: string): Promise<AttemptState>
@@ -215,17 +246,6 @@ export interface RecoveryCodeStore {
    * (keeps `consecutive`). Returns the new state.
    */
   lockAttempts(input: { key: string; until: number }): Promise<AttemptState>
-
-  /** Deletes the counter (a success resets everything). */
-  resetAttempts(key: string): Promise<void>
-
-  /**
-   * Gives back one reservation that turned out not to be a failure, on a counter that a success
-   * must not reset (the per-client key): decrements `failures` and `consecutive`, never below 0.
-   *
-   * Concurrency: atomic; N concurrent releases after N reservations leave the counter as before.
-   */
-  releaseAttempt(key: string): Promise<void>
 
   /**
    * Deletes at most `limit` code rows that can never verify again and whose end is older than

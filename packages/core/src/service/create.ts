@@ -296,13 +296,34 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     keys: { key: string; max: number }[],
     now: number,
   ): Promise<{ ok: true; held: Reservation[] } | { ok: false; retryAfterMs: number }> {
-    const held: Reservation[] = []
-    for (const { key, max } of keys) {
-      const r = await guardStore(() => store.reserveAttempt({ key, now, maxAttempts: max }))
-      if (!r.allowed) return { ok: false, retryAfterMs: Math.max(0, r.state.lockedUntil - now) }
-      held.push({ key, max, state: r.state })
+    // One store call for every key, all or nothing: a denial leaves no key reserved.
+    const r = await guardStore(() =>
+      store.reserveAttempts({ keys: keys.map(({ key, max }) => ({ key, maxAttempts: max })), now }),
+    )
+    if (!r.allowed) return { ok: false, retryAfterMs: await denied(keys, r.states, now) }
+    return { ok: true, held: keys.map(({ key, max }, i) => ({ key, max, state: r.states[i]! })) }
+  }
+
+  /**
+   * The wait for a denied reservation. A key that is full but not locked (attempts in flight, or
+   * left behind by a crash between reserve and settle) is locked now, so no counter can stay
+   * full forever: it unlocks after the cooldown like any lockout.
+   */
+  async function denied(
+    keys: readonly { key: string; max: number }[],
+    states: readonly AttemptState[],
+    now: number,
+  ) {
+    let retryAfterMs = 0
+    for (const [i, state] of states.entries()) {
+      let until = state.lockedUntil
+      if (until <= now && state.failures >= keys[i]!.max) {
+        until = now + cooldownMs(policy, state.lockouts)
+        await guardStore(() => store.lockAttempts({ key: keys[i]!.key, until }))
+      }
+      retryAfterMs = Math.max(retryAfterMs, until - now)
     }
-    return { ok: true, held }
+    return retryAfterMs
   }
 
   async function recordFailure(
@@ -363,12 +384,14 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     lookup: (digests: Uint8Array[]) => Promise<T | null>
   }): Promise<{ ok: true; value: T } | CodeFailure> {
     const { now, ctx } = args
+    // In second-factor mode the user already passed the first factor: naming them leaks nothing.
+    const auditUserId = args.subject.startsWith('user:') ? args.userId : null
     const gate = await reserve(limiterKeys(args.subject, ctx), now)
     if (!gate.ok) {
       await audit({
         at: now,
         event: args.event,
-        userId: null,
+        userId: auditUserId,
         outcome: 'failure',
         reason: 'locked',
         ctx,
@@ -380,21 +403,28 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     // Malformed input still pays for a digest, so its timing matches a well-formed wrong code.
     const canonical = normalize(raw, format) ?? ''
     const digests = digestCandidates(peppers, args.userId, canonical).map((c) => c.digest)
-    const value = await guardStore(() => args.lookup(digests))
+    let value: T | null
+    try {
+      value = await guardStore(() => args.lookup(digests))
+    } catch (error) {
+      // The outcome is unknown: give the reservations back rather than count a failure.
+      await store.settleAttempts({ reset: [], release: gate.held.map((r) => r.key) }).catch(() => {})
+      throw error
+    }
     if (value !== null) {
       // A success resets the subject's counter (R-RL-7) but only gives back its own reservation
       // on the client counter, which keeps counting that client's failures.
-      await guardStore(async () => {
-        for (const r of gate.held)
-          await (r.key.startsWith('id:') ? store.resetAttempts(r.key) : store.releaseAttempt(r.key))
-      })
+      const reset: string[] = []
+      const release: string[] = []
+      for (const r of gate.held) (r.key.startsWith('id:') ? reset : release).push(r.key)
+      await guardStore(() => store.settleAttempts({ reset, release }))
       return { ok: true, value }
     }
     const f = await recordFailure(gate.held, now)
     await audit({
       at: now,
       event: args.event,
-      userId: null,
+      userId: auditUserId,
       outcome: 'failure',
       reason: f.locked ? 'locked' : 'invalid',
       ctx,
@@ -475,7 +505,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   }
 
   async function closeSlotIfSpent(userId: string, slotId: string): Promise<void> {
-    const active = await store.getActiveBatch(userId)
+    const active = await guardStore(() => store.getActiveBatch(userId))
     const emailDone = !config.email.enabled || active?.emailedAt != null
     if (!active || (active.downloadedAt !== null && emailDone)) await dropSlot(slotId)
   }
@@ -525,55 +555,68 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         throw invalidInput('expiresInDays', 'must be an integer from 1 to 3650, or null')
       }
       const now = clock.now()
-      const key = regenKey(userId)
-      const { state, retryAfterMs } = await generateRetryAfter(userId, now)
-      if (retryAfterMs > 0) {
-        // Retrying inside the window grows the penalty: 30, 60, 120, 240 … capped at the cutoff.
-        const until = now + cooldownMs(policy, state.lockouts)
-        await guardStore(() => store.lockAttempts({ key, until }))
-        return { ok: false, reason: 'COOLDOWN_ACTIVE', retryAfterMs: until - now }
-      }
-      const canonical = generateCodes(random, format, count)
-      const batchId = newId(now)
-      const expiresAt = days === null ? null : now + days * DAY_MS
-      const current = peppers[0]!
-      await guardStore(() =>
-        store.createBatch(
-          { id: batchId, userId, keyId: current.id, createdAt: now, expiresAt },
-          canonical.map((c) => ({
-            id: newId(now),
-            digest: digestCandidates([current], userId, c)[0]!.digest,
-          })),
-        ),
-      )
-      await guardStore(async () => {
-        await store.resetAttempts(key)
-        await store.lockAttempts({ key, until: now + cooldownMs(policy, 0) })
-      })
-      const codes = canonical.map((c) => formatCode(c, format))
-      const owner = userLabel(userId)
-      const revealExpiresAt = now + revealTtlMs
-      const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
+      // One generation per user at a time: a claim on a counter with a budget of one, taken
+      // atomically before the cooldown check, so a double submit cannot create two batches (one of
+      // them already dead) nor skip the cooldown. A crashed claim heals like any full counter.
+      const claimKey = `regen-claim:${label('regen', userId)}`
+      const claim = await reserve([{ key: claimKey, max: 1 }], now)
+      if (!claim.ok)
+        return { ok: false, reason: 'COOLDOWN_ACTIVE', retryAfterMs: Math.max(1, claim.retryAfterMs) }
       try {
-        const previous = await cache.getItem<string>(slotPointerKey(owner))
-        if (typeof previous === 'string') await dropSlot(previous)
-        await cache.setItem(slotKey(sealed.slotId), sealed.slot, { ttl: config.reveal.ttlSeconds })
-        await cache.setItem(slotPointerKey(owner), sealed.slotId, { ttl: config.reveal.ttlSeconds })
-      } catch (error) {
-        logger.warn('recovery-codes: reveal slot write failed', { error: errorName(error) })
+        const key = regenKey(userId)
+        const { state, retryAfterMs } = await generateRetryAfter(userId, now)
+        if (retryAfterMs > 0) {
+          // Retrying inside the window grows the penalty: 30, 60, 120, 240 … capped at the cutoff.
+          const until = now + cooldownMs(policy, state.lockouts)
+          await guardStore(() => store.lockAttempts({ key, until }))
+          return { ok: false, reason: 'COOLDOWN_ACTIVE', retryAfterMs: until - now }
+        }
+        const canonical = generateCodes(random, format, count)
+        const batchId = newId(now)
+        const expiresAt = days === null ? null : now + days * DAY_MS
+        const current = peppers[0]!
+        await guardStore(() =>
+          store.createBatch(
+            { id: batchId, userId, keyId: current.id, createdAt: now, expiresAt },
+            canonical.map((c) => ({
+              id: newId(now),
+              digest: digestCandidates([current], userId, c)[0]!.digest,
+            })),
+          ),
+        )
+        await guardStore(async () => {
+          await store.settleAttempts({ reset: [key], release: [] })
+          await store.lockAttempts({ key, until: now + cooldownMs(policy, 0) })
+        })
+        const codes = canonical.map((c) => formatCode(c, format))
+        const owner = userLabel(userId)
+        const revealExpiresAt = now + revealTtlMs
+        const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
+        try {
+          const previous = await cache.getItem<string>(slotPointerKey(owner))
+          if (typeof previous === 'string') await dropSlot(previous)
+          await cache.setItem(slotKey(sealed.slotId), sealed.slot, { ttl: config.reveal.ttlSeconds })
+          await cache.setItem(slotPointerKey(owner), sealed.slotId, { ttl: config.reveal.ttlSeconds })
+        } catch (error) {
+          logger.warn('recovery-codes: reveal slot write failed', { error: errorName(error) })
+        }
+        await bumpVersion(userId)
+        await audit({
+          at: now,
+          event: 'batch.generated',
+          userId,
+          batchId,
+          outcome: 'success',
+          ctx: inp,
+          data: { count, expires: expiresAt !== null },
+        })
+        await emit('generated', now, userId, batchId, { count })
+        return { ok: true, batchId, codes, createdAt: now, expiresAt, reveal: sealed.token, revealExpiresAt }
+      } finally {
+        await store.settleAttempts({ reset: [claimKey], release: [] }).catch((error: unknown) => {
+          logger.warn('recovery-codes: regeneration claim release failed', { error: errorName(error) })
+        })
       }
-      await bumpVersion(userId)
-      await audit({
-        at: now,
-        event: 'batch.generated',
-        userId,
-        batchId,
-        outcome: 'success',
-        ctx: inp,
-        data: { count, expires: expiresAt !== null },
-      })
-      await emit('generated', now, userId, batchId, { count })
-      return { ok: true, batchId, codes, createdAt: now, expiresAt, reveal: sealed.token, revealExpiresAt }
     },
 
     async status(inp) {
@@ -1020,17 +1063,20 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       logger.error('recovery-codes: mail failed', { error: errorName(error) })
     }
     if (config.audit.storeEmailLog) {
-      await guardStore(() =>
-        store.appendEmailLog({
-          id: newId(),
+      // After a send nothing may throw: a retried job would email the codes a second time.
+      try {
+        await store.appendEmailLog({
+          id: newId(now),
           at: now,
           userId,
           batchId,
           kind: 'codes',
           recipient: to,
           outcome,
-        }),
-      )
+        })
+      } catch (error) {
+        logger.error('recovery-codes: email log append failed', { error: errorName(error) })
+      }
     }
     await audit({
       at: now,
@@ -1065,7 +1111,13 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       })
       // A failure throws so the queue retries with backoff; the outbox expires on its own.
       if (!sent) throw new RecoveryCodesError('MAIL_FAILED', 'The email could not be sent.')
-      await cache.removeItem(outboxSlotKey(outboxId))
+      try {
+        await cache.removeItem(outboxSlotKey(outboxId))
+      } catch (error) {
+        // Sent already: a failed removal must not fail the job (a retry would send again); the
+        // outbox entry expires on its own.
+        logger.warn('recovery-codes: outbox removal failed', { error: errorName(error) })
+      }
     })
     // A schedule's options travel in the payload; only known keys are read, and a failed run
     // throws so the queue retries it.
