@@ -26,6 +26,7 @@ import {
   type RecoveryCodeStore,
 } from '@recovery-codes/core'
 import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+import { probePostgres } from '@recovery-codes/testing'
 import Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
@@ -209,19 +210,6 @@ export async function sqliteTarget(): Promise<Target> {
       await db.destroy()
       rmSync(dir, { recursive: true, force: true })
     },
-  }
-}
-
-async function probePostgres(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('select 1')
-    return null
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e)
-  } finally {
-    await client.end().catch(() => {})
   }
 }
 

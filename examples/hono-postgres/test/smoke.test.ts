@@ -6,6 +6,7 @@
  */
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
+import { probePostgres } from '@recovery-codes/testing'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHonoDemo, type HonoDemo } from '../src/app.ts'
@@ -14,20 +15,7 @@ const URL_ = process.env.DATABASE_URL ?? process.env.PG_URL ?? 'postgres://postg
 const isCI = process.env.CI === 'true' || process.env.CI === '1'
 const SCHEMA = `rc_hono_smoke_${process.pid}_${Date.now().toString(36)}`
 
-async function probe(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: URL_, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('select 1')
-    return null
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
-const unavailable = await probe()
+const unavailable = await probePostgres(URL_)
 
 /** A tiny cookie-keeping client that does not follow redirects. */
 function client(base: string) {

@@ -3,8 +3,11 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { probePostgres } from '@recovery-codes/testing'
 import Database from 'better-sqlite3'
 import pg from 'pg'
+
+export { probePostgres }
 
 export const BIN = fileURLToPath(new URL('../bin/recovery-codes.mjs', import.meta.url))
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -149,20 +152,6 @@ export function seedSqlite(file: string, o: { eligible: number; keep?: number; r
     db.exec('commit')
   } finally {
     db.close()
-  }
-}
-
-/** `null` when PostgreSQL answers; the reason otherwise. */
-export async function probePostgres(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('select 1')
-    return null
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e)
-  } finally {
-    await client.end().catch(() => {})
   }
 }
 

@@ -2,25 +2,14 @@
  * Real-server plumbing for the tests: PostgreSQL and Redis probes (skip locally with a message,
  * fail under `CI=true`), unique schema names, and a scan of every table of a schema.
  */
+
+import { probePostgres } from '@recovery-codes/testing'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 export const isCI = process.env.CI === 'true'
-
-async function probePostgres(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('select 1')
-    return null
-  } catch (e) {
-    return e instanceof Error ? e.message || e.name : String(e)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
 
 async function probeRedis(): Promise<string | null> {
   const redis = new Redis(REDIS_URL, {

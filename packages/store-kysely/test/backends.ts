@@ -2,11 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
+import { probePostgres } from '@recovery-codes/testing'
 import Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { migrateRecoveryCodes } from '../src/migrations.ts'
+
+export { probePostgres }
 
 /** One migrated database for a test file; `reset()` empties the `rc_` tables between tests. */
 export interface Backend {
@@ -72,20 +75,6 @@ export function openPg(schema: string, max = 10): Kysely<any> {
       pool: new pg.Pool({ connectionString: PG_URL, max, options: `-c search_path=${schema}` }),
     }),
   })
-}
-
-/** `null` when the server does not answer within 3 s; the reason otherwise goes to the caller. */
-export async function probePostgres(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('select 1')
-    return null
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e)
-  } finally {
-    await client.end().catch(() => {})
-  }
 }
 
 /** A fresh schema `rc_test_<random>` on the real server, migrated; dropped on `close()`. */

@@ -36,6 +36,7 @@ export { type CapturedLevel, type CapturedLine, type CaptureLogger, createCaptur
 export { createRecordingMailer, type RecordingMailer } from './mailer.ts'
 export { createInlineQueue, type InlineJobRun, type InlineQueue } from './queue.ts'
 export { createSeededRandom, type SeededRandom } from './random.ts'
+export { IS_CI, PG_URL, probePostgres } from './servers.ts'
 // Service-level races (`runServiceConformance`, redeem via createRecoveryCodes) go in
 // './service-conformance.ts' and are exported here.
 export { runServiceConformance, type ServiceConformanceOptions, TEST_PEPPER } from './service-conformance.ts'
