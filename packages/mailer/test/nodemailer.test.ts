@@ -1,11 +1,10 @@
 import { createRecoveryCodes, isRecoveryCodesError, type RecoveryCodesError } from '@recovery-codes/core'
 import { memoryStore } from '@recovery-codes/store-memory'
-import { createManualClock, TEST_PEPPER } from '@recovery-codes/testing'
+import { createManualClock, startSmtp, TEST_PEPPER, type TestSmtp } from '@recovery-codes/testing'
 import { simpleParser } from 'mailparser'
 import nodemailer from 'nodemailer'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { codesEmail, nodemailerMailer } from '../src/index.ts'
-import { startSmtp, type TestSmtp } from './smtp.ts'
 
 let smtp: TestSmtp
 

@@ -6,7 +6,7 @@
 import { createRecoveryCodes, normalize, PURGE_JOB, type RecoveryCodes } from '@recovery-codes/core'
 import { nodemailerMailer } from '@recovery-codes/mailer'
 import { memoryStore } from '@recovery-codes/store-memory'
-import { TEST_PEPPER } from '@recovery-codes/testing'
+import { startSmtp, TEST_PEPPER, type TestSmtp } from '@recovery-codes/testing'
 import { simpleParser } from 'mailparser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type PgBossQueue, pgBossQueue } from '../src/index.ts'
@@ -21,7 +21,6 @@ import {
   until,
   withClient,
 } from './env.ts'
-import { startSmtp, type TestSmtp } from './smtp.ts'
 
 const STORED = 'stored.address@example.test'
 

@@ -40,6 +40,7 @@ export { IS_CI, PG_URL, probePostgres } from './servers.ts'
 // Service-level races (`runServiceConformance`, redeem via createRecoveryCodes) go in
 // './service-conformance.ts' and are exported here.
 export { runServiceConformance, type ServiceConformanceOptions, TEST_PEPPER } from './service-conformance.ts'
+export { type ReceivedMail, startSmtp, type TestSmtp } from './smtp.ts'
 export {
   runStoreConformance,
   type StoreConformanceContext,

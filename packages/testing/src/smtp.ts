@@ -1,5 +1,5 @@
+/** A loopback SMTP server for the mailer and queue tests. */
 import type { AddressInfo } from 'node:net'
-import { SMTPServer } from 'smtp-server'
 
 /** One message as the SMTP server received it. */
 export interface ReceivedMail {
@@ -18,12 +18,25 @@ export interface TestSmtp {
   close(): Promise<void>
 }
 
-export async function startSmtp(): Promise<TestSmtp> {
+/**
+ * Starts a real SMTP server on loopback for mail tests. `onRcptTo` returns an error text to answer
+ * 451 (temporary failure), or `null` to accept. `smtp-server` is loaded lazily (an optional peer).
+ */
+export async function startSmtp(
+  options: { onRcptTo?: (address: string) => string | null } = {},
+): Promise<TestSmtp> {
+  const { SMTPServer } = await import('smtp-server')
   const received: ReceivedMail[] = []
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
+    onRcptTo(address, _session, callback) {
+      const refusal = options.onRcptTo?.(address.address) ?? null
+      if (refusal === null) return callback()
+      const error = Object.assign(new Error(refusal), { responseCode: 451 })
+      callback(error)
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = []
       stream.on('data', (c: Buffer) => chunks.push(c))
