@@ -116,7 +116,7 @@ describe('helpers', () => {
 
   it('sanitises file names', () => {
     expect(safeFilename('a"b\r\nc.txt')).toBe('a_b__c.txt')
-    expect(safeFilename('..')).toBe('download')
+    expect(safeFilename('..')).toBe('recovery-codes')
   })
 })
 

@@ -15,4 +15,11 @@ export type {
   HttpRouteInfo,
   RouteAuth,
 } from './types.ts'
-export { DEFAULT_BODY_LIMIT, type LimitedBody, readLimitedBody, SECURITY_HEADERS } from './wire.ts'
+export {
+  DEFAULT_BODY_LIMIT,
+  isCrossOrigin,
+  type LimitedBody,
+  readLimitedBody,
+  SECURITY_HEADERS,
+  safeFilename,
+} from './wire.ts'

@@ -39,7 +39,10 @@ export function isJsonMediaType(value: string | undefined): boolean {
  * nor allowed. Requests without either header are not from a browser page and pass: the JSON
  * media type requirement already keeps simple (form) requests out.
  */
-export function isCrossOrigin(request: HttpRequest, allowed: readonly string[]): boolean {
+export function isCrossOrigin(
+  request: Pick<HttpRequest, 'headers' | 'origin'>,
+  allowed: readonly string[],
+): boolean {
   const site = request.headers('sec-fetch-site')?.trim().toLowerCase()
   const origin = request.headers('origin')?.trim()
   if (origin !== undefined) {
@@ -53,7 +56,7 @@ export function isCrossOrigin(request: HttpRequest, allowed: readonly string[]):
   return site === 'cross-site' || site === 'same-site'
 }
 
-function sameOrigin(origin: string, request: HttpRequest): boolean {
+function sameOrigin(origin: string, request: Pick<HttpRequest, 'headers' | 'origin'>): boolean {
   let parsed: URL
   try {
     parsed = new URL(origin)

@@ -20,7 +20,6 @@ import type { Cache } from '../ports/cache.ts'
 import type { RecoveryEvent, RecoveryEventName } from '../ports/events.ts'
 import type { LogFields, Logger } from '../ports/logger.ts'
 import type { AttemptState, AuditRecord, BatchSummary } from '../ports/store.ts'
-import { systemClock, systemRandom } from '../runtime.ts'
 import { EXPORT_FORMATS, renderExport } from './export.ts'
 import { newNonce, openReveal, parseRevealToken, sealCodes, sealReveal } from './reveal.ts'
 import type {
@@ -142,8 +141,8 @@ export interface RecoveryCodes {
 export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   const config = resolveConfig(input)
   const store = config.store
-  const clock = config.clock ?? systemClock
-  const random = config.random ?? systemRandom
+  const clock = config.clock
+  const random = config.random
   const logger = config.logger ?? silentLogger
   // The default cache is a bounded in-process LRU: entries under superseded versions age out
   // instead of growing the heap. Several instances need a shared driver (Redis).
@@ -504,10 +503,19 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     }
   }
 
-  async function closeSlotIfSpent(userId: string, slotId: string): Promise<void> {
-    const active = await guardStore(() => store.getActiveBatch(userId))
-    const emailDone = !config.email.enabled || active?.emailedAt != null
-    if (!active || (active.downloadedAt !== null && emailDone)) await dropSlot(slotId)
+  /**
+   * Drops the slot once every enabled channel is used, judged from the batch as `openSlot` read it
+   * plus the flag this call just won: no second read. A channel won concurrently in between only
+   * leaves the slot to its TTL; the store's once-flags already refuse a second use.
+   */
+  async function closeSlotIfSpent(
+    slotId: string,
+    active: BatchSummary,
+    won: 'downloaded' | 'emailed',
+  ): Promise<void> {
+    const downloaded = won === 'downloaded' || active.downloadedAt !== null
+    const emailed = won === 'emailed' || active.emailedAt !== null || !config.email.enabled
+    if (downloaded && emailed) await dropSlot(slotId)
   }
 
   function viewOf(b: BatchSummary, now: number): BatchView {
@@ -592,9 +600,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         const owner = userLabel(userId)
         const revealExpiresAt = now + revealTtlMs
         const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
+        await dropOwnerSlot(userId)
         try {
-          const previous = await cache.getItem<string>(slotPointerKey(owner))
-          if (typeof previous === 'string') await dropSlot(previous)
           await cache.setItem(slotKey(sealed.slotId), sealed.slot, { ttl: config.reveal.ttlSeconds })
           await cache.setItem(slotPointerKey(owner), sealed.slotId, { ttl: config.reveal.ttlSeconds })
         } catch (error) {
@@ -814,7 +821,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         createdAtIso: isoDate(active.createdAt),
         expiresAtIso: active.expiresAt === null ? null : isoDate(active.expiresAt),
       })
-      await closeSlotIfSpent(userId, handle.slotId)
+      await closeSlotIfSpent(handle.slotId, active, 'downloaded')
       await bumpVersion(userId)
       await audit({
         at: now,
@@ -835,13 +842,13 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         throw new RecoveryCodesError('FEATURE_DISABLED', 'Emailing recovery codes is not enabled.')
       }
       const now = clock.now()
-      const { handle, content } = await openSlot(userId, inp.reveal, now)
+      const { handle, content, active } = await openSlot(userId, inp.reveal, now)
       const to = await recipientOf(userId)
       const first = await guardStore(() =>
         store.setBatchFlag({ userId, batchId: content.batchId, flag: 'emailed', now }),
       )
       if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been emailed.')
-      await closeSlotIfSpent(userId, handle.slotId)
+      await closeSlotIfSpent(handle.slotId, active, 'emailed')
       await bumpVersion(userId)
       if (config.queue) {
         // The job carries an outbox id only; the codes wait in the cache, sealed under a key
