@@ -26,6 +26,7 @@ const FORBIDDEN = [
   [/\bsetImmediate\b/, 'setImmediate'],
   [/\bperformance\.now\b/, 'performance.now'],
   [/\bprocess\.hrtime\b/, 'process.hrtime'],
+  [/\bgetBuiltinModule\b/, 'getBuiltinModule (loads a platform module)'],
 ]
 
 const IMPORT_SPECIFIERS = [

@@ -718,8 +718,16 @@ export const STORE_METHODS = Object.freeze([
   'appendEmailLog',
 ] as const satisfies readonly (keyof RecoveryCodeStore)[])
 
-// Compile-time guard: a method added to the port must be added to STORE_METHODS.
-type MissingStoreMethods = Exclude<keyof RecoveryCodeStore, (typeof STORE_METHODS)[number]>
+/** Methods a store may leave out; the service composes them from the others. */
+export const OPTIONAL_STORE_METHODS = Object.freeze([
+  'redeemCode',
+] as const satisfies readonly (keyof RecoveryCodeStore)[])
+
+// Compile-time guard: a method added to the port must be added to STORE_METHODS or OPTIONAL_STORE_METHODS.
+type MissingStoreMethods = Exclude<
+  keyof RecoveryCodeStore,
+  (typeof STORE_METHODS)[number] | (typeof OPTIONAL_STORE_METHODS)[number]
+>
 const storeMethodsComplete: [MissingStoreMethods] extends [never] ? true : MissingStoreMethods = true
 void storeMethodsComplete
 
@@ -750,6 +758,14 @@ function portIssues(name: PortName, value: unknown, required: boolean): Issue[] 
   for (const method of PORT_METHODS[name]) {
     if (typeof (value as Record<string, unknown>)[method] !== 'function') {
       issues.push({ path: `${name}.${method}`, message: 'must be a function' })
+    }
+  }
+  if (name === 'store') {
+    for (const method of OPTIONAL_STORE_METHODS) {
+      const fn = (value as Record<string, unknown>)[method]
+      if (fn !== undefined && typeof fn !== 'function') {
+        issues.push({ path: `${name}.${method}`, message: 'must be a function when given' })
+      }
     }
   }
   return issues

@@ -3,8 +3,15 @@ export * from './domain/batch-state.ts'
 export * from './domain/code-format.ts'
 export * from './domain/cooldown.ts'
 export * from './domain/generate.ts'
-export type { Pepper } from './domain/hash.ts'
-export { computeDigest, DUMMY_USER_ID, digestCandidates, digestEquals, keyedLabel } from './domain/hash.ts'
+export type { HmacSha256, Pepper } from './domain/hash.ts'
+export {
+  computeDigest,
+  DUMMY_USER_ID,
+  digestCandidates,
+  digestEquals,
+  keyedLabel,
+  nobleHmacSha256,
+} from './domain/hash.ts'
 export * from './domain/identifier.ts'
 export * from './domain/purge.ts'
 export * from './env.ts'
@@ -12,7 +19,8 @@ export type { RecoveryCodesErrorCode, RecoveryCodesErrorOptions, RecoveryCodesIs
 export { ERROR_HTTP_STATUS, isRecoveryCodesError, RecoveryCodesError } from './errors.ts'
 export * from './http/index.ts'
 export type * from './ports/index.ts'
-export { systemClock, systemRandom } from './runtime.ts'
+export { composeRedeemCode, consumedAudit } from './ports/store.ts'
+export { platformHmacSha256, systemClock, systemHmacSha256, systemRandom } from './runtime.ts'
 export type { PurgeRunInput, RecoveryCodes } from './service/create.ts'
 export {
   createRecoveryCodes,

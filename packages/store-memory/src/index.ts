@@ -1,4 +1,6 @@
 import type {
+  AttemptKey,
+  AttemptReservation,
   AttemptState,
   AuditRecord,
   BatchFlag,
@@ -6,10 +8,12 @@ import type {
   BatchSummary,
   CodeMatch,
   CodeState,
+  ConsumedCode,
   EmailLogRecord,
   RecoveryCodeStore,
+  RedeemCodeOutcome,
 } from '@recovery-codes/core'
-import { RecoveryCodesError } from '@recovery-codes/core'
+import { consumedAudit, RecoveryCodesError } from '@recovery-codes/core'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -34,7 +38,7 @@ export interface MemoryStoreDump {
     /** When the code left `active`, else `null`. */
     changedAt: number | null
   }[]
-  /** Keys of the `(userId, digest)` unique index: `userId + '\0' + hex(digest)`. */
+  /** Keys of the `(userId, digest)` unique index, shown as `userId + '\0' + hex(digest)`. */
   digestIndex: string[]
   attempts: ({ key: string } & AttemptState)[]
   audit: AuditRecord[]
@@ -45,8 +49,8 @@ interface CodeRow {
   id: string
   userId: string
   batchId: string
-  /** `userId + '\0' + hex(digest)`: the unique index key. */
-  key: string
+  /** The batch row itself (rows and batches are purged together, batch last). */
+  batch: BatchRow
   digest: Uint8Array
   state: CodeState
   changedAt: number | null
@@ -88,6 +92,17 @@ function toHex(bytes: Uint8Array): string {
   let out = ''
   for (const byte of bytes) out += HEX[byte]
   return out
+}
+
+/** The first 30 bits of a digest: a small integer (an unboxed key in a `Map`). */
+function prefixOf(d: Uint8Array): number {
+  return ((d[0] ?? 0) << 22) | ((d[1] ?? 0) << 14) | ((d[2] ?? 0) << 6) | ((d[3] ?? 0) >> 2)
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** A binary min-heap of `(at, id)`: the purge queue, so purge never scans live rows. */
@@ -180,7 +195,11 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   assertCount(digestLength, 'digestLength')
 
   const codes = new Map<string, CodeRow>()
-  const digestIndex = new Map<string, CodeRow>()
+  /**
+   * The `(userId, digest)` unique index: per user, a 30-bit digest prefix (a small integer, cheap
+   * to hash) → the rows with that prefix; the full digest decides.
+   */
+  const digestIndex = new Map<string, Map<number, CodeRow[]>>()
   const batches = new Map<string, BatchRow>()
   const activeByUser = new Map<string, BatchRow>()
   /** Per user, sorted newest first (`createdAt` desc, then `id` desc by UTF-16 order). */
@@ -198,12 +217,41 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   /** Non-active batches with no code rows left: the only candidates of `purgeEmptyBatches`. */
   const emptyEnded = new Set<string>()
 
-  const digestKey = (userId: string, digest: unknown): string => {
+  const checkDigest = (digest: unknown): Uint8Array => {
     if (!(digest instanceof Uint8Array)) throw invalidInput('a digest must be a Uint8Array')
     if (digestLength !== 0 && digest.length !== digestLength) {
       throw invalidInput(`a digest must be ${digestLength} bytes`)
     }
-    return `${userId}\0${toHex(digest)}`
+    return digest
+  }
+
+  const indexFind = (userId: string, digest: Uint8Array): CodeRow | undefined => {
+    const rows = digestIndex.get(userId)?.get(prefixOf(digest))
+    if (rows) for (const row of rows) if (sameBytes(row.digest, digest)) return row
+    return undefined
+  }
+
+  const indexAdd = (row: CodeRow): void => {
+    let byPrefix = digestIndex.get(row.userId)
+    if (!byPrefix) {
+      byPrefix = new Map()
+      digestIndex.set(row.userId, byPrefix)
+    }
+    const prefix = prefixOf(row.digest)
+    const rows = byPrefix.get(prefix)
+    if (rows) rows.push(row)
+    else byPrefix.set(prefix, [row])
+  }
+
+  const indexRemove = (row: CodeRow): void => {
+    const byPrefix = digestIndex.get(row.userId)
+    const prefix = prefixOf(row.digest)
+    const rows = byPrefix?.get(prefix)
+    if (!byPrefix || !rows) return
+    const at = rows.indexOf(row)
+    if (at >= 0) rows.splice(at, 1)
+    if (rows.length === 0) byPrefix.delete(prefix)
+    if (byPrefix.size === 0) digestIndex.delete(row.userId)
   }
 
   const summary = (b: BatchRow): BatchSummary => ({
@@ -237,11 +285,21 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   /** The consume predicate: code active, batch active, `now < expiresAt`. */
   const usable = (userId: string, digests: readonly Uint8Array[], now: number) => {
     assertTime(now, 'now')
-    const keys = digests.map((d) => digestKey(userId, d))
-    for (const key of keys) {
-      const code = digestIndex.get(key)
+    return usableAt(userId, checkDigests(digests), now)
+  }
+
+  /** Throws `INVALID_INPUT` on a malformed digest list, before any write. */
+  const checkDigests = (digests: readonly Uint8Array[]): readonly Uint8Array[] => {
+    if (!Array.isArray(digests)) throw invalidInput('digests must be an array')
+    for (const d of digests) checkDigest(d)
+    return digests
+  }
+
+  const usableAt = (userId: string, digests: readonly Uint8Array[], now: number) => {
+    for (const digest of digests) {
+      const code = indexFind(userId, digest)
       if (code?.state !== 'active') continue
-      const batch = batches.get(code.batchId)!
+      const batch = code.batch
       if (batch.status !== 'active' || (batch.expiresAt !== null && now >= batch.expiresAt)) continue
       return { code, batch }
     }
@@ -258,8 +316,8 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
   const removeCode = (code: CodeRow): void => {
     codes.delete(code.id)
-    digestIndex.delete(code.key)
-    const batch = batches.get(code.batchId)!
+    indexRemove(code)
+    const batch = code.batch
     batch.codes.delete(code.id)
     if (batch.status !== 'active' && batch.codes.size === 0) emptyEnded.add(batch.id)
   }
@@ -268,6 +326,78 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     (b.status !== 'active' && b.endedAt !== null && b.endedAt < before) ||
     (b.expiresAt !== null && b.expiresAt < before)
 
+  const consumeNow = (code: CodeRow, batch: BatchRow, now: number): ConsumedCode => {
+    moveCode(code, batch, 'used', now)
+    batch.lastUsedAt = now
+    return { codeId: code.id, batchId: batch.id, keyId: batch.keyId, remaining: batch.unused }
+  }
+
+  const checkKeys = (keys: readonly AttemptKey[]): void => {
+    if (!Array.isArray(keys)) throw invalidInput('keys must be an array')
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]
+      if (typeof k?.key !== 'string') throw invalidInput('key must be a string')
+      assertCount(k.maxAttempts, 'maxAttempts')
+      for (let j = 0; j < i; j++) if (keys[j]!.key === k.key) throw invalidInput('keys must be distinct')
+    }
+  }
+
+  /** Checks every key, then sets every key: synchronous, so no other call interleaves. */
+  const reserveNow = (keys: readonly AttemptKey[], now: number): AttemptReservation => {
+    const current = keys.map((k) => attempts.get(k.key) ?? ZERO_ATTEMPTS)
+    const open = keys.every((k, i) => now >= current[i]!.lockedUntil && current[i]!.failures < k.maxAttempts)
+    if (!open) return { allowed: false, states: current.map((c) => ({ ...c })) }
+    const states: AttemptState[] = []
+    for (let i = 0; i < keys.length; i++) {
+      const c = current[i]!
+      const next = {
+        failures: c.failures + 1,
+        consecutive: c.consecutive + 1,
+        lockouts: c.lockouts,
+        lockedUntil: c.lockedUntil,
+      }
+      attempts.set(keys[i]!.key, next)
+      states.push({ ...next })
+    }
+    return { allowed: true, states }
+  }
+
+  /** Deletes `reset`, gives one reservation back on each other key of `release`. */
+  const settleNow = (reset: readonly string[], release: readonly string[]): void => {
+    for (const key of reset) attempts.delete(key)
+    for (const key of new Set<string>(release)) {
+      if (reset.includes(key)) continue
+      const current = attempts.get(key)
+      if (!current || current.failures <= 0) continue
+      attempts.set(key, {
+        ...current,
+        failures: current.failures - 1,
+        consecutive: Math.max(0, current.consecutive - 1),
+      })
+    }
+  }
+
+  const checkAudit = (record: AuditRecord): void => {
+    assertTime(record?.at, 'at')
+    if (auditIds.has(record.id)) throw conflict('duplicate audit id')
+  }
+
+  const appendNow = (record: AuditRecord): void => {
+    const copy: AuditRecord = { ...record, data: record.data === null ? null : { ...record.data } }
+    // Upper bound: after every record with the same `at`, so ties keep insertion order.
+    let lo = 0
+    let hi = audit.length
+    if (hi === 0 || audit[hi - 1]!.at <= copy.at) lo = hi
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (audit[mid]!.at <= copy.at) lo = mid + 1
+      else hi = mid
+    }
+    if (lo === audit.length) audit.push(copy)
+    else audit.splice(lo, 0, copy)
+    auditIds.add(copy.id)
+  }
+
   const store = {
     async createBatch(batch, newCodes) {
       const { id, userId, keyId, createdAt, expiresAt } = batch
@@ -275,15 +405,13 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       if (expiresAt !== null) assertTime(expiresAt, 'expiresAt')
       if (batches.has(id)) throw conflict('duplicate batch id')
       // Check everything before the first write: all or nothing.
-      const keys = new Set<string>()
+      const seen = new Set<string>()
       const ids = new Set<string>()
-      const keyOf: string[] = []
       for (const code of newCodes) {
-        const key = digestKey(userId, code.digest)
-        keyOf.push(key)
-        if (keys.has(key) || digestIndex.has(key)) throw conflict('duplicate digest for this user')
+        const hex = toHex(checkDigest(code.digest))
+        if (seen.has(hex) || indexFind(userId, code.digest)) throw conflict('duplicate digest for this user')
         if (ids.has(code.id) || codes.has(code.id)) throw conflict('duplicate code id')
-        keys.add(key)
+        seen.add(hex)
         ids.add(code.id)
       }
 
@@ -309,18 +437,18 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         lastUsedAt: null,
         codes: new Set(ids),
       }
-      for (const [i, code] of newCodes.entries()) {
+      for (const code of newCodes) {
         const stored: CodeRow = {
           id: code.id,
           userId,
           batchId: id,
-          key: keyOf[i]!,
+          batch: row,
           digest: code.digest.slice(),
           state: 'active',
           changedAt: null,
         }
         codes.set(stored.id, stored)
-        digestIndex.set(stored.key, stored)
+        indexAdd(stored)
       }
       batches.set(id, row)
       activeByUser.set(userId, row)
@@ -338,11 +466,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
     async consumeCode({ userId, digests, now }) {
       const match = usable(userId, digests, now)
-      if (!match) return null
-      const { code, batch } = match
-      moveCode(code, batch, 'used', now)
-      batch.lastUsedAt = now
-      return { codeId: code.id, batchId: batch.id, keyId: batch.keyId, remaining: batch.unused }
+      return match ? consumeNow(match.code, match.batch, now) : null
     },
 
     async findCode({ userId, digests, now }): Promise<CodeMatch | null> {
@@ -354,7 +478,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       assertTime(now, 'now')
       const code = codes.get(codeId)
       if (!code || code.userId !== userId || code.state !== 'active') return false
-      moveCode(code, batches.get(code.batchId)!, to, now)
+      moveCode(code, code.batch, to, now)
       return true
     },
 
@@ -389,23 +513,29 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
     async reserveAttempts({ keys, now }) {
       assertTime(now, 'now')
-      if (!Array.isArray(keys)) throw invalidInput('keys must be an array')
-      const seen = new Set<string>()
-      for (const k of keys) {
-        if (typeof k?.key !== 'string') throw invalidInput('key must be a string')
-        assertCount(k.maxAttempts, 'maxAttempts')
-        if (seen.has(k.key)) throw invalidInput('keys must be distinct')
-        seen.add(k.key)
-      }
-      // Check every key, then set every key: synchronous, so no other call interleaves.
-      const current = keys.map((k) => attempts.get(k.key) ?? { ...ZERO_ATTEMPTS })
-      const open = keys.every(
-        (k, i) => now >= current[i]!.lockedUntil && current[i]!.failures < k.maxAttempts,
+      checkKeys(keys)
+      return reserveNow(keys, now)
+    },
+
+    async redeemCode({ userId, digests, now, keys, reset, audit: record }): Promise<RedeemCodeOutcome> {
+      // Every check before the first write: a rejected call changes nothing.
+      assertTime(now, 'now')
+      checkKeys(keys)
+      checkDigests(digests)
+      if (!Array.isArray(reset)) throw invalidInput('reset must be an array')
+      checkAudit(record)
+      const reserved = reserveNow(keys, now)
+      if (!reserved.allowed) return { outcome: 'denied', states: reserved.states }
+      const match = usableAt(userId, digests, now)
+      if (!match) return { outcome: 'missed', states: reserved.states }
+      const code = consumeNow(match.code, match.batch, now)
+      const resetSet = new Set<string>(reset)
+      settleNow(
+        keys.filter((k) => resetSet.has(k.key)).map((k) => k.key),
+        keys.filter((k) => !resetSet.has(k.key)).map((k) => k.key),
       )
-      if (!open) return { allowed: false, states: current.map((c) => ({ ...c })) }
-      const next = current.map((c) => ({ ...c, failures: c.failures + 1, consecutive: c.consecutive + 1 }))
-      for (let i = 0; i < keys.length; i++) attempts.set(keys[i]!.key, next[i]!)
-      return { allowed: true, states: next.map((c) => ({ ...c })) }
+      appendNow(consumedAudit(record, code))
+      return { outcome: 'consumed', code }
     },
 
     async getAttempts(key) {
@@ -429,19 +559,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     async settleAttempts({ reset, release }) {
       if (!Array.isArray(reset) || !Array.isArray(release))
         throw invalidInput('reset and release must be arrays')
-      const resetKeys = new Set<string>(reset)
-      // Synchronous: deletes and releases land together.
-      for (const key of resetKeys) attempts.delete(key)
-      for (const key of new Set<string>(release)) {
-        if (resetKeys.has(key)) continue
-        const current = attempts.get(key)
-        if (!current || current.failures <= 0) continue
-        attempts.set(key, {
-          ...current,
-          failures: current.failures - 1,
-          consecutive: Math.max(0, current.consecutive - 1),
-        })
-      }
+      settleNow(reset, release)
     },
 
     async purgeCodes({ before, limit }) {
@@ -506,19 +624,8 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     },
 
     async appendAudit(record) {
-      assertTime(record.at, 'at')
-      if (auditIds.has(record.id)) throw conflict('duplicate audit id')
-      const copy: AuditRecord = { ...record, data: record.data === null ? null : { ...record.data } }
-      // Upper bound: after every record with the same `at`, so ties keep insertion order.
-      let lo = 0
-      let hi = audit.length
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1
-        if (audit[mid]!.at <= copy.at) lo = mid + 1
-        else hi = mid
-      }
-      audit.splice(lo, 0, copy)
-      auditIds.add(copy.id)
+      checkAudit(record)
+      appendNow(record)
     },
 
     async listAudit({ limit, userId, event }) {
@@ -560,7 +667,9 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       state: c.state,
       changedAt: c.changedAt,
     })),
-    digestIndex: [...digestIndex.keys()],
+    digestIndex: [...digestIndex.values()].flatMap((byPrefix) =>
+      [...byPrefix.values()].flat().map((c) => `${c.userId}\0${toHex(c.digest)}`),
+    ),
     attempts: [...attempts].map(([key, state]) => ({ key, ...state })),
     audit: audit.map((r) => ({ ...r, data: r.data === null ? null : { ...r.data } })),
     emailLog: emailLog.map((r) => ({ ...r })),

@@ -14,6 +14,8 @@ import {
   type RecoveryCodes,
   type RecoveryCodesConfig,
   type RecoveryEvent,
+  type RedeemCodeInput,
+  type RedeemCodeOutcome,
   STORE_METHODS,
 } from '@recovery-codes/core'
 import { createStorage } from 'unstorage'
@@ -112,30 +114,39 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       expect((await h.rc.status({ userId: b.userId })).remaining).toBe(3)
     })
 
-    it('100 parallel wrong guesses with maxAttempts 5: at most 5 lookups, then locked, none lost', async () => {
-      const counting = createCountingStore(store)
-      const h = make({ maxLoginAttempts: 5 }, () => counting.store)
-      const b = await batchFor(h)
-      counting.reset()
-      const wrong = b.codes[0]!.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))
-      const results = await startTogether(
-        Array.from(
-          { length: 100 },
-          () => () => h.rc.redeem({ userId: b.userId, code: wrong, clientKey: '203.0.113.9' }),
-        ),
-      )
-      expect(results.every((r) => r.status === 'fulfilled' && !r.value.ok)).toBe(true)
-      expect(counting.count('consumeCode')).toBeLessThanOrEqual(5)
-      expect(counting.count('consumeCode')).toBe(5)
-      expect(counting.count('reserveAttempts')).toBeGreaterThanOrEqual(100)
-      // Locked now: even the right code fails, with a cooldown.
-      const locked = await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })
-      expect(locked.ok).toBe(false)
-      expect(!locked.ok && locked.retryAfterMs).toBeGreaterThan(0)
-      // After the cooldown the right code works again.
-      h.clock.advance(3_600_000)
-      expect((await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).ok).toBe(true)
-    })
+    // Both redeem paths: the store's own `redeemCode` (when it has one) and the composed calls.
+    for (const path of ['one call', 'composed'] as const) {
+      it(`100 parallel wrong guesses with maxAttempts 5: at most 5 lookups, then locked, none lost (${path})`, async () => {
+        const counting = createCountingStore(store)
+        let lookups = 0
+        const h = make({ maxLoginAttempts: 5 }, () =>
+          onPath(path, counting.store, (out) => {
+            if (out.outcome !== 'denied') lookups++
+          }),
+        )
+        const b = await batchFor(h)
+        counting.reset()
+        const wrong = b.codes[0]!.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))
+        const results = await startTogether(
+          Array.from(
+            { length: 100 },
+            () => () => h.rc.redeem({ userId: b.userId, code: wrong, clientKey: '203.0.113.9' }),
+          ),
+        )
+        expect(results.every((r) => r.status === 'fulfilled' && !r.value.ok)).toBe(true)
+        const calls = counting.count('redeemCode') + counting.count('reserveAttempts')
+        expect(calls).toBeGreaterThanOrEqual(100)
+        lookups += counting.count('consumeCode')
+        expect(lookups).toBe(5)
+        // Locked now: even the right code fails, with a cooldown.
+        const locked = await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })
+        expect(locked.ok).toBe(false)
+        expect(!locked.ok && locked.retryAfterMs).toBeGreaterThan(0)
+        // After the cooldown the right code works again.
+        h.clock.advance(3_600_000)
+        expect((await h.rc.redeem({ userId: b.userId, code: b.codes[1]! })).ok).toBe(true)
+      })
+    }
 
     it('successes do not use up the client budget; failures from one client across users do', async () => {
       const h = make({ clientMaxAttempts: 10 })
@@ -370,229 +381,239 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       }
     })
 
-    it('unknown identifier and wrong code: same result, same store calls, same digest work', async () => {
-      const users = new Map<string, string>()
-      const counting = createCountingStore(store)
-      const digestsSeen: number[] = []
-      const h = make(
-        { loginMode: 'identifier-and-code', resolveUserId: async (id) => users.get(id) ?? null },
-        () => {
-          const wrapped = counting.store
-          return {
-            ...bindAll(wrapped),
-            consumeCode(input) {
-              digestsSeen.push(input.digests.length)
-              return wrapped.consumeCode(input)
-            },
-          }
-        },
-      )
-      const b = await batchFor(h)
-      users.set('known@example.test', b.userId)
-      const kinds = {
-        unknown: () => h.rc.redeem({ identifier: 'nobody@example.test', code: flip(b.codes[0]!) }),
-        wrong: () => h.rc.redeem({ identifier: 'known@example.test', code: flip(b.codes[0]!) }),
-      }
-      counting.reset()
-      digestsSeen.length = 0
-      const unknown = await kinds.unknown()
-      const unknownCalls = counting.sequence()
-      const unknownDigests = [...digestsSeen]
-      counting.reset()
-      digestsSeen.length = 0
-      const wrong = await kinds.wrong()
-      expect(wrong).toEqual(unknown)
-      expect(Object.keys(wrong).sort()).toEqual(Object.keys(unknown).sort())
-      expect(counting.sequence()).toEqual(unknownCalls)
-      expect(digestsSeen).toEqual(unknownDigests)
-      expect(unknownDigests).toEqual([1])
-      // Locked: unknown and known identifiers lock alike and answer alike.
-      for (let i = 0; i < 6; i++) await kinds.unknown()
-      for (let i = 0; i < 6; i++) await kinds.wrong()
-      const lockedUnknown = await kinds.unknown()
-      const lockedKnown = await kinds.wrong()
-      expect(Object.keys(lockedKnown)).toEqual(Object.keys(lockedUnknown))
-      expect(lockedKnown.ok).toBe(false)
-    })
-
-    describe('download and email once', () => {
-      function withMail() {
-        const mailer = createRecordingMailer()
-        const h = make({
-          email: { enabled: true, from: 'codes@example.test' },
-          mailer,
-          resolveEmail: async () => 'owner@example.test',
-        })
-        return { ...h, mailer }
-      }
-
-      it('20 concurrent downloads: exactly one succeeds; 20 concurrent emails: exactly one', async () => {
-        const h = withMail()
-        const b = await batchFor(h)
-        const downloads = await startTogether(
-          Array.from(
-            { length: 20 },
-            () => () => h.rc.exportCodes({ userId: b.userId, reveal: b.reveal, format: 'txt' }),
-          ),
+    for (const path of ['one call', 'composed'] as const) {
+      it(`unknown identifier and wrong code: same result, same store calls, same digest work (${path})`, async () => {
+        const users = new Map<string, string>()
+        const counting = createCountingStore(store)
+        const digestsSeen: number[] = []
+        const h = make(
+          { loginMode: 'identifier-and-code', resolveUserId: async (id) => users.get(id) ?? null },
+          () => {
+            const wrapped = counting.store
+            return {
+              ...onPath(
+                path,
+                wrapped,
+                () => {},
+                (input) => digestsSeen.push(input.digests.length),
+              ),
+              consumeCode(input) {
+                digestsSeen.push(input.digests.length)
+                return wrapped.consumeCode(input)
+              },
+            }
+          },
         )
-        expect(downloads.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
-        for (const r of downloads) {
-          if (r.status === 'rejected') expect(isRecoveryCodesError(r.reason, 'ALREADY_DONE')).toBe(true)
+        const b = await batchFor(h)
+        users.set('known@example.test', b.userId)
+        const kinds = {
+          unknown: () => h.rc.redeem({ identifier: 'nobody@example.test', code: flip(b.codes[0]!) }),
+          wrong: () => h.rc.redeem({ identifier: 'known@example.test', code: flip(b.codes[0]!) }),
         }
-        const h2 = withMail()
-        const b2 = await batchFor(h2)
-        const emails = await startTogether(
-          Array.from({ length: 20 }, () => () => h2.rc.emailCodes({ userId: b2.userId, reveal: b2.reveal })),
-        )
-        expect(emails.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
-        expect(h2.mailer.messages).toHaveLength(1)
+        counting.reset()
+        digestsSeen.length = 0
+        const unknown = await kinds.unknown()
+        const unknownCalls = counting.sequence()
+        const unknownDigests = [...digestsSeen]
+        counting.reset()
+        digestsSeen.length = 0
+        const wrong = await kinds.wrong()
+        expect(wrong).toEqual(unknown)
+        expect(Object.keys(wrong).sort()).toEqual(Object.keys(unknown).sort())
+        expect(counting.sequence()).toEqual(unknownCalls)
+        expect(digestsSeen).toEqual(unknownDigests)
+        expect(unknownDigests).toEqual([1])
+        // Locked: unknown and known identifiers lock alike and answer alike.
+        for (let i = 0; i < 6; i++) await kinds.unknown()
+        for (let i = 0; i < 6; i++) await kinds.wrong()
+        const lockedUnknown = await kinds.unknown()
+        const lockedKnown = await kinds.wrong()
+        expect(Object.keys(lockedKnown)).toEqual(Object.keys(lockedUnknown))
+        expect(lockedKnown.ok).toBe(false)
       })
 
-      it('after logout, a new batch or the TTL the slot answers the same REVEAL_UNAVAILABLE', async () => {
-        const h = withMail()
-        const codeOf = async (p: Promise<unknown>) =>
-          p.then(
-            () => 'ok',
-            (e) => (isRecoveryCodesError(e) ? e.code : 'other'),
+      describe('download and email once', () => {
+        function withMail() {
+          const mailer = createRecordingMailer()
+          const h = make({
+            email: { enabled: true, from: 'codes@example.test' },
+            mailer,
+            resolveEmail: async () => 'owner@example.test',
+          })
+          return { ...h, mailer }
+        }
+
+        it('20 concurrent downloads: exactly one succeeds; 20 concurrent emails: exactly one', async () => {
+          const h = withMail()
+          const b = await batchFor(h)
+          const downloads = await startTogether(
+            Array.from(
+              { length: 20 },
+              () => () => h.rc.exportCodes({ userId: b.userId, reveal: b.reveal, format: 'txt' }),
+            ),
           )
-        const a = await batchFor(h)
-        await h.rc.discardReveal({ reveal: a.reveal })
-        expect(await codeOf(h.rc.exportCodes({ userId: a.userId, reveal: a.reveal }))).toBe(
-          'REVEAL_UNAVAILABLE',
-        )
-        const b = await batchFor(h)
-        h.clock.advance(DAY)
-        await batchFor(h, b.userId)
-        expect(await codeOf(h.rc.exportCodes({ userId: b.userId, reveal: b.reveal }))).toBe(
-          'REVEAL_UNAVAILABLE',
-        )
-        expect(await codeOf(h.rc.emailCodes({ userId: b.userId, reveal: b.reveal }))).toBe(
-          'REVEAL_UNAVAILABLE',
-        )
-        const c = await batchFor(h)
-        h.clock.set(c.revealExpiresAt)
-        expect(await codeOf(h.rc.exportCodes({ userId: c.userId, reveal: c.reveal }))).toBe(
-          'REVEAL_UNAVAILABLE',
-        )
-        // Another user's token is no use either.
-        const d = await batchFor(h)
-        const e = await batchFor(h)
-        expect(await codeOf(h.rc.exportCodes({ userId: e.userId, reveal: d.reveal }))).toBe(
-          'REVEAL_UNAVAILABLE',
-        )
+          expect(downloads.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+          for (const r of downloads) {
+            if (r.status === 'rejected') expect(isRecoveryCodesError(r.reason, 'ALREADY_DONE')).toBe(true)
+          }
+          const h2 = withMail()
+          const b2 = await batchFor(h2)
+          const emails = await startTogether(
+            Array.from(
+              { length: 20 },
+              () => () => h2.rc.emailCodes({ userId: b2.userId, reveal: b2.reveal }),
+            ),
+          )
+          expect(emails.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+          expect(h2.mailer.messages).toHaveLength(1)
+        })
+
+        it('after logout, a new batch or the TTL the slot answers the same REVEAL_UNAVAILABLE', async () => {
+          const h = withMail()
+          const codeOf = async (p: Promise<unknown>) =>
+            p.then(
+              () => 'ok',
+              (e) => (isRecoveryCodesError(e) ? e.code : 'other'),
+            )
+          const a = await batchFor(h)
+          await h.rc.discardReveal({ reveal: a.reveal })
+          expect(await codeOf(h.rc.exportCodes({ userId: a.userId, reveal: a.reveal }))).toBe(
+            'REVEAL_UNAVAILABLE',
+          )
+          const b = await batchFor(h)
+          h.clock.advance(DAY)
+          await batchFor(h, b.userId)
+          expect(await codeOf(h.rc.exportCodes({ userId: b.userId, reveal: b.reveal }))).toBe(
+            'REVEAL_UNAVAILABLE',
+          )
+          expect(await codeOf(h.rc.emailCodes({ userId: b.userId, reveal: b.reveal }))).toBe(
+            'REVEAL_UNAVAILABLE',
+          )
+          const c = await batchFor(h)
+          h.clock.set(c.revealExpiresAt)
+          expect(await codeOf(h.rc.exportCodes({ userId: c.userId, reveal: c.reveal }))).toBe(
+            'REVEAL_UNAVAILABLE',
+          )
+          // Another user's token is no use either.
+          const d = await batchFor(h)
+          const e = await batchFor(h)
+          expect(await codeOf(h.rc.exportCodes({ userId: e.userId, reveal: d.reveal }))).toBe(
+            'REVEAL_UNAVAILABLE',
+          )
+        })
+
+        it('through a queue: the job carries ids only, the mail goes once, the outbox is emptied', async () => {
+          const mailer = createRecordingMailer()
+          const queue = createInlineQueue()
+          const cache = createStorage()
+          const h = make({
+            email: { enabled: true, from: 'codes@example.test' },
+            mailer,
+            queue,
+            cache,
+            resolveEmail: async () => 'owner@example.test',
+          })
+          const b = await batchFor(h)
+          expect(await h.rc.emailCodes({ userId: b.userId, reveal: b.reveal })).toEqual({
+            sentTo: 'owner@example.test',
+            queued: true,
+          })
+          await queue.idle()
+          expect(mailer.messages).toHaveLength(1)
+          expect(b.codes.every((c) => mailer.messages[0]!.text.includes(c))).toBe(true)
+          const payloads = JSON.stringify(queue.jobs)
+          for (const c of b.codes)
+            expect(payloads.includes(c) || payloads.includes(normalize(c, h.rc.config.format)!)).toBe(false)
+          expect((await cache.getKeys()).filter((k) => k.includes('outbox'))).toEqual([])
+        })
+
+        it('a recipient passed by the caller is ignored', async () => {
+          const h = withMail()
+          const b = await batchFor(h)
+          const input = {
+            userId: b.userId,
+            reveal: b.reveal,
+            to: 'attacker@evil.test',
+            email: 'attacker@evil.test',
+          }
+          await h.rc.emailCodes(input as Parameters<RecoveryCodes['emailCodes']>[0])
+          expect(h.mailer.messages.map((m) => m.to)).toEqual(['owner@example.test'])
+        })
       })
 
-      it('through a queue: the job carries ids only, the mail goes once, the outbox is emptied', async () => {
+      it('full lifecycle: no plaintext code, pepper or digest anywhere but generate, exports and the one email', async () => {
+        const logger = createCaptureLogger()
+        const events = createEventRecorder()
         const mailer = createRecordingMailer()
-        const queue = createInlineQueue()
         const cache = createStorage()
         const h = make({
-          email: { enabled: true, from: 'codes@example.test' },
+          logger,
+          events,
           mailer,
-          queue,
           cache,
+          email: { enabled: true, from: 'codes@example.test' },
           resolveEmail: async () => 'owner@example.test',
+          purge: { retentionDays: 1, deleteEmptyBatches: true },
+          audit: { storeEmailLog: true },
         })
-        const b = await batchFor(h)
-        expect(await h.rc.emailCodes({ userId: b.userId, reveal: b.reveal })).toEqual({
-          sentTo: 'owner@example.test',
-          queued: true,
-        })
-        await queue.idle()
-        expect(mailer.messages).toHaveLength(1)
-        expect(b.codes.every((c) => mailer.messages[0]!.text.includes(c))).toBe(true)
-        const payloads = JSON.stringify(queue.jobs)
-        for (const c of b.codes)
-          expect(payloads.includes(c) || payloads.includes(normalize(c, h.rc.config.format)!)).toBe(false)
-        expect((await cache.getKeys()).filter((k) => k.includes('outbox'))).toEqual([])
-      })
-
-      it('a recipient passed by the caller is ignored', async () => {
-        const h = withMail()
-        const b = await batchFor(h)
-        const input = {
-          userId: b.userId,
-          reveal: b.reveal,
-          to: 'attacker@evil.test',
-          email: 'attacker@evil.test',
+        const userId = uniqueId('user')
+        const b = await batchFor(h, userId, 8)
+        const exports = [await h.rc.exportCodes({ userId, reveal: b.reveal, format: 'txt' })]
+        // Download is once per batch: the other formats come from fresh batches.
+        for (const format of ['csv', 'pdf'] as const) {
+          h.clock.advance(DAY)
+          const x = await batchFor(h, userId, 8)
+          b.codes.push(...x.codes)
+          exports.push(await h.rc.exportCodes({ userId, reveal: x.reveal, format }))
+          if (format === 'pdf') {
+            await h.rc.emailCodes({ userId, reveal: x.reveal })
+            await h.rc.verifySetup({ userId, code: x.codes[0]! })
+            await h.rc.redeem({ userId, code: x.codes[1]!, clientKey: '198.51.100.7' })
+            await h.rc.redeem({ userId, code: flip(x.codes[2]!), clientKey: '198.51.100.7' })
+            await h.rc.invalidateCode({ userId, code: x.codes[3]! })
+            await h.rc.deleteCode({ userId, code: x.codes[4]! })
+            await h.rc.history({ userId })
+            await h.rc.status({ userId })
+          }
         }
-        await h.rc.emailCodes(input as Parameters<RecoveryCodes['emailCodes']>[0])
-        expect(h.mailer.messages.map((m) => m.to)).toEqual(['owner@example.test'])
-      })
-    })
-
-    it('full lifecycle: no plaintext code, pepper or digest anywhere but generate, exports and the one email', async () => {
-      const logger = createCaptureLogger()
-      const events = createEventRecorder()
-      const mailer = createRecordingMailer()
-      const cache = createStorage()
-      const h = make({
-        logger,
-        events,
-        mailer,
-        cache,
-        email: { enabled: true, from: 'codes@example.test' },
-        resolveEmail: async () => 'owner@example.test',
-        purge: { retentionDays: 1, deleteEmptyBatches: true },
-        audit: { storeEmailLog: true },
-      })
-      const userId = uniqueId('user')
-      const b = await batchFor(h, userId, 8)
-      const exports = [await h.rc.exportCodes({ userId, reveal: b.reveal, format: 'txt' })]
-      // Download is once per batch: the other formats come from fresh batches.
-      for (const format of ['csv', 'pdf'] as const) {
         h.clock.advance(DAY)
-        const x = await batchFor(h, userId, 8)
-        b.codes.push(...x.codes)
-        exports.push(await h.rc.exportCodes({ userId, reveal: x.reveal, format }))
-        if (format === 'pdf') {
-          await h.rc.emailCodes({ userId, reveal: x.reveal })
-          await h.rc.verifySetup({ userId, code: x.codes[0]! })
-          await h.rc.redeem({ userId, code: x.codes[1]!, clientKey: '198.51.100.7' })
-          await h.rc.redeem({ userId, code: flip(x.codes[2]!), clientKey: '198.51.100.7' })
-          await h.rc.invalidateCode({ userId, code: x.codes[3]! })
-          await h.rc.deleteCode({ userId, code: x.codes[4]! })
-          await h.rc.history({ userId })
-          await h.rc.status({ userId })
-        }
-      }
-      h.clock.advance(DAY)
-      await batchFor(h, userId, 8).then((x) => b.codes.push(...x.codes))
-      h.clock.advance(3 * DAY)
-      await h.rc.purge()
-      expect(exports.map((e) => e.body.length).every((n) => n > 0)).toBe(true)
+        await batchFor(h, userId, 8).then((x) => b.codes.push(...x.codes))
+        h.clock.advance(3 * DAY)
+        await h.rc.purge()
+        expect(exports.map((e) => e.body.length).every((n) => n > 0)).toBe(true)
 
-      const secrets = new Set<string>()
-      for (const display of b.codes) {
-        const canonical = normalize(display, h.rc.config.format)!
-        secrets.add(display)
-        secrets.add(canonical)
-        secrets.add(
-          bytesToHex(digestCandidates([{ id: 'k1', secret: PEPPER_BYTES }], userId, canonical)[0]!.digest),
-        )
-      }
-      secrets.add(PEPPER)
-      secrets.add(bytesToHex(PEPPER_BYTES))
-      const cacheDump: Record<string, unknown> = {}
-      for (const key of await cache.getKeys()) cacheDump[key] = await cache.getItem(key)
-      const places: Record<string, string> = {
-        logs: logger.text(),
-        audit: JSON.stringify(await h.store.listAudit({ limit: 10_000 })),
-        events: JSON.stringify(events.events as readonly RecoveryEvent[]),
-        cache: JSON.stringify(cacheDump),
-        store: options.dump ? JSON.stringify(await options.dump(h.store), hexReplacer) : '',
-        config: JSON.stringify(h.rc.config),
-        mailsOtherThanCodes: JSON.stringify(
-          mailer.messages.filter((m) => !/recovery codes$/.test(m.subject)),
-        ),
-      }
-      for (const [where, text] of Object.entries(places)) {
-        for (const secret of secrets)
-          expect({ where, leaked: text.includes(secret) }).toEqual({ where, leaked: false })
-      }
-      // The one codes email carries exactly its batch's codes.
-      expect(mailer.messages.filter((m) => /recovery codes$/.test(m.subject))).toHaveLength(1)
-    })
+        const secrets = new Set<string>()
+        for (const display of b.codes) {
+          const canonical = normalize(display, h.rc.config.format)!
+          secrets.add(display)
+          secrets.add(canonical)
+          secrets.add(
+            bytesToHex(digestCandidates([{ id: 'k1', secret: PEPPER_BYTES }], userId, canonical)[0]!.digest),
+          )
+        }
+        secrets.add(PEPPER)
+        secrets.add(bytesToHex(PEPPER_BYTES))
+        const cacheDump: Record<string, unknown> = {}
+        for (const key of await cache.getKeys()) cacheDump[key] = await cache.getItem(key)
+        const places: Record<string, string> = {
+          logs: logger.text(),
+          audit: JSON.stringify(await h.store.listAudit({ limit: 10_000 })),
+          events: JSON.stringify(events.events as readonly RecoveryEvent[]),
+          cache: JSON.stringify(cacheDump),
+          store: options.dump ? JSON.stringify(await options.dump(h.store), hexReplacer) : '',
+          config: JSON.stringify(h.rc.config),
+          mailsOtherThanCodes: JSON.stringify(
+            mailer.messages.filter((m) => !/recovery codes$/.test(m.subject)),
+          ),
+        }
+        for (const [where, text] of Object.entries(places)) {
+          for (const secret of secrets)
+            expect({ where, leaked: text.includes(secret) }).toEqual({ where, leaked: false })
+        }
+        // The one codes email carries exactly its batch's codes.
+        expect(mailer.messages.filter((m) => /recovery codes$/.test(m.subject))).toHaveLength(1)
+      })
+    }
 
     it('purge: eligible rows go in chunks, a failure mid-run is reported, a re-run finishes; no active code lost', async () => {
       const scale = options.purgeScale ?? { eligible: 10_000, active: 500 }
@@ -702,9 +723,14 @@ function flip(code: string): string {
   return code.slice(0, i) + (c === '2' ? '3' : '2') + code.slice(i + 1)
 }
 
+/**
+ * The store's methods bound to it, without `redeemCode`: a test that wraps `consumeCode` or
+ * `settleAttempts` then sees every redeem go through them (the composed path).
+ */
 function bindAll(store: RecoveryCodeStore): RecoveryCodeStore {
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(store) as (keyof RecoveryCodeStore)[]) {
+    if (key === 'redeemCode') continue
     const v = store[key]
     out[key] = typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(store) : v
   }
@@ -712,6 +738,30 @@ function bindAll(store: RecoveryCodeStore): RecoveryCodeStore {
   for (const key of STORE_METHODS)
     if (!(key in out)) out[key] = (...a: unknown[]) => (store[key] as (...a: unknown[]) => unknown)(...a)
   return out as unknown as RecoveryCodeStore
+}
+
+/**
+ * `store` on one redeem path: `'one call'` keeps its own `redeemCode` (when it has one),
+ * reporting each outcome and digest list; `'composed'` leaves it out.
+ */
+function onPath(
+  path: 'one call' | 'composed',
+  store: RecoveryCodeStore,
+  onOutcome: (out: RedeemCodeOutcome) => void,
+  onInput: (input: RedeemCodeInput) => void = () => {},
+): RecoveryCodeStore {
+  const bound = bindAll(store)
+  const own = store.redeemCode
+  if (path === 'composed' || !own) return bound
+  return {
+    ...bound,
+    async redeemCode(input) {
+      onInput(input)
+      const out = await own.call(store, input)
+      onOutcome(out)
+      return out
+    },
+  }
 }
 
 // The digest column is where digests belong; everything else in the store must be free of them.

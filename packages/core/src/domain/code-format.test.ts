@@ -127,8 +127,8 @@ describe('normalize: rejects what is not a code', () => {
     const huge = `${SHOWN} `.repeat(Math.ceil(1_048_576 / 30)).slice(0, 1_048_576)
     expect(normalize(huge, D)).toBeNull()
     expect(spy).not.toHaveBeenCalled()
-    // The spy is live: a normal input does reach String.prototype.normalize.
-    normalize(SHOWN, D)
+    // The spy is live: a normal input with a non-ASCII character reaches String.prototype.normalize.
+    normalize(`${SHOWN}\u200B`, D)
     expect(spy).toHaveBeenCalled()
   })
 
@@ -178,6 +178,45 @@ describe('normalize: idempotent', () => {
         { numRuns: 500 },
       )
     }
+  })
+
+  it('the all-ASCII table path agrees with the Unicode path on every ASCII input', () => {
+    // A soft hyphen (U+00AD) is stripped by the Unicode path and forces it: same code, other path.
+    const slow = (x: string, format: CodeFormat) => normalize(`\u00AD${x}`, format)
+    const custom: CodeFormat = {
+      name: 'custom',
+      alphabet: 'abcdefghjkmnpqrstuvwxyz23456789',
+      groups: 4,
+      groupLength: 7,
+      separator: '.',
+      caseSensitive: true,
+      confusables: { '0': 'a', '1': 'b' },
+    }
+    const ascii = fc.oneof(
+      fc.string({
+        unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)),
+        maxLength: 48,
+      }),
+      fc.string({
+        unit: fc.constantFrom(...`${CROCKFORD_ALPHABET}oilOIL-_. \t\n`),
+        minLength: 20,
+        maxLength: 40,
+      }),
+      fc.string({ unit: fc.constantFrom(...`${custom.alphabet}01-_. `), minLength: 26, maxLength: 34 }),
+      codeArb(D).map((code) => formatCode(code, D).toLowerCase()),
+    )
+    let accepted = 0
+    for (const format of [...formats, custom]) {
+      fc.assert(
+        fc.property(ascii, (x) => {
+          const fast = normalize(x, format)
+          expect(fast).toBe(slow(x, format))
+          if (fast !== null) accepted++
+        }),
+        { numRuns: 2000 },
+      )
+    }
+    expect(accepted).toBeGreaterThan(100)
   })
 
   it('the noisy generator does produce accepted codes (the property is not vacuous)', () => {

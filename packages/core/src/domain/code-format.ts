@@ -133,6 +133,51 @@ const STRIP = /[\s\p{Pd}\u2212\u2796\uFE63\uFF0D\u00AD\u200B-\u200F\u2060-\u2064
  */
 export function normalize(input: string, format: CodeFormat): string | null {
   if (typeof input !== 'string' || input.length > maxInputLength(format)) return null
+  const fast = normalizeAscii(input, format)
+  return fast === undefined ? normalizeUnicode(input, format) : fast
+}
+
+/** Per ASCII character code: the alphabet symbol it stands for, `''` to strip it, `null` if invalid. */
+type AsciiTable = readonly (string | null)[]
+
+const asciiTables = new WeakMap<CodeFormat, AsciiTable>()
+
+/**
+ * {@link normalizeUnicode} applied to each ASCII character alone. ASCII is NFKC-stable and every
+ * step works per character, so for all-ASCII input a table lookup per character gives the same
+ * result (a property test checks the two against each other).
+ */
+function asciiTable(format: CodeFormat): AsciiTable {
+  let table = asciiTables.get(format)
+  if (table === undefined) {
+    const single = { ...format, groups: 1, groupLength: 1 }
+    table = Array.from({ length: 128 }, (_, c) => {
+      const ch = String.fromCharCode(c)
+      if (STRIP_ONE.test(ch) || (format.separator !== '' && ch === format.separator)) return ''
+      return normalizeUnicode(ch, single)
+    })
+    asciiTables.set(format, table)
+  }
+  return table
+}
+
+/** The all-ASCII path: `undefined` when the input has a non-ASCII character. */
+function normalizeAscii(input: string, format: CodeFormat): string | null | undefined {
+  const table = asciiTable(format)
+  let out = ''
+  for (let i = 0; i < input.length; i++) {
+    const c = input.charCodeAt(i)
+    if (c > 0x7f) return undefined
+    const symbol = table[c]
+    if (symbol === null) return null
+    out += symbol
+  }
+  return out.length === codeLength(format) ? out : null
+}
+
+const STRIP_ONE = new RegExp(STRIP.source, 'u')
+
+function normalizeUnicode(input: string, format: CodeFormat): string | null {
   let s = input.normalize('NFKC').replace(STRIP, '')
   // '_' and '.' are allowed separators but neither whitespace nor dashes: strip the format's own.
   if (format.separator !== '') s = s.split(format.separator).join('')

@@ -39,8 +39,14 @@ const LABEL_DOMAIN = encoder.encode('rc1-label\0')
  *   `INVALID_INPUT` for a string with lone surrogates (two such strings could encode alike).
  * @example computeDigest(pepper.secret, 'user_42', '7K2QXM9D4RAB0CDEFGHJKMNPQ') // Uint8Array(32)
  */
-export function computeDigest(pepper: Uint8Array, userId: string, canonicalCode: string): Uint8Array {
-  return mac(pepper, concat([DIGEST_DOMAIN, lengthPrefixed(userId), lengthPrefixed(canonicalCode)]))
+export function computeDigest(
+  pepper: Uint8Array,
+  userId: string,
+  canonicalCode: string,
+  hmacSha256: HmacSha256 = nobleHmacSha256,
+): Uint8Array {
+  assertPepper(pepper)
+  return hmacSha256(pepper, framed(DIGEST_DOMAIN, userId, canonicalCode))
 }
 
 /**
@@ -58,9 +64,14 @@ export function digestCandidates(
   peppers: readonly Pepper[],
   userId: string,
   canonicalCode: string,
+  hmacSha256: HmacSha256 = nobleHmacSha256,
 ): { keyId: string; digest: Uint8Array }[] {
   if (peppers.length === 0) throw new RecoveryCodesError('CONFIG_INVALID', 'no pepper configured')
-  return peppers.map((p) => ({ keyId: p.id, digest: computeDigest(p.secret, userId, canonicalCode) }))
+  const message = framed(DIGEST_DOMAIN, userId, canonicalCode)
+  return peppers.map((p) => {
+    assertPepper(p.secret)
+    return { keyId: p.id, digest: hmacSha256(p.secret, message) }
+  })
 }
 
 /**
@@ -81,22 +92,38 @@ export function digestEquals(a: Uint8Array, b: Uint8Array): boolean {
  *
  * @example keyedLabel(pepper.secret, 'limiter:identifier', 'alice@example.com') // '3f9a…' (32 hex)
  */
-export function keyedLabel(pepper: Uint8Array, purpose: string, value: string): string {
-  const tag = mac(pepper, concat([LABEL_DOMAIN, lengthPrefixed(purpose), lengthPrefixed(value)]))
-  return bytesToHex(tag).slice(0, LABEL_HEX_LENGTH)
+export function keyedLabel(
+  pepper: Uint8Array,
+  purpose: string,
+  value: string,
+  hmacSha256: HmacSha256 = nobleHmacSha256,
+): string {
+  assertPepper(pepper)
+  return bytesToHex(hmacSha256(pepper, framed(LABEL_DOMAIN, purpose, value))).slice(0, LABEL_HEX_LENGTH)
 }
 
-// HMAC with the key schedule (inner and outer pad blocks) computed once per pepper object and
-// cloned per message: two SHA-256 compressions fewer on every digest. Keyed by object identity,
-// so a caller that mutates a pepper in place gets stale state: resolved peppers are frozen copies.
+/**
+ * One HMAC-SHA-256: `(key, message) → 32-byte tag`. Any conforming implementation gives the same
+ * bytes; {@link nobleHmacSha256} is the portable default and `runtime.ts` picks the platform's
+ * native one where there is one.
+ */
+export type HmacSha256 = (key: Uint8Array, message: Uint8Array) => Uint8Array
+
+// The key schedule (inner and outer pad blocks) is computed once per pepper object and cloned
+// per message: two SHA-256 compressions fewer on every digest. Keyed by object identity, so a
+// caller that mutates a pepper in place gets stale state: resolved peppers are frozen copies.
 const keyed = new WeakMap<Uint8Array, ReturnType<typeof hmac.create>>()
 
-function mac(pepper: Uint8Array, message: Uint8Array): Uint8Array {
-  let base = keyed.get(pepper)
+/**
+ * HMAC-SHA-256 in JavaScript with `@noble/hashes`: runs on every runtime.
+ *
+ * @example nobleHmacSha256(pepper, new TextEncoder().encode('message')) // Uint8Array(32)
+ */
+export const nobleHmacSha256: HmacSha256 = (key, message) => {
+  let base = keyed.get(key)
   if (base === undefined) {
-    assertPepper(pepper)
-    base = hmac.create(sha256, pepper)
-    keyed.set(pepper, base)
+    base = hmac.create(sha256, key)
+    keyed.set(key, base)
   }
   return base.clone().update(message).digest()
 }
@@ -110,26 +137,22 @@ function assertPepper(pepper: Uint8Array): void {
 // Unpaired surrogates: with the `u` flag a valid pair is one code point and does not match.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u
 
-/** `u32be(byteLength) ‖ utf8(value)`. */
-function lengthPrefixed(value: string): Uint8Array {
-  if (LONE_SURROGATE.test(value)) {
+/**
+ * `domain ‖ u32be(len(a)) ‖ utf8(a) ‖ u32be(len(b)) ‖ utf8(b)`, lengths in bytes, written into
+ * one buffer (a UTF-8 character is at most 3 bytes per UTF-16 unit).
+ */
+function framed(domain: Uint8Array, a: string, b: string): Uint8Array {
+  if (LONE_SURROGATE.test(a) || LONE_SURROGATE.test(b)) {
     throw new RecoveryCodesError('INVALID_INPUT', 'string is not well-formed Unicode')
   }
-  const bytes = encoder.encode(value)
-  const out = new Uint8Array(4 + bytes.length)
-  new DataView(out.buffer).setUint32(0, bytes.length, false)
-  out.set(bytes, 4)
-  return out
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0
-  for (const p of parts) length += p.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.length
+  const out = new Uint8Array(domain.length + 8 + 3 * (a.length + b.length))
+  out.set(domain, 0)
+  const view = new DataView(out.buffer)
+  let offset = domain.length
+  for (const part of [a, b]) {
+    const { written } = encoder.encodeInto(part, out.subarray(offset + 4))
+    view.setUint32(offset, written, false)
+    offset += 4 + written
   }
-  return out
+  return out.subarray(0, offset)
 }

@@ -101,6 +101,34 @@ export interface AttemptReservation {
   states: AttemptState[]
 }
 
+/** The input of {@link RecoveryCodeStore.redeemCode}. */
+export interface RedeemCodeInput {
+  userId: string
+  digests: readonly Uint8Array[]
+  now: number
+  /** The limiter counters, reserved all or nothing exactly as by `reserveAttempts`. */
+  keys: readonly AttemptKey[]
+  /** On a consume these counters are deleted; every other key gets its reservation back. */
+  reset: readonly string[]
+  /**
+   * Appended when a code is consumed, with `batchId` set to the code's batch and
+   * `data.remaining` to the active codes left in it.
+   */
+  audit: AuditRecord
+}
+
+/** The outcome of {@link RecoveryCodeStore.redeemCode}. */
+export type RedeemCodeOutcome =
+  /** Some key was locked or full: nothing changed; `states` as `reserveAttempts` returns them. */
+  | { outcome: 'denied'; states: AttemptState[] }
+  /** Reserved, looked up, nothing usable: the reservations stay as failures; `states` after the call. */
+  | { outcome: 'missed'; states: AttemptState[] }
+  /**
+   * Reserved and consumed; counters settled and the audit row appended. `auditFailed` is set by
+   * {@link composeRedeemCode} when only the audit append failed: the code stays consumed.
+   */
+  | { outcome: 'consumed'; code: ConsumedCode; auditFailed?: unknown }
+
 /** One audit record. Never a code, digest, pepper, session id or raw identifier. */
 export interface AuditRecord {
   id: string
@@ -238,6 +266,20 @@ export interface RecoveryCodeStore {
    */
   settleAttempts(input: { reset: readonly string[]; release: readonly string[] }): Promise<void>
 
+  /**
+   * Optional: one redeem in one call, with the result of `reserveAttempts(keys)`, then
+   * `consumeCode`, then on a consume `settleAttempts({ reset, release: the other keys })` and
+   * `appendAudit(audit)`, and nothing more. The service uses it when present (one round trip
+   * instead of four) and composes the four calls otherwise; {@link composeRedeemCode} is that
+   * composition.
+   *
+   * Concurrency: the guarantees of `reserveAttempts` and `consumeCode` hold (N concurrent calls
+   * with one code: one `consumed`; N concurrent wrong guesses on a fresh key with `maxAttempts`
+   * m: exactly m `missed`, the rest `denied`). A store that runs it as one transaction makes it
+   * all or nothing: no reservation outlives a failed call.
+   */
+  redeemCode?(input: RedeemCodeInput): Promise<RedeemCodeOutcome>
+
   /** Reads a counter; a missing key reads as all zeros. */
   getAttempts(key: string): Promise<AttemptState>
 
@@ -275,4 +317,48 @@ export interface RecoveryCodeStore {
 
   /** Appends an email log row (no body). */
   appendEmailLog(record: EmailLogRecord): Promise<void>
+}
+
+/**
+ * `redeemCode` from the store's other methods, for stores without a one-call version. Not one
+ * transaction: a crash between the calls can leave a reservation held, which the service heals
+ * into an ordinary lockout.
+ *
+ * @example
+ * ```ts
+ * const outcome = await composeRedeemCode(store, { userId, digests, now, keys, reset, audit })
+ * ```
+ */
+export async function composeRedeemCode(
+  store: RecoveryCodeStore,
+  input: RedeemCodeInput,
+): Promise<RedeemCodeOutcome> {
+  const { userId, digests, now, keys, reset, audit } = input
+  const reserved = await store.reserveAttempts({ keys, now })
+  if (!reserved.allowed) return { outcome: 'denied', states: reserved.states }
+  let code: ConsumedCode | null
+  try {
+    code = await store.consumeCode({ userId, digests, now })
+  } catch (error) {
+    // The outcome is unknown: give the reservations back rather than count a failure.
+    await store.settleAttempts({ reset: [], release: keys.map((k) => k.key) }).catch(() => {})
+    throw error
+  }
+  if (code === null) return { outcome: 'missed', states: reserved.states }
+  const resetSet = new Set(reset)
+  await store.settleAttempts({
+    reset: keys.filter((k) => resetSet.has(k.key)).map((k) => k.key),
+    release: keys.filter((k) => !resetSet.has(k.key)).map((k) => k.key),
+  })
+  try {
+    await store.appendAudit(consumedAudit(audit, code))
+  } catch (error) {
+    return { outcome: 'consumed', code, auditFailed: error }
+  }
+  return { outcome: 'consumed', code }
+}
+
+/** The audit row of a consume: `batchId` and `data.remaining` from the consumed code. */
+export function consumedAudit(audit: AuditRecord, code: ConsumedCode): AuditRecord {
+  return { ...audit, batchId: code.batchId, data: { ...audit.data, remaining: code.remaining } }
 }

@@ -19,7 +19,8 @@ import { RecoveryCodesError } from '../errors.ts'
 import type { Cache } from '../ports/cache.ts'
 import type { RecoveryEvent, RecoveryEventName } from '../ports/events.ts'
 import type { LogFields, Logger } from '../ports/logger.ts'
-import type { AttemptState, AuditRecord, BatchSummary } from '../ports/store.ts'
+import { type AttemptState, type AuditRecord, type BatchSummary, composeRedeemCode } from '../ports/store.ts'
+import { systemHmacSha256 } from '../runtime.ts'
 import { EXPORT_FORMATS, renderExport } from './export.ts'
 import { newNonce, openReveal, parseRevealToken, sealCodes, sealReveal } from './reveal.ts'
 import type {
@@ -157,17 +158,24 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
 
   // Labels of hot identifiers (user ids, client keys) are memoised in process; the map holds
   // identifiers, never codes, and is cleared when full rather than grown.
-  const labels = new Map<string, string>()
-  const label = (purpose: string, value: string) => {
-    const memoKey = `${purpose}\0${value}`
-    let out = labels.get(memoKey)
+  // One map per purpose, keyed by the caller's own string (whose hash the engine caches).
+  const labels = new Map<string, Map<string, string>>()
+  const memoised = (name: string, value: string, compute: () => string) => {
+    let memo = labels.get(name)
+    if (memo === undefined) {
+      memo = new Map()
+      labels.set(name, memo)
+    }
+    let out = memo.get(value)
     if (out === undefined) {
-      out = keyedLabel(labelKey, purpose, value)
-      if (labels.size >= LABEL_MEMO_SIZE) labels.clear()
-      labels.set(memoKey, out)
+      out = compute()
+      if (memo.size >= LABEL_MEMO_SIZE) memo.clear()
+      memo.set(value, out)
     }
     return out
   }
+  const label = (purpose: string, value: string) =>
+    memoised(purpose, value, () => keyedLabel(labelKey, purpose, value, systemHmacSha256))
   const userLabel = (userId: string) => label('user', userId)
 
   /**
@@ -215,8 +223,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     identifier?: string
   }
 
-  async function audit(input: AuditInput): Promise<void> {
-    const row: AuditRecord = {
+  function auditRecord(input: AuditInput): AuditRecord {
+    return {
       id: newId(input.at),
       at: input.at,
       event: input.event,
@@ -228,6 +236,10 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       reason: input.reason ?? null,
       data: input.data ?? null,
     }
+  }
+
+  async function audit(input: AuditInput): Promise<void> {
+    const row = auditRecord(input)
     try {
       await store.appendAudit(row)
     } catch (error) {
@@ -238,10 +250,18 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   // ---- cache (history and status), keyed by a per-user version that every write bumps ----
 
   const versionKey = (owner: string) => `rc:ver:${owner}`
+  // A version only needs to differ from every earlier one of the user, across instances sharing
+  // the cache: a random instance prefix and a counter, with no CSPRNG read per write.
+  const versionPrefix = newId()
+  let versionCounter = 0
+  const nextVersion = () => `${versionPrefix}.${(++versionCounter).toString(36)}`
 
   async function bumpVersion(userId: string): Promise<void> {
     try {
-      await cache.setItem(versionKey(userLabel(userId)), newId())
+      await cache.setItem(
+        memoised('version-key', userId, () => versionKey(userLabel(userId))),
+        nextVersion(),
+      )
     } catch (error) {
       // Pages already cached may then be served until their TTL runs out (≤ cacheTtl.maxSeconds).
       logger.warn('recovery-codes: cache version bump failed', { error: errorName(error) })
@@ -259,7 +279,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     try {
       version = (await cache.getItem<string>(versionKey(owner))) ?? null
       if (version === null) {
-        version = newId()
+        version = nextVersion()
         await cache.setItem(versionKey(owner), version)
       }
       const hit = await cache.getItem<{ e: number; v: T }>(`rc:data:${owner}:${version}:${name}`)
@@ -285,38 +305,20 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
 
   // ---- limiter: failures only, fail closed ----
 
-  interface Reservation {
-    key: string
-    max: number
-    state: AttemptState
-  }
-
-  async function reserve(
-    keys: { key: string; max: number }[],
-    now: number,
-  ): Promise<{ ok: true; held: Reservation[] } | { ok: false; retryAfterMs: number }> {
-    // One store call for every key, all or nothing: a denial leaves no key reserved.
-    const r = await guardStore(() =>
-      store.reserveAttempts({ keys: keys.map(({ key, max }) => ({ key, maxAttempts: max })), now }),
-    )
-    if (!r.allowed) return { ok: false, retryAfterMs: await denied(keys, r.states, now) }
-    return { ok: true, held: keys.map(({ key, max }, i) => ({ key, max, state: r.states[i]! })) }
-  }
-
   /**
    * The wait for a denied reservation. A key that is full but not locked (attempts in flight, or
    * left behind by a crash between reserve and settle) is locked now, so no counter can stay
    * full forever: it unlocks after the cooldown like any lockout.
    */
   async function denied(
-    keys: readonly { key: string; max: number }[],
+    keys: readonly { key: string; maxAttempts: number }[],
     states: readonly AttemptState[],
     now: number,
   ) {
     let retryAfterMs = 0
     for (const [i, state] of states.entries()) {
       let until = state.lockedUntil
-      if (until <= now && state.failures >= keys[i]!.max) {
+      if (until <= now && state.failures >= keys[i]!.maxAttempts) {
         until = now + cooldownMs(policy, state.lockouts)
         await guardStore(() => store.lockAttempts({ key: keys[i]!.key, until }))
       }
@@ -326,17 +328,19 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   }
 
   async function recordFailure(
-    held: Reservation[],
+    keys: readonly { key: string; maxAttempts: number }[],
+    states: readonly AttemptState[],
     now: number,
   ): Promise<{ retryAfterMs: number; locked: boolean; consecutive: number }> {
     let retryAfterMs = 0
     let locked = false
     let consecutive = 0
-    for (const r of held) {
-      if (r.key.startsWith('id:')) consecutive = r.state.consecutive
-      if (r.state.failures >= r.max) {
-        const until = now + cooldownMs(policy, r.state.lockouts)
-        await guardStore(() => store.lockAttempts({ key: r.key, until }))
+    for (const [i, { key, maxAttempts }] of keys.entries()) {
+      const state = states[i]!
+      if (key.startsWith('id:')) consecutive = state.consecutive
+      if (state.failures >= maxAttempts) {
+        const until = now + cooldownMs(policy, state.lockouts)
+        await guardStore(() => store.lockAttempts({ key, until }))
         retryAfterMs = Math.max(retryAfterMs, until - now)
         locked = true
       }
@@ -360,33 +364,60 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     }
   }
 
-  function limiterKeys(subject: string, ctx: RequestContext): { key: string; max: number }[] {
-    const keys = [{ key: `id:${label('limiter-id', subject)}`, max: config.maxLoginAttempts }]
-    if (ctx.clientKey)
-      keys.push({ key: `ip:${label('limiter-ip', ctx.clientKey)}`, max: config.clientMaxAttempts })
+  /** Whose counter an attempt spends: the signed-in user, or the identifier typed at login. */
+  type Subject = { kind: 'user' | 'identifier'; value: string }
+
+  /** The limiter counters of an attempt: the subject's first (the one a success resets). */
+  function limiterKeys(subject: Subject, ctx: RequestContext): { key: string; maxAttempts: number }[] {
+    const memo = subject.kind === 'user' ? 'limiter-key-user' : 'limiter-key-identifier'
+    const id = memoised(
+      memo,
+      subject.value,
+      () => `id:${label('limiter-id', `${subject.kind}:${subject.value}`)}`,
+    )
+    const keys = [{ key: id, maxAttempts: config.maxLoginAttempts }]
+    if (ctx.clientKey) {
+      const client = ctx.clientKey
+      const ip = memoised('limiter-key-ip', client, () => `ip:${label('limiter-ip', client)}`)
+      keys.push({ key: ip, maxAttempts: config.clientMaxAttempts })
+    }
     return keys
   }
 
   /**
-   * The shared path of every code-addressed operation: reserve, canonicalise, hash, look up,
-   * record. `lookup` is the store call (consume or find); everything else is identical for known
-   * and unknown users.
+   * The shared path of every code-addressed operation: canonicalise, hash, reserve, look up,
+   * record. `lookup` is the store work (consume or find) behind the limiter; everything else is
+   * identical for known and unknown users.
    */
   async function attempt<T>(args: {
-    subject: string
+    subject: Subject
     userId: string
     code: unknown
     ctx: RequestContext
     now: number
     event: string
     identifier?: string
-    lookup: (digests: Uint8Array[]) => Promise<T | null>
+    lookup: (
+      digests: Uint8Array[],
+      keys: { key: string; maxAttempts: number }[],
+      reset: string[],
+    ) => Promise<{ outcome: 'denied' | 'missed'; states: AttemptState[] } | { outcome: 'found'; value: T }>
   }): Promise<{ ok: true; value: T } | CodeFailure> {
     const { now, ctx } = args
     // In second-factor mode the user already passed the first factor: naming them leaks nothing.
-    const auditUserId = args.subject.startsWith('user:') ? args.userId : null
-    const gate = await reserve(limiterKeys(args.subject, ctx), now)
-    if (!gate.ok) {
+    const auditUserId = args.subject.kind === 'user' ? args.userId : null
+    const raw = typeof args.code === 'string' && args.code.length <= MAX_CODE_INPUT_LENGTH ? args.code : ''
+    // Every attempt pays for one digest before the limiter, so malformed input, a locked account
+    // and a wrong code cost the same.
+    const canonical = normalize(raw, format) ?? ''
+    const digests = digestCandidates(peppers, args.userId, canonical, systemHmacSha256).map((c) => c.digest)
+    const keys = limiterKeys(args.subject, ctx)
+    // A success resets the subject's counter (R-RL-7) but only gives back its own reservation on
+    // the client counter, which keeps counting that client's failures.
+    const reset = [keys[0]!.key]
+    const result = await guardStore(() => args.lookup(digests, keys, reset))
+    if (result.outcome === 'found') return { ok: true, value: result.value }
+    if (result.outcome === 'denied') {
       await audit({
         at: now,
         event: args.event,
@@ -396,30 +427,9 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         ctx,
         ...idField(args.identifier),
       })
-      return failure(gate.retryAfterMs)
+      return failure(await denied(keys, result.states, now))
     }
-    const raw = typeof args.code === 'string' && args.code.length <= MAX_CODE_INPUT_LENGTH ? args.code : ''
-    // Malformed input still pays for a digest, so its timing matches a well-formed wrong code.
-    const canonical = normalize(raw, format) ?? ''
-    const digests = digestCandidates(peppers, args.userId, canonical).map((c) => c.digest)
-    let value: T | null
-    try {
-      value = await guardStore(() => args.lookup(digests))
-    } catch (error) {
-      // The outcome is unknown: give the reservations back rather than count a failure.
-      await store.settleAttempts({ reset: [], release: gate.held.map((r) => r.key) }).catch(() => {})
-      throw error
-    }
-    if (value !== null) {
-      // A success resets the subject's counter (R-RL-7) but only gives back its own reservation
-      // on the client counter, which keeps counting that client's failures.
-      const reset: string[] = []
-      const release: string[] = []
-      for (const r of gate.held) (r.key.startsWith('id:') ? reset : release).push(r.key)
-      await guardStore(() => store.settleAttempts({ reset, release }))
-      return { ok: true, value }
-    }
-    const f = await recordFailure(gate.held, now)
+    const f = await recordFailure(keys, result.states, now)
     await audit({
       at: now,
       event: args.event,
@@ -452,6 +462,42 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       }
     }
     return failure(f.retryAfterMs)
+  }
+
+  /**
+   * `lookup` of {@link attempt} for work other than a redeem: reserve, `find`, settle, as separate
+   * store calls. A store error in `find` gives the reservations back: the outcome is unknown.
+   */
+  function behindLimiter<T>(now: number, find: (digests: Uint8Array[]) => Promise<T | null>) {
+    return async (
+      digests: Uint8Array[],
+      keys: { key: string; maxAttempts: number }[],
+      reset: string[],
+    ): Promise<{ outcome: 'denied' | 'missed'; states: AttemptState[] } | { outcome: 'found'; value: T }> => {
+      const reserved = await store.reserveAttempts({ keys, now })
+      if (!reserved.allowed) return { outcome: 'denied', states: reserved.states }
+      let value: T | null
+      try {
+        value = await find(digests)
+      } catch (error) {
+        await store.settleAttempts({ reset: [], release: keys.map((k) => k.key) }).catch(() => {})
+        throw error
+      }
+      if (value === null) return { outcome: 'missed', states: reserved.states }
+      const release = keys.filter((k) => !reset.includes(k.key)).map((k) => k.key)
+      await store.settleAttempts({ reset, release })
+      return { outcome: 'found', value }
+    }
+  }
+
+  /** One reservation on one counter, for claims: the wait when it is closed. */
+  async function claim(
+    key: string,
+    now: number,
+  ): Promise<{ ok: true } | { ok: false; retryAfterMs: number }> {
+    const keys = [{ key, maxAttempts: 1 }]
+    const r = await guardStore(() => store.reserveAttempts({ keys, now }))
+    return r.allowed ? { ok: true } : { ok: false, retryAfterMs: await denied(keys, r.states, now) }
   }
 
   function idField(identifier: string | undefined): { identifier?: string } {
@@ -567,9 +613,9 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       // atomically before the cooldown check, so a double submit cannot create two batches (one of
       // them already dead) nor skip the cooldown. A crashed claim heals like any full counter.
       const claimKey = `regen-claim:${label('regen', userId)}`
-      const claim = await reserve([{ key: claimKey, max: 1 }], now)
-      if (!claim.ok)
-        return { ok: false, reason: 'COOLDOWN_ACTIVE', retryAfterMs: Math.max(1, claim.retryAfterMs) }
+      const claimed = await claim(claimKey, now)
+      if (!claimed.ok)
+        return { ok: false, reason: 'COOLDOWN_ACTIVE', retryAfterMs: Math.max(1, claimed.retryAfterMs) }
       try {
         const key = regenKey(userId)
         const { state, retryAfterMs } = await generateRetryAfter(userId, now)
@@ -588,7 +634,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
             { id: batchId, userId, keyId: current.id, createdAt: now, expiresAt },
             canonical.map((c) => ({
               id: newId(now),
-              digest: digestCandidates([current], userId, c)[0]!.digest,
+              digest: digestCandidates([current], userId, c, systemHmacSha256)[0]!.digest,
             })),
           ),
         )
@@ -652,12 +698,12 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     async redeem(inp) {
       const now = clock.now()
       const ctx = context(inp)
-      let subject: string
+      let subject: Subject
       let userId: string
       let identifier: string | undefined
       if (inp?.userId !== undefined) {
         userId = requireUserId(inp.userId)
-        subject = `user:${userId}`
+        subject = { kind: 'user', value: userId }
       } else {
         if (config.loginMode !== 'identifier-and-code' || !config.resolveUserId) {
           throw new RecoveryCodesError('FEATURE_DISABLED', 'Identifier + code login is not enabled.')
@@ -665,7 +711,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         const normalized = normalizeIdentifier(inp?.identifier)
         // An unusable identifier is treated exactly like an unknown one.
         identifier = normalized ?? '\u0000invalid'
-        subject = `identifier:${identifier}`
+        subject = { kind: 'identifier', value: identifier }
         const resolved =
           normalized === null ? null : await guardStore(() => config.resolveUserId!(normalized))
         userId = typeof resolved === 'string' && resolved.length > 0 ? resolved : DUMMY_USER_ID
@@ -678,22 +724,38 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         now,
         event: 'login.failure',
         ...idField(identifier),
-        lookup: (digests) => store.consumeCode({ userId, digests, now }),
+        lookup: async (digests, keys, reset) => {
+          // One store call where the store has it: reserve, consume, settle and the audit row.
+          const input = {
+            userId,
+            digests,
+            now,
+            keys,
+            reset,
+            audit: auditRecord({
+              at: now,
+              event: 'login.success',
+              userId,
+              outcome: 'success',
+              ctx,
+              ...idField(identifier),
+            }),
+          }
+          const out = await (store.redeemCode ? store.redeemCode(input) : composeRedeemCode(store, input))
+          if (out.outcome !== 'consumed') return out
+          if (out.auditFailed !== undefined) {
+            logger.error('recovery-codes: audit append failed', {
+              event: 'login.success',
+              error: errorName(out.auditFailed),
+            })
+          }
+          return { outcome: 'found', value: out.code }
+        },
       })
       if (!result.ok) return result
       const used = result.value
       await bumpVersion(userId)
       const low = used.remaining <= config.lowCodesThreshold
-      await audit({
-        at: now,
-        event: 'login.success',
-        userId,
-        batchId: used.batchId,
-        outcome: 'success',
-        ctx,
-        data: { remaining: used.remaining },
-        ...idField(identifier),
-      })
       await emit('used', now, userId, used.batchId, { remaining: used.remaining })
       if (used.remaining === 0) await emit('exhausted', now, userId, used.batchId)
       else if (low) await emit('low', now, userId, used.batchId, { remaining: used.remaining })
@@ -715,13 +777,13 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         throw new RecoveryCodesError('ALREADY_DONE', 'This batch has already been verified.')
       }
       const r = await attempt({
-        subject: `user:${userId}`,
+        subject: { kind: 'user', value: userId },
         userId,
         code: inp.code,
         ctx: context(inp),
         now,
         event: 'setup.failure',
-        lookup: (digests) => store.findCode({ userId, digests, now }),
+        lookup: behindLimiter(now, (digests) => store.findCode({ userId, digests, now })),
       })
       if (!r.ok) return r
       const first = await guardStore(() =>
@@ -1149,17 +1211,17 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     const now = clock.now()
     const ctx = context(inp)
     const r = await attempt({
-      subject: `user:${userId}`,
+      subject: { kind: 'user', value: userId },
       userId,
       code: inp.code,
       ctx,
       now,
       event: 'code.change.failure',
-      lookup: async (digests) => {
+      lookup: behindLimiter(now, async (digests) => {
         const match = await store.findCode({ userId, digests, now })
         if (!match) return null
         return (await store.setCodeState({ userId, codeId: match.codeId, to, now })) ? match : null
-      },
+      }),
     })
     if (!r.ok) return r
     await bumpVersion(userId)
