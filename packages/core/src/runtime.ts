@@ -59,7 +59,8 @@ function nativeCrypto(): NativeCrypto | undefined {
  */
 export function platformHmacSha256(crypto: NativeCrypto | null = nativeCrypto() ?? null): HmacSha256 {
   if (crypto === null) return nobleHmacSha256
-  return (key, message) => new Uint8Array(crypto.createHmac('sha256', key).update(message).digest())
+  // A Buffer is a Uint8Array: returned as is, without a copy.
+  return (key, message) => crypto.createHmac('sha256', key).update(message).digest()
 }
 
 /** The HMAC the service uses: {@link platformHmacSha256} resolved once at load. */

@@ -147,12 +147,16 @@ function framed(domain: Uint8Array, a: string, b: string): Uint8Array {
   }
   const out = new Uint8Array(domain.length + 8 + 3 * (a.length + b.length))
   out.set(domain, 0)
-  const view = new DataView(out.buffer)
-  let offset = domain.length
-  for (const part of [a, b]) {
-    const { written } = encoder.encodeInto(part, out.subarray(offset + 4))
-    view.setUint32(offset, written, false)
-    offset += 4 + written
-  }
-  return out.subarray(0, offset)
+  const offset = writePrefixed(out, domain.length, a)
+  return out.subarray(0, writePrefixed(out, offset, b))
+}
+
+/** Writes `u32be(len(utf8(value))) ‖ utf8(value)` at `offset`; returns the end offset. */
+function writePrefixed(out: Uint8Array, offset: number, value: string): number {
+  const { written } = encoder.encodeInto(value, out.subarray(offset + 4))
+  out[offset] = written >>> 24
+  out[offset + 1] = (written >>> 16) & 0xff
+  out[offset + 2] = (written >>> 8) & 0xff
+  out[offset + 3] = written & 0xff
+  return offset + 4 + written
 }
