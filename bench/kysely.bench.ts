@@ -5,13 +5,16 @@
  *
  * 1. seed ~1,000,000 code rows with set-based SQL (`generate_series` / a recursive CTE);
  * 2. redeem end to end through the service vs the bare conditional UPDATE + native HMAC, with a
- *    per-store-call breakdown (timing proxy around the store and the cache);
+ *    per-store-call breakdown (timing proxy around the store and the cache), and the store's
+ *    one-call `store.redeemCode` alone (+ the same native HMAC) against the same raw statement;
  * 3. generate+store a batch of 10 through the service vs a raw 10-row insert;
  * 4. redeem p50 at 10k rows vs at 1M rows (same table, grown in between);
  * 5. purge of 500k eligible rows in chunks of 1,000 through `store.purgeCodes` vs a one-shot DELETE
  *    of the same rows on the re-seeded (identical) table.
  *
- * Redeem and generate figures are per-operation p50s (`inner: 1`), not means of a sample.
+ * Redeem and generate figures are per-operation p50s (`inner: 1`), not means of a sample. On SQLite
+ * the store's Kysely instance runs over `sqliteStatementCache` (rows named `kysely sqlite (statement
+ * cache)`); the raw side prepares its statements once as well.
  * `RC_BENCH_ROWS` scales the big table (default 1,000,000), for quick local runs.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto'
@@ -25,7 +28,7 @@ import {
   normalize,
   type RecoveryCodeStore,
 } from '@recovery-codes/core'
-import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+import { kyselyStore, migrateRecoveryCodes, sqliteStatementCache } from '@recovery-codes/store-kysely'
 import { probePostgres } from '@recovery-codes/testing'
 import Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
@@ -49,6 +52,9 @@ const REDEEM_USERS = 150
 const REDEEM_SAMPLES = 1000
 const REDEEM_WARMUP = 50
 const BREAKDOWN_SAMPLES = 300
+/** `store.redeemCode` alone: the 600 codes a phase has left after the rows above. */
+const STORE_SAMPLES = 500
+const STORE_WARMUP = 50
 const GENERATE_SAMPLES = 400
 const PURGE_CHUNK = 1000
 const CLIENT_KEY = '203.0.113.7'
@@ -146,6 +152,8 @@ function rawInsertSql(d: Dialect, rows: number): string {
 
 interface Target {
   dialect: Dialect
+  /** How the store's side is set up, when it differs from a plain Kysely dialect (in row names). */
+  note?: string
   db: Kysely<any>
   /** Runs statements as one transaction (SQLite) or one statement each (PostgreSQL autocommit). */
   exec(sqls: string[]): Promise<void>
@@ -173,13 +181,16 @@ export async function sqliteTarget(): Promise<Target> {
     b.writeBigInt64BE(BigInt(i as number))
     return createHash('sha256').update(b).digest()
   })
-  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) })
+  // The store's side prepares each statement once (`sqliteStatementCache`); the raw side below
+  // prepares its statements once too.
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: sqliteStatementCache(raw) }) })
   await migrateRecoveryCodes(db)
   const redeem = raw.prepare(RAW_REDEEM.sqlite)
   const insert = raw.prepare(rawInsertSql('sqlite', 10))
   const oneShot = raw.prepare(ONE_SHOT_DELETE.sqlite)
   return {
     dialect: 'sqlite',
+    note: 'statement cache',
     db,
     async exec(sqls) {
       raw.transaction(() => {
@@ -356,7 +367,7 @@ const fmt = (n: number) => n.toLocaleString('en-US')
 // The run for one database.
 
 async function runOne(report: Report, t: Target) {
-  const tag = `kysely ${t.dialect}`
+  const tag = `kysely ${t.dialect}${t.note === undefined ? '' : ` (${t.note})`}`
   const now0 = Date.now()
   const store = kyselyStore(t.db)
   const rc = createRecoveryCodes({ peppers: PEPPERS, store })
@@ -442,10 +453,50 @@ async function runOne(report: Report, t: Target) {
     const restRow = report.add(
       summarize(`${tag}: breakdown @${label}: service JS outside store/cache`, 'µs', rest),
     )
+
+    // The store's one-call redeem alone (limiter keys, consume, settle, audit), with the digest from
+    // the same native HMAC as the raw row: the store's cost against the bare statement.
+    const storeCodes = take(STORE_SAMPLES + STORE_WARMUP)
+    const storeRow = report.add(
+      await measure(
+        `${tag}: store.redeemCode alone + native HMAC @${label} (p50)`,
+        async (i) => {
+          const c = storeCodes[i]!
+          const now = Date.now()
+          const idKey = `bench-id:${c.userId}`
+          const out = await store.redeemCode({
+            userId: c.userId,
+            digests: [nativeDigest(c.userId, c.canonical)],
+            now,
+            keys: [
+              { key: idKey, maxAttempts: 5 },
+              { key: `bench-ip:${CLIENT_KEY}`, maxAttempts: 1_000_000 },
+            ],
+            reset: [idKey],
+            audit: {
+              id: `bench-${label}-${i}`,
+              at: now,
+              event: 'login.success',
+              userId: c.userId,
+              batchId: null,
+              identifierHash: null,
+              clientHash: null,
+              outcome: 'success',
+              reason: null,
+              data: { mode: 'code' },
+            },
+          })
+          if (out.outcome !== 'consumed') throw new Error(`bench: store.redeemCode ${out.outcome}`)
+        },
+        { samples: STORE_SAMPLES, inner: 1, warmup: STORE_WARMUP },
+      ),
+    )
+    report.ratio(`${tag}: store.redeemCode / raw @${label}`, storeRow, raw)
     const totalRow = summarize('total', 'µs', totals)
     log(
       `redeem @${label}: e2e p50 ${e2e.median} µs, raw p50 ${raw.median} µs; breakdown (p50 per call, ` +
-        `timed pass p50 ${totalRow.median} µs): ${parts.join(', ')}, rest ${restRow.median} µs`,
+        `timed pass p50 ${totalRow.median} µs): ${parts.join(', ')}, rest ${restRow.median} µs; ` +
+        `store.redeemCode alone p50 ${storeRow.median} µs`,
     )
     return { e2e, raw }
   }

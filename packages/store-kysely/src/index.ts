@@ -8,4 +8,9 @@ export {
   recoveryCodesMigrations,
 } from './migrations.ts'
 export type * from './schema.ts'
+export {
+  type CachedSqliteDatabase,
+  type SqliteStatementCacheOptions,
+  sqliteStatementCache,
+} from './sqlite-cache.ts'
 export { type KyselyStoreOptions, kyselyStore, MAX_TEXT_LENGTH } from './store.ts'

@@ -2,7 +2,12 @@
  * Acceptance 3 (R-DB-1): injection payloads through every store input leave row counts unchanged
  * and reach the database only as bound parameters.
  */
-import { isRecoveryCodesError, type RecoveryCodeStore } from '@recovery-codes/core'
+import {
+  type AuditRecord,
+  isRecoveryCodesError,
+  type RecoveryCodeStore,
+  type RedeemCodeInput,
+} from '@recovery-codes/core'
 import type { Compilable, Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createQueries, kyselyStore } from '../src/store.ts'
@@ -19,6 +24,22 @@ const PAYLOADS = [
   `${'A'.repeat(100_000)}' OR 1=1 --`,
 ]
 const TABLES = ['rc_batches', 'rc_codes', 'rc_attempts', 'rc_audit', 'rc_email_log']
+
+const storable = (p: string) => !p.includes('\u0000') && p.length <= 1024
+
+/** An audit record with the payload in every text field. */
+const auditOf = (p: string): AuditRecord => ({
+  id: p,
+  at: 1,
+  event: p,
+  userId: p,
+  batchId: null,
+  identifierHash: p,
+  clientHash: p,
+  outcome: 'success',
+  reason: p,
+  data: { note: p },
+})
 
 async function counts(db: Kysely<any>) {
   return Object.fromEntries(await Promise.all(TABLES.map(async (t) => [t, await rowCount(db, t)] as const)))
@@ -87,6 +108,29 @@ function everyQuery(db: Kysely<any>, dialect: 'sqlite' | 'postgres', p: string):
       'appendEmailLog',
       q.appendEmailLog(k, { id: p, at: 1, userId: p, batchId: p, kind: p, recipient: p, outcome: 'sent' }),
     ],
+    // Built for PostgreSQL only (the `rc_redeem` function); compiled here for both dialects anyway.
+    [
+      'redeem',
+      q.redeem(k, {
+        keys: [p, `${p}2`],
+        max: [5, 3],
+        reset: [p],
+        now: 1,
+        userId: p,
+        digests: [d, d],
+        audit: {
+          id: p,
+          at: 1,
+          event: p,
+          userId: p,
+          identifierHash: p,
+          clientHash: p,
+          outcome: 'success',
+          reason: p,
+          data: JSON.stringify({ k: p }),
+        },
+      }),
+    ],
   ]
 }
 
@@ -113,7 +157,7 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
           checked++
         }
       }
-      expect(checked).toBe(PAYLOADS.length * 29)
+      expect(checked).toBe(PAYLOADS.length * 30)
     })
 
     it('payloads through every store input leave row counts unchanged', async () => {
@@ -164,6 +208,33 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
         await store.settleAttempts({ reset: [p], release: [] })
         await store.settleAttempts({ reset: [], release: [p] })
         await store.settleAttempts({ reset: [p], release: [`${p}2`, p] })
+        // A redeem as a payload user (or with a payload digest list) misses; a payload key with no
+        // attempt allowed denies before writing; the audit record is never written.
+        const victimKey = { key: 'victim-key', maxAttempts: 1_000 }
+        const redeemAs = (over: Partial<RedeemCodeInput>) =>
+          store.redeemCode!({
+            userId: p,
+            digests: [d],
+            now: 2000,
+            keys: [victimKey],
+            reset: [p],
+            audit: { ...auditOf('ok'), at: 2000 },
+            ...over,
+          })
+        expect(await redeemAs({})).toMatchObject({ outcome: 'missed' })
+        // Payload digest bytes for the victim; then the payload in the audit record of a lookup
+        // (refused when it cannot be stored, else a miss that writes no audit row).
+        const wrongDigest = { userId: 'victim', digests: [Buffer.from(p.slice(0, 64))] }
+        expect(await redeemAs(wrongDigest)).toMatchObject({ outcome: 'missed' })
+        const withAudit = { ...wrongDigest, audit: { ...auditOf(p), at: 2000 } }
+        if (storable(p)) expect(await redeemAs(withAudit)).toMatchObject({ outcome: 'missed' })
+        else
+          await expect(redeemAs(withAudit)).rejects.toSatisfy((e) => isRecoveryCodesError(e, 'INVALID_INPUT'))
+        if (storable(p)) {
+          expect(await redeemAs({ keys: [victimKey, { key: p, maxAttempts: 0 }] })).toMatchObject({
+            outcome: 'denied',
+          })
+        }
         expect(await store.listAudit({ limit: 10, userId: p })).toEqual([])
         expect(await store.listAudit({ limit: 10, event: p })).toEqual([])
         // page numbers and limits: only integers reach SQL
@@ -183,6 +254,55 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
       // The victim's data is intact and still works.
       expect(await store.getActiveBatch('victim')).toMatchObject({ id: b.id, unused: 3, viewedAt: null })
       expect(await store.consumeCode({ userId: 'victim', digests: [d], now: 2000 })).not.toBeNull()
+    })
+
+    it('redeemCode stores a payload verbatim as data, or refuses it (NUL, oversize) before any SQL', async () => {
+      await backend.reset()
+      const db = backend.db
+      const store: RecoveryCodeStore = kyselyStore(db)
+      for (const p of PAYLOADS) {
+        const cs = codes(2)
+        const victim = batch(`victim-${p.length}`, 1000)
+        await store.createBatch(victim, cs)
+        const input: RedeemCodeInput = {
+          userId: victim.userId,
+          digests: [cs[0]!.digest],
+          now: 2000,
+          keys: [
+            { key: p, maxAttempts: 5 },
+            { key: `${p}-ip`, maxAttempts: 5 },
+          ],
+          reset: [p],
+          audit: { ...auditOf(p), id: `${p}-r`, at: 2000 },
+        }
+        const before = await counts(db)
+        if (!storable(p)) {
+          await expect(store.redeemCode!(input)).rejects.toSatisfy((e) =>
+            isRecoveryCodesError(e, 'INVALID_INPUT'),
+          )
+          expect(await counts(db)).toEqual(before)
+          continue
+        }
+        expect(await store.redeemCode!(input)).toMatchObject({
+          outcome: 'consumed',
+          code: { codeId: cs[0]!.id },
+        })
+        expect(await store.getAttempts(`${p}-ip`)).toEqual({
+          failures: 0,
+          consecutive: 0,
+          lockouts: 0,
+          lockedUntil: 0,
+        })
+        const [row] = await store.listAudit({ limit: 1, event: p })
+        expect(row).toEqual({ ...input.audit, batchId: victim.id, data: { note: p, remaining: 1 } })
+        expect(await counts(db)).toEqual({
+          ...before,
+          // The given-back key: a zero counter row on PostgreSQL (reserved, then released); never
+          // written on SQLite (read under the write lock, nothing to give back).
+          rc_attempts: before.rc_attempts! + (dialect === 'sqlite' ? 0 : 1),
+          rc_audit: before.rc_audit! + 1,
+        })
+      }
     })
 
     it('writes store a payload verbatim as data, or refuse it (NUL, oversize) before any SQL', async () => {

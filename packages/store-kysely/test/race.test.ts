@@ -1,6 +1,8 @@
 /**
  * Acceptance 2: 8 child processes × 10 concurrent consumes of one code, released together on an
- * IPC barrier → exactly one success and `used_at` written once; 100 rounds on PostgreSQL.
+ * IPC barrier → exactly one success and `used_at` written once; 100 rounds on PostgreSQL. The same
+ * with whole redeems (`redeemCode`: limiter, consume, settle, audit), which also share two limiter
+ * keys: every loser's reservation stays, the winner's is given back, one audit row.
  */
 import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -12,7 +14,7 @@ import { startWorker, stopWorkers, type Worker } from './race.helpers.ts'
 const CHILDREN = 8
 const PER_CHILD = 10
 
-async function raceRounds(backend: Backend, workers: Worker[], rounds: number) {
+async function raceRounds(backend: Backend, workers: Worker[], rounds: number, mode: 'consume' | 'redeem') {
   const store = kyselyStore(backend.db)
   const db: Kysely<any> = backend.db
   let doubles = 0
@@ -22,8 +24,9 @@ async function raceRounds(backend: Backend, workers: Worker[], rounds: number) {
     const b = batch(userId, 1000)
     await store.createBatch(b, [code!, ...codes(2)])
     const hex = Buffer.from(code!.digest).toString('hex')
+    const keys = mode === 'redeem' ? [`${userId}:id`, `${userId}:ip`] : undefined
     workers.forEach((w, i) => {
-      w.send({ type: 'prepare', round, userId, digest: hex, now: 100_000 + i * 1000, n: PER_CHILD })
+      w.send({ type: 'prepare', round, userId, digest: hex, now: 100_000 + i * 1000, n: PER_CHILD, keys })
     })
     await Promise.all(workers.map((w) => w.next('ready')))
     for (const w of workers) w.send({ type: 'go', round })
@@ -43,6 +46,15 @@ async function raceRounds(backend: Backend, workers: Worker[], rounds: number) {
     expect(row.state).toBe('used')
     expect(row.used_at instanceof Date ? row.used_at.getTime() : Number(row.used_at)).toBe(successes[0].now)
     expect(await store.getActiveBatch(userId)).toMatchObject({ used: 1, unused: 2 })
+    if (keys !== undefined) {
+      const losers = CHILDREN * PER_CHILD - 1
+      expect(results.reduce((n, r) => n + r.misses, 0)).toBe(losers)
+      expect(await store.getAttempts(keys[1]!)).toMatchObject({ failures: losers, consecutive: losers })
+      expect((await store.getAttempts(keys[0]!)).failures).toBeLessThanOrEqual(losers)
+      expect(await store.listAudit({ limit: 10, userId })).toMatchObject([
+        { event: 'race.redeem', batchId: b.id, data: { remaining: 2 } },
+      ])
+    }
   }
   return doubles
 }
@@ -62,7 +74,11 @@ describe('cross-process consume race: SQLite (one WAL file)', () => {
   })
 
   it(`${CHILDREN} processes × ${PER_CHILD} consumes, 20 rounds: exactly one success each`, async () => {
-    expect(await raceRounds(backend, workers, 20)).toBe(0)
+    expect(await raceRounds(backend, workers, 20, 'consume')).toBe(0)
+  })
+
+  it(`${CHILDREN} processes × ${PER_CHILD} redeems, 10 rounds: exactly one consumed each`, async () => {
+    expect(await raceRounds(backend, workers, 10, 'redeem')).toBe(0)
   })
 })
 
@@ -85,7 +101,11 @@ describe.runIf(pgUnavailable === null || isCI)('cross-process consume race: Post
   })
 
   it(`${CHILDREN} processes × ${PER_CHILD} consumes, 100 rounds: 0 double successes`, async () => {
-    expect(await raceRounds(backend, workers, 100)).toBe(0)
+    expect(await raceRounds(backend, workers, 100, 'consume')).toBe(0)
+  })
+
+  it(`${CHILDREN} processes × ${PER_CHILD} redeems, 30 rounds: 0 double successes`, async () => {
+    expect(await raceRounds(backend, workers, 30, 'redeem')).toBe(0)
   })
 })
 
