@@ -49,7 +49,7 @@ function types(dialect: RecoveryCodesDialect) {
  *   `rc_batches(user_id) WHERE status = 'active'` (which also keeps one active batch per user).
  * - history: `rc_batches(user_id, created_at DESC, id DESC)`.
  * - purge: partial indexes `rc_codes(changed_at) WHERE changed_at IS NOT NULL` and
- *   `rc_codes(expires_at) WHERE expires_at IS NOT NULL`; empty batches via
+ *   `rc_codes(expires_at) WHERE expires_at IS NOT NULL` (one index since `0003_purge_at`); empty batches via
  *   `rc_batches(ended_at) WHERE ended_at IS NOT NULL` (set exactly when a batch leaves `active`); audit via `rc_audit(at)`.
  */
 const init: Migration = {
@@ -355,6 +355,56 @@ $rc$`.execute(db)
 }
 
 /**
+ * When a code row can first be purged: the earlier of `changed_at` and `expires_at`, NULL while
+ * neither is set (PostgreSQL `least` skips NULLs; SQLite's `min` does not, hence the `coalesce`s).
+ * The purge index of `0003_purge_at` is on exactly this expression, and queries must repeat it
+ * verbatim for the planner to use that index.
+ */
+export function purgeAtSql(dialect: RecoveryCodesDialect) {
+  return dialect === 'postgres'
+    ? sql`least(changed_at, expires_at)`
+    : sql`min(coalesce(changed_at, expires_at), coalesce(expires_at, changed_at))`
+}
+
+/** The partial-index predicate of `0003_purge_at`; purge queries repeat it verbatim. */
+export const PURGE_AT_PRESENT = sql`(changed_at is not null or expires_at is not null)`
+
+/**
+ * `0003_purge_at`: one purge index in death order, `rc_codes(purge_at) WHERE changed_at IS NOT NULL
+ * OR expires_at IS NOT NULL` (see {@link purgeAtSql}), replacing the two per-column partial indexes
+ * of `0001_init`. A purge chunk is then one statement over one index: no second branch that walks
+ * again the rows the first branch already deleted (on PostgreSQL their entries stay in the other
+ * index until VACUUM, which made the branch switch the slowest chunk of a run), and every write that
+ * ends a code maintains one purge index instead of two.
+ */
+const purgeAt: Migration = {
+  async up(db) {
+    const expression = purgeAtSql(detectDialect(db))
+    await sql`create index rc_codes_purge_at on rc_codes (${expression}) where ${PURGE_AT_PRESENT}`.execute(
+      db,
+    )
+    await db.schema.dropIndex('rc_codes_purge_changed').execute()
+    await db.schema.dropIndex('rc_codes_purge_expires').execute()
+  },
+
+  async down(db) {
+    await db.schema
+      .createIndex('rc_codes_purge_changed')
+      .on('rc_codes')
+      .column('changed_at')
+      .where('changed_at', 'is not', null)
+      .execute()
+    await db.schema
+      .createIndex('rc_codes_purge_expires')
+      .on('rc_codes')
+      .column('expires_at')
+      .where('expires_at', 'is not', null)
+      .execute()
+    await db.schema.dropIndex('rc_codes_purge_at').execute()
+  },
+}
+
+/**
  * The package's migrations, as code, for the host's own Kysely `Migrator`. Keys sort in order.
  * Give the Migrator this package's own table names so the host's migration history is untouched.
  *
@@ -372,6 +422,7 @@ $rc$`.execute(db)
 export const recoveryCodesMigrations: Record<string, Migration> = Object.freeze({
   '0001_init': init,
   '0002_redeem': redeem,
+  '0003_purge_at': purgeAt,
 })
 
 /** Options for {@link migrateRecoveryCodes}. */

@@ -25,7 +25,7 @@ import {
   sql,
   type Transaction,
 } from 'kysely'
-import { detectDialect, type RecoveryCodesDialect } from './migrations.ts'
+import { detectDialect, PURGE_AT_PRESENT, purgeAtSql, type RecoveryCodesDialect } from './migrations.ts'
 import type { RecoveryCodesDatabase } from './schema.ts'
 
 /** Options for {@link kyselyStore}. */
@@ -180,6 +180,7 @@ const toMsOrNull = (v: unknown): number | null => (v === null || v === undefined
  */
 export function createQueries(dialect: RecoveryCodesDialect) {
   const pg = dialect === 'postgres'
+  const purgeAt = purgeAtSql(dialect)
   /**
    * Epoch ms as the column type wants it: the number for SQLite; a `Date` for `timestamptz`, clamped
    * to years 0001–9999 so a `now` such as `Number.MAX_SAFE_INTEGER` still compares correctly
@@ -603,21 +604,18 @@ export function createQueries(dialect: RecoveryCodesDialect) {
     },
 
     /**
-     * One purge chunk over one eligibility branch, each served by its own partial index:
-     * `changed` = dead codes (used, invalidated, deleted, or batch ended) by `changed_at`;
-     * `expires` = expired codes by `expires_at`. The sub-select walks at most `limit` index entries
-     * and hands back physical row addresses (PostgreSQL `ctid`, under `FOR UPDATE SKIP LOCKED`, so
-     * two purgers and redeems pass each other and the rows cannot move before the DELETE; SQLite
-     * `rowid`), so the DELETE fetches exactly those rows (TID scan / rowid search) instead of
-     * joining back through `id`. The eligibility predicate is checked again on the DELETE itself.
+     * One purge chunk: at most `limit` codes whose purge time (the earlier of `changed_at`, set
+     * when a code is used, invalidated, deleted or its batch ends, and `expires_at`) is before
+     * `before`, oldest first, through the one expression index of `0003_purge_at`. The sub-select
+     * walks at most `limit` index entries and hands back physical row addresses (PostgreSQL
+     * `ctid`, under `FOR UPDATE SKIP LOCKED`, so two purgers and redeems pass each other and the
+     * rows cannot move before the DELETE; SQLite `rowid`), so the DELETE fetches exactly those rows
+     * (TID scan / rowid search) instead of joining back through `id`. The eligibility predicate is
+     * checked again on the DELETE itself.
      */
-    purgeChunk: (db: Db, i: { branch: 'changed' | 'expires'; before: number; limit: number }) => {
-      const col = i.branch === 'changed' ? 'changed_at' : 'expires_at'
-      const pick = db
-        .selectFrom('rc_codes')
-        .where(`rc_codes.${col}`, '<', ts(i.before))
-        .orderBy(`rc_codes.${col}`)
-        .limit(i.limit)
+    purgeChunk: (db: Db, i: { before: number; limit: number }) => {
+      const eligible = sql<boolean>`${PURGE_AT_PRESENT} and ${purgeAt} < ${ts(i.before)}`
+      const pick = db.selectFrom('rc_codes').where(eligible).orderBy(purgeAt).limit(i.limit)
       return db
         .deleteFrom('rc_codes')
         .where(
@@ -625,7 +623,7 @@ export function createQueries(dialect: RecoveryCodesDialect) {
             ? sql<boolean>`ctid = any(array(${pick.select(sql`ctid`.as('t')).forUpdate().skipLocked()}))`
             : sql<boolean>`rowid in (${pick.select(sql`rowid`.as('r'))})`,
         )
-        .where(col, '<', ts(i.before))
+        .where(sql<boolean>`${purgeAt} < ${ts(i.before)}`)
     },
 
     purgeEmptyBatches: (db: Db, i: { before: number; limit: number }) =>
@@ -884,14 +882,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     beginImmediate: template(() => ({ compile: () => sql`begin immediate`.compile(k) }), []),
     commit: template(() => ({ compile: () => sql`commit`.compile(k) }), []),
     rollback: template(() => ({ compile: () => sql`rollback`.compile(k) }), []),
-    purgeChanged: template(
-      (i: S) => q.purgeChunk(k, { branch: 'changed', before: i.before, limit: i.limit }),
-      ['before', 'limit'],
-    ),
-    purgeExpires: template(
-      (i: S) => q.purgeChunk(k, { branch: 'expires', before: i.before, limit: i.limit }),
-      ['before', 'limit'],
-    ),
+    purge: template((i: S) => q.purgeChunk(k, { before: i.before, limit: i.limit }), ['before', 'limit']),
   }
   const consumeQuery = (userId: string, digests: Buffer[], now: number): CompiledQuery => {
     if (digests.length === 1) return hot.consume1({ userId, digest: digests[0], now: ts(now) })
@@ -1448,14 +1439,10 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
       run('purgeCodes', async () => {
         time('before', input.before)
         count('limit', input.limit)
-        let deleted = 0
-        // Each branch is its own short statement (autocommit): no transaction spans chunks.
-        for (const branch of ['changed', 'expires'] as const) {
-          if (deleted >= input.limit) break
-          const chunk = branch === 'changed' ? hot.purgeChanged : hot.purgeExpires
-          const r = await exec(k, chunk({ before: ts(input.before), limit: input.limit - deleted }))
-          deleted += Number(r.numAffectedRows ?? 0)
-        }
+        if (input.limit === 0) return 0
+        // One short statement (autocommit): no transaction spans chunks.
+        const r = await exec(k, hot.purge({ before: ts(input.before), limit: input.limit }))
+        const deleted = Number(r.numAffectedRows ?? 0)
         return deleted
       }),
 

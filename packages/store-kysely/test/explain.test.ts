@@ -10,14 +10,14 @@ import { type Backend, isCI, PG_URL, pgUnavailable, postgresBackend, sqliteBacke
 import { seedCodes } from './seed.ts'
 
 async function seed(db: Kysely<any>, dialect: 'sqlite' | 'postgres') {
-  // 2,000 users × 10 live codes, one dead batch of 2,000, 500 expired codes, 500 ended empty batches.
+  // 2,000 users × 10 live codes, one dead batch of 10,000, 500 expired codes, 500 ended empty batches.
   for (let u = 0; u < 2000; u++) {
     await seedCodes(db, dialect, { userId: `u${u}`, batchId: `b${u}`, count: 10, createdAt: 1000 + u })
   }
   await seedCodes(db, dialect, {
     userId: 'dead',
     batchId: 'b-dead',
-    count: 2_000,
+    count: 10_000,
     status: 'superseded',
     state: 'used',
     endedAt: 900,
@@ -48,8 +48,7 @@ function hotPaths(db: Kysely<any>, dialect: 'sqlite' | 'postgres'): [string, Com
     ['consume', q.consume(k, { userId: 'u7', digest: new Uint8Array(32).fill(7), now: 5000 })],
     ['find', q.find(k, { userId: 'u7', digests: [new Uint8Array(32).fill(7)], now: 5000 })],
     ['history', q.history(k, { userId: 'u7', offset: 0, limit: 10 })],
-    ['purge chunk (changed_at)', q.purgeChunk(k, { branch: 'changed', before: 1_000, limit: 1000 })],
-    ['purge chunk (expires_at)', q.purgeChunk(k, { branch: 'expires', before: 1_000, limit: 1000 })],
+    ['purge chunk', q.purgeChunk(k, { before: 1_000, limit: 1000 })],
     ['purge empty batches', q.purgeEmptyBatches(k, { before: 100, limit: 1000 })],
     ['supersede (codes)', q.endActiveBatchCodes(k, { userId: 'u7', now: 5000 })],
   ]
@@ -70,8 +69,7 @@ describe('EXPLAIN: SQLite', () => {
     'consume',
     'find',
     'history',
-    'purge chunk (changed_at)',
-    'purge chunk (expires_at)',
+    'purge chunk',
     'purge empty batches',
     'supersede (codes)',
   ]) {
@@ -92,8 +90,7 @@ describe('EXPLAIN: SQLite', () => {
         expect(d, plan.join('\n')).toMatch(/USING (COVERING )?INDEX|USING INTEGER PRIMARY KEY/)
       if (name === 'consume' || name === 'find') expect(plan.join('\n')).toContain('rc_codes_user_digest')
       if (name === 'history') expect(plan.join('\n')).toContain('rc_batches_history')
-      if (name === 'purge chunk (changed_at)') expect(plan.join('\n')).toContain('rc_codes_purge_changed')
-      if (name === 'purge chunk (expires_at)') expect(plan.join('\n')).toContain('rc_codes_purge_expires')
+      if (name === 'purge chunk') expect(plan.join('\n')).toContain('rc_codes_purge_at')
       if (name === 'purge empty batches') expect(plan.join('\n')).toContain('rc_batches_ended')
     })
   }
@@ -120,8 +117,7 @@ if (pgUnavailable === null) {
       'consume',
       'find',
       'history',
-      'purge chunk (changed_at)',
-      'purge chunk (expires_at)',
+      'purge chunk',
       'purge empty batches',
       'supersede (codes)',
     ]) {
@@ -143,7 +139,7 @@ if (pgUnavailable === null) {
         // own row access is a TID scan (direct tuple fetch), allowed only next to that index scan.
         const tidOk =
           name.startsWith('purge chunk') &&
-          all.some((n) => n['Node Type'] === 'Index Scan' && /^rc_codes_purge_/.test(n['Index Name'] ?? ''))
+          all.some((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'rc_codes_purge_at')
         for (const n of readers) {
           expect(
             ['Index Scan', 'Index Only Scan', 'Bitmap Heap Scan', ...(tidOk ? ['Tid Scan'] : [])],
