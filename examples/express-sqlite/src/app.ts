@@ -17,7 +17,7 @@ import {
 import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 import { recoveryCodesRouter } from '@recovery-codes/express'
 import { emlFileMailer } from '@recovery-codes/mailer'
-import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+import { kyselyStore, migrateRecoveryCodes, sqliteStatementCache } from '@recovery-codes/store-kysely'
 import { SESSION_KEYS } from '@recovery-codes/ui'
 import { expressSession, recoveryCodesPages } from '@recovery-codes/ui/express'
 import Database from 'better-sqlite3'
@@ -77,7 +77,10 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const dbFile = join(dataDir, 'demo.sqlite')
   const sqlite = new Database(dbFile, { timeout: 5000 })
   sqlite.pragma('journal_mode = WAL')
-  const db = new Kysely<UsersDatabase>({ dialect: new SqliteDialect({ database: sqlite }) })
+  // Each SQL text prepared once (Kysely's SQLite driver would prepare on every query).
+  const db = new Kysely<UsersDatabase>({
+    dialect: new SqliteDialect({ database: sqliteStatementCache(sqlite) }),
+  })
   await migrateRecoveryCodes(db)
   const users = demoUsers(db)
   await users.migrate()
