@@ -14,7 +14,9 @@
  *
  * Redeem and generate figures are per-operation p50s (`inner: 1`), not means of a sample. On SQLite
  * the store's Kysely instance runs over `sqliteStatementCache` (rows named `kysely sqlite (statement
- * cache)`); the raw side prepares its statements once as well.
+ * cache)`), and on PostgreSQL over `pgPreparedStatements` (named prepared statements per connection,
+ * rows named `kysely postgres (prepared statements)`); the raw side prepares its statements once as
+ * well (named queries on PostgreSQL).
  * `RC_BENCH_ROWS` scales the big table (default 1,000,000), for quick local runs.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto'
@@ -28,7 +30,12 @@ import {
   normalize,
   type RecoveryCodeStore,
 } from '@recovery-codes/core'
-import { kyselyStore, migrateRecoveryCodes, sqliteStatementCache } from '@recovery-codes/store-kysely'
+import {
+  kyselyStore,
+  migrateRecoveryCodes,
+  pgPreparedStatements,
+  sqliteStatementCache,
+} from '@recovery-codes/store-kysely'
 import { probePostgres } from '@recovery-codes/testing'
 import Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
@@ -232,9 +239,10 @@ export async function postgresTarget(): Promise<Target> {
   await admin.query(`CREATE SCHEMA ${schema}`)
   await admin.end()
   const options = `-c search_path=${schema}`
-  const db = new Kysely<any>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: PG_URL, max: 10, options }) }),
-  })
+  // The store's side prepares each statement once per connection (`pgPreparedStatements`), like the
+  // raw side's named queries below.
+  const pool = pgPreparedStatements(new pg.Pool({ connectionString: PG_URL, max: 10, options }))
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
   await migrateRecoveryCodes(db)
   const raw = new pg.Client({ connectionString: PG_URL, options })
   await raw.connect()
@@ -246,6 +254,7 @@ export async function postgresTarget(): Promise<Target> {
   const insertText = rawInsertSql('postgres', 10)
   return {
     dialect: 'postgres',
+    note: 'prepared statements',
     db,
     async exec(sqls) {
       for (const s of sqls) await raw.query(s)

@@ -7,6 +7,11 @@ export {
   type RecoveryCodesDialect,
   recoveryCodesMigrations,
 } from './migrations.ts'
+export {
+  type PgPreparedStatementsOptions,
+  pgPreparedStatements,
+  preparedStatementName,
+} from './pg-prepared.ts'
 export type * from './schema.ts'
 export {
   type CachedSqliteDatabase,
