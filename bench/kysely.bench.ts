@@ -128,6 +128,9 @@ export function seedSql(
     FROM (SELECT bt.*, js.j, bt.b * ${CODES_PER_BATCH} + js.j AS i FROM (${ba}) bt CROSS JOIN ${js}) x`
 }
 
+/** The purge index expression of migration `0003_purge_at` on SQLite (for the plan log). */
+const SQLITE_PURGE_AT = 'min(coalesce(changed_at, expires_at), coalesce(expires_at, changed_at))'
+
 /** The one-shot baseline: the store's purge predicate (both branches) as one statement. */
 const ONE_SHOT_DELETE = {
   sqlite: 'DELETE FROM rc_codes WHERE changed_at < ? OR expires_at < ?',
@@ -590,10 +593,10 @@ async function runOne(report: Report, t: Target) {
   const rowsBefore = await t.count('1 = 1')
   log(`purge: ${fmt(eligible)} eligible of ${fmt(rowsBefore)} code rows`)
   log(
-    `plan, purge chunk (changed_at): ${await t.explain(
+    `plan, purge chunk: ${await t.explain(
       t.dialect === 'sqlite'
-        ? 'DELETE FROM rc_codes WHERE id IN (SELECT id FROM rc_codes WHERE changed_at < ? ORDER BY changed_at LIMIT 1000) AND changed_at < ?'
-        : 'DELETE FROM rc_codes WHERE id IN (SELECT id FROM rc_codes WHERE changed_at < $1 ORDER BY changed_at LIMIT 1000 FOR UPDATE SKIP LOCKED) AND changed_at < $1',
+        ? `DELETE FROM rc_codes WHERE rowid IN (SELECT rowid FROM rc_codes WHERE (changed_at is not null or expires_at is not null) AND ${SQLITE_PURGE_AT} < ? ORDER BY ${SQLITE_PURGE_AT} LIMIT 1000) AND ${SQLITE_PURGE_AT} < ?`
+        : 'DELETE FROM rc_codes WHERE ctid = any(array(SELECT ctid FROM rc_codes WHERE (changed_at is not null or expires_at is not null) AND least(changed_at, expires_at) < $1 ORDER BY least(changed_at, expires_at) LIMIT 1000 FOR UPDATE SKIP LOCKED)) AND least(changed_at, expires_at) < $1',
       t.dialect === 'sqlite' ? [before, before] : [beforeParam],
     )}`,
   )
