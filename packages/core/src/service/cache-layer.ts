@@ -1,0 +1,81 @@
+/**
+ * The read-through cache of history pages and status, keyed by a per-user version that every write
+ * bumps: a bump makes every page cached under the old version unreachable at once.
+ */
+import { errorName, type ServiceContext } from './context.ts'
+
+/** What {@link createCacheLayer} returns. */
+export interface CacheLayer {
+  /** Moves the user to a new version; a failure is logged, never thrown. */
+  bumpVersion(userId: string): Promise<void>
+  /**
+   * The value cached under the user's current version and `name`, else `load()` (stored for
+   * `cacheTtlSeconds`). A cache failure falls back to `load()`.
+   */
+  readThrough<T>(userId: string, name: string, load: () => Promise<T>, now: number): Promise<T>
+}
+
+/**
+ * Builds the cache layer of one service. Reads one id from `random` (the instance's version
+ * prefix).
+ */
+export function createCacheLayer(sc: ServiceContext): CacheLayer {
+  const { config, cache, logger, memoised, userLabel } = sc
+  const cacheTtlMs = config.cacheTtlSeconds * 1000
+
+  const versionKey = (owner: string) => `rc:ver:${owner}`
+  // A version only needs to differ from every earlier one of the user, across instances sharing
+  // the cache: a random instance prefix and a counter, with no CSPRNG read per write.
+  const versionPrefix = sc.newId()
+  let versionCounter = 0
+  const nextVersion = () => `${versionPrefix}.${(++versionCounter).toString(36)}`
+
+  async function bumpVersion(userId: string): Promise<void> {
+    try {
+      await cache.setItem(
+        memoised('version-key', userId, () => versionKey(userLabel(userId))),
+        nextVersion(),
+      )
+    } catch (error) {
+      // Pages already cached may then be served until their TTL runs out (≤ cacheTtl.maxSeconds).
+      logger.warn('recovery-codes: cache version bump failed', { error: errorName(error) })
+    }
+  }
+
+  async function readThrough<T>(
+    userId: string,
+    name: string,
+    load: () => Promise<T>,
+    now: number,
+  ): Promise<T> {
+    const owner = userLabel(userId)
+    let version: string | null = null
+    try {
+      version = (await cache.getItem<string>(versionKey(owner))) ?? null
+      if (version === null) {
+        version = nextVersion()
+        await cache.setItem(versionKey(owner), version)
+      }
+      const hit = await cache.getItem<{ e: number; v: T }>(`rc:data:${owner}:${version}:${name}`)
+      if (hit && typeof hit === 'object' && now < hit.e) return hit.v
+    } catch (error) {
+      logger.warn('recovery-codes: cache read failed', { error: errorName(error) })
+      return load()
+    }
+    const value = await load()
+    try {
+      await cache.setItem(
+        `rc:data:${owner}:${version}:${name}`,
+        { e: now + cacheTtlMs, v: value },
+        {
+          ttl: config.cacheTtlSeconds,
+        },
+      )
+    } catch (error) {
+      logger.warn('recovery-codes: cache write failed', { error: errorName(error) })
+    }
+    return value
+  }
+
+  return { bumpVersion, readThrough }
+}

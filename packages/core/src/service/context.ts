@@ -1,0 +1,202 @@
+/**
+ * The service context: what every part of the service shares, built once per
+ * `createRecoveryCodes` call. The resolved config and its ports, keyed labels, ids, the store
+ * guard, audit and events. A plain object; the parts destructure it once when they are built.
+ */
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { createStorage } from 'unstorage'
+import lruCacheDriver from 'unstorage/drivers/lru-cache'
+import type { ResolvedConfig } from '../config.ts'
+import { keyedLabel } from '../domain/hash.ts'
+import { RecoveryCodesError } from '../errors.ts'
+import type { Cache } from '../ports/cache.ts'
+import type { RecoveryEvent, RecoveryEventName } from '../ports/events.ts'
+import type { Logger } from '../ports/logger.ts'
+import type { AuditRecord } from '../ports/store.ts'
+import { systemHmacSha256 } from '../runtime.ts'
+import type { RequestContext } from './types.ts'
+
+const LABEL_MEMO_SIZE = 10_000
+const DEFAULT_CACHE_ENTRIES = 50_000
+
+/** One audit row to write, before ids and keyed hashes are filled in. */
+export interface AuditInput {
+  at: number
+  event: string
+  outcome: AuditRecord['outcome']
+  userId?: string | null
+  batchId?: string | null
+  reason?: string | null
+  data?: AuditRecord['data']
+  ctx?: RequestContext
+  identifier?: string
+}
+
+/** What the parts of the service share; see {@link createServiceContext}. */
+export interface ServiceContext {
+  readonly config: ResolvedConfig
+  readonly store: ResolvedConfig['store']
+  readonly clock: ResolvedConfig['clock']
+  readonly random: ResolvedConfig['random']
+  readonly logger: Logger
+  /** The configured cache, or a bounded in-process LRU. */
+  readonly cache: Cache
+  /** The secret of the current pepper: keys the labels and the outbox. */
+  readonly labelKey: Uint8Array
+  /** Memoises `compute()` per `name` and `value`; the memo is cleared when full. */
+  memoised(name: string, value: string, compute: () => string): string
+  /** Keyed label of `value` for `purpose`, memoised. */
+  label(purpose: string, value: string): string
+  /** Keyed label of a user id: the owner of cache entries and slots. */
+  userLabel(userId: string): string
+  /** A random 128-bit hex id; with `now`, time-ordered (the first 48 bits are the time in ms). */
+  newId(now?: number): string
+  /** Runs store work; a failure other than a `RecoveryCodesError` becomes `STORE_UNAVAILABLE`. */
+  guardStore<T>(fn: () => Promise<T>): Promise<T>
+  /** The audit row for `input`, with its id and keyed hashes. */
+  auditRecord(input: AuditInput): AuditRecord
+  /** Appends an audit row; a failure is logged, never thrown. */
+  audit(input: AuditInput): Promise<void>
+  /** Emits an event when a sink is configured; a failure is logged, never thrown. */
+  emit(
+    name: RecoveryEventName,
+    at: number,
+    userId: string | null,
+    batchId: string | null,
+    data?: RecoveryEvent['data'],
+  ): Promise<void>
+}
+
+/** Builds the {@link ServiceContext} of one service from its resolved config. */
+export function createServiceContext(config: ResolvedConfig): ServiceContext {
+  const store = config.store
+  const random = config.random
+  const logger = config.logger ?? silentLogger
+  // The default cache is a bounded in-process LRU: entries under superseded versions age out
+  // instead of growing the heap. Several instances need a shared driver (Redis).
+  const cache: Cache =
+    config.cache ?? createStorage({ driver: lruCacheDriver({ max: DEFAULT_CACHE_ENTRIES, ttl: 3_600_000 }) })
+  const labelKey = config.peppers[0]!.secret
+
+  // Labels of hot identifiers (user ids, client keys) are memoised in process; the map holds
+  // identifiers, never codes, and is cleared when full rather than grown.
+  // One map per purpose, keyed by the caller's own string (whose hash the engine caches).
+  const labels = new Map<string, Map<string, string>>()
+  const memoised = (name: string, value: string, compute: () => string) => {
+    let memo = labels.get(name)
+    if (memo === undefined) {
+      memo = new Map()
+      labels.set(name, memo)
+    }
+    let out = memo.get(value)
+    if (out === undefined) {
+      out = compute()
+      if (memo.size >= LABEL_MEMO_SIZE) memo.clear()
+      memo.set(value, out)
+    }
+    return out
+  }
+  const label = (purpose: string, value: string) =>
+    memoised(purpose, value, () => keyedLabel(labelKey, purpose, value, systemHmacSha256))
+  const userLabel = (userId: string) => label('user', userId)
+
+  /**
+   * A 128-bit id: with `now`, the first 48 bits are the time in ms (like UUIDv7), so rows written
+   * together (a batch's codes, an audit trail) sit together in a primary-key index and a purge
+   * chunk dirties few pages; the other 80 bits are random.
+   */
+  function newId(now?: number): string {
+    const b = new Uint8Array(16)
+    random.read(b)
+    if (now !== undefined) {
+      let t = Math.max(0, Math.min(now, 2 ** 48 - 1))
+      for (let i = 5; i >= 0; i--) {
+        b[i] = t % 256
+        t = Math.floor(t / 256)
+      }
+    }
+    return bytesToHex(b)
+  }
+
+  async function emit(
+    name: RecoveryEventName,
+    at: number,
+    userId: string | null,
+    batchId: string | null,
+    data?: RecoveryEvent['data'],
+  ) {
+    if (!config.events) return
+    try {
+      await config.events.emit({ name, at, userId, batchId, ...(data ? { data } : {}) })
+    } catch (error) {
+      logger.error('recovery-codes: event sink failed', { event: name, error: errorName(error) })
+    }
+  }
+
+  function auditRecord(input: AuditInput): AuditRecord {
+    return {
+      id: newId(input.at),
+      at: input.at,
+      event: input.event,
+      userId: input.userId ?? null,
+      batchId: input.batchId ?? null,
+      identifierHash: input.identifier === undefined ? null : label('audit-identifier', input.identifier),
+      clientHash: input.ctx?.clientKey ? label('audit-client', input.ctx.clientKey) : null,
+      outcome: input.outcome,
+      reason: input.reason ?? null,
+      data: input.data ?? null,
+    }
+  }
+
+  async function audit(input: AuditInput): Promise<void> {
+    const row = auditRecord(input)
+    try {
+      await store.appendAudit(row)
+    } catch (error) {
+      logger.error('recovery-codes: audit append failed', { event: row.event, error: errorName(error) })
+    }
+  }
+
+  async function guardStore<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (error) {
+      if (error instanceof RecoveryCodesError) throw error
+      logger.error('recovery-codes: store failed', { error: errorName(error) })
+      throw new RecoveryCodesError(
+        'STORE_UNAVAILABLE',
+        'The recovery-code store is unavailable; the request was denied.',
+        {
+          cause: error,
+        },
+      )
+    }
+  }
+
+  return {
+    config,
+    store,
+    clock: config.clock,
+    random,
+    logger,
+    cache,
+    labelKey,
+    memoised,
+    label,
+    userLabel,
+    newId,
+    guardStore,
+    auditRecord,
+    audit,
+    emit,
+  }
+}
+
+/** The name logged for an error: its code for a `RecoveryCodesError`, else its class name. */
+export function errorName(error: unknown): string {
+  if (error instanceof RecoveryCodesError) return error.code
+  return error instanceof Error ? error.name : 'unknown'
+}
+
+const noop = () => {}
+const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }

@@ -1,0 +1,214 @@
+/**
+ * Purge runs of the service: per-run options checked against the config's bounds, the chunked
+ * deletes, the audit row, event and admin report of each run, and the queue jobs that start them.
+ */
+import { runPurge } from '../domain/purge.ts'
+import { RecoveryCodesError } from '../errors.ts'
+import type { JobHandler } from '../ports/queue.ts'
+import { errorName, type ServiceContext } from './context.ts'
+import type { PurgeReport } from './types.ts'
+
+const DAY_MS = 86_400_000
+
+/** Job names of scheduled purges. A schedule's options travel in the payload. */
+export const PURGE_JOB = 'recovery-codes.purge'
+export const PURGE_AUDIT_JOB = 'recovery-codes.purge-audit'
+
+/**
+ * Per-run overrides of the `purge` config (a schedule's options), plus progress hooks. Omitted
+ * values come from the config.
+ */
+export interface PurgeRunInput {
+  retentionDays?: number
+  chunkSize?: number
+  /** `null` = unlimited. */
+  maxDeletionsPerRun?: number | null
+  deleteEmptyBatches?: boolean
+  /** Only takes effect with a mailer and `email.adminEmail` configured. */
+  reportToAdmin?: boolean
+  /** Asked after each chunk; `true` stops the run (Ctrl-C in the CLI). */
+  shouldStop?: () => boolean
+  onChunk?: (p: { deleted: number; rounds: number }) => void
+}
+
+/** Input of an audit purge: the options of {@link PurgeRunInput} that apply to it. */
+export type PurgeAuditInput = Pick<
+  PurgeRunInput,
+  'retentionDays' | 'chunkSize' | 'maxDeletionsPerRun' | 'shouldStop' | 'onChunk'
+>
+
+/** What {@link createPurgeRuns} returns. */
+export interface PurgeRuns {
+  /** Purges codes past retention in chunks; one audit record per run. */
+  purge(input?: PurgeRunInput): Promise<PurgeReport>
+  /** Purges audit records past retention. */
+  purgeAudit(input?: PurgeAuditInput): Promise<PurgeReport>
+  /** The {@link PURGE_JOB} handler; a failed run throws so the queue retries it. */
+  handlePurgeJob: JobHandler
+  /** The {@link PURGE_AUDIT_JOB} handler; a failed run throws so the queue retries it. */
+  handlePurgeAuditJob: JobHandler
+}
+
+/** Builds the purge runs of one service. */
+export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
+  const { config, store, clock, logger, audit, emit } = sc
+
+  async function purge(inp: PurgeRunInput = {}): Promise<PurgeReport> {
+    const opts = purgeOptions(inp)
+    const now = clock.now()
+    const before = now - opts.retentionDays * DAY_MS
+    const run = await runPurge({
+      deleteChunk: (limit) => store.purgeCodes({ before, limit }),
+      chunkSize: opts.chunkSize,
+      maxDeletionsPerRun: opts.maxDeletionsPerRun,
+      ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
+      ...(inp.onChunk
+        ? {
+            onChunk: (p: { deleted: number; rounds: number }) =>
+              inp.onChunk!({ deleted: p.deleted, rounds: p.rounds }),
+          }
+        : {}),
+    })
+    let batchesDeleted = 0
+    let error = run.error
+    if (opts.deleteEmptyBatches && error === undefined && !inp.shouldStop?.()) {
+      const b = await runPurge({
+        deleteChunk: (limit) => store.purgeEmptyBatches({ before, limit }),
+        chunkSize: opts.chunkSize,
+        maxDeletionsPerRun: null,
+      })
+      batchesDeleted = b.deleted
+      error = b.error
+    }
+    const report: PurgeReport = {
+      deleted: run.deleted,
+      batchesDeleted,
+      rounds: run.rounds,
+      done: run.done && error === undefined,
+      ...(error === undefined ? {} : { error: errorName(error) }),
+    }
+    await audit({
+      at: now,
+      event: 'purge.run',
+      userId: null,
+      outcome: error === undefined ? 'success' : 'failure',
+      data: { deleted: report.deleted, batchesDeleted, rounds: report.rounds, done: report.done },
+      ...(error === undefined ? {} : { reason: report.error ?? 'error' }),
+    })
+    if (error !== undefined)
+      logger.error('recovery-codes: purge stopped by an error', {
+        deleted: report.deleted,
+        error: report.error,
+      })
+    await emit('purged', now, null, null, { deleted: report.deleted, batchesDeleted, done: report.done })
+    if (opts.reportToAdmin && config.mailer && config.email.adminEmail) {
+      try {
+        await config.mailer.send({
+          to: config.email.adminEmail,
+          subject: `${config.siteName}: recovery-code purge report`,
+          text: `Deleted ${report.deleted} codes and ${batchesDeleted} empty batches in ${report.rounds} rounds. Done: ${report.done}.${report.error ? ` Error: ${report.error}.` : ''}\n`,
+        })
+      } catch (e) {
+        logger.error('recovery-codes: purge report mail failed', { error: errorName(e) })
+      }
+    }
+    return report
+  }
+
+  async function purgeAudit(inp: PurgeAuditInput = {}): Promise<PurgeReport> {
+    const opts = purgeOptions({ retentionDays: config.audit.retentionDays, ...inp })
+    const now = clock.now()
+    const before = now - opts.retentionDays * DAY_MS
+    const run = await runPurge({
+      deleteChunk: (limit) => store.purgeAudit({ before, limit }),
+      chunkSize: opts.chunkSize,
+      maxDeletionsPerRun: opts.maxDeletionsPerRun,
+      ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
+      ...(inp.onChunk ? { onChunk: (p: { deleted: number; rounds: number }) => inp.onChunk!(p) } : {}),
+    })
+    const report: PurgeReport = {
+      deleted: run.deleted,
+      batchesDeleted: 0,
+      rounds: run.rounds,
+      done: run.done && run.error === undefined,
+      ...(run.error === undefined ? {} : { error: errorName(run.error) }),
+    }
+    await audit({
+      at: now,
+      event: 'audit.purged',
+      userId: null,
+      outcome: run.error === undefined ? 'success' : 'failure',
+      data: { deleted: report.deleted, rounds: report.rounds },
+    })
+    return report
+  }
+
+  /** Per-run overrides merged over the config, each checked against the config's bounds. */
+  function purgeOptions(inp: PurgeRunInput) {
+    const opts = {
+      retentionDays: inp.retentionDays ?? config.purge.retentionDays,
+      chunkSize: inp.chunkSize ?? config.purge.batchSize,
+      maxDeletionsPerRun:
+        inp.maxDeletionsPerRun === undefined ? config.purge.maxDeletionsPerRun : inp.maxDeletionsPerRun,
+      deleteEmptyBatches: inp.deleteEmptyBatches ?? config.purge.deleteEmptyBatches,
+      reportToAdmin: inp.reportToAdmin ?? config.purge.reportToAdmin,
+    }
+    const issues: { path: string; message: string }[] = []
+    const int = (v: unknown, min: number, max: number) =>
+      Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max
+    if (!int(opts.retentionDays, 0, 3650))
+      issues.push({ path: 'retentionDays', message: 'must be an integer from 0 to 3650' })
+    if (!int(opts.chunkSize, 1, 100_000))
+      issues.push({ path: 'chunkSize', message: 'must be an integer from 1 to 100000' })
+    if (opts.maxDeletionsPerRun !== null && !int(opts.maxDeletionsPerRun, 1, 10_000_000)) {
+      issues.push({ path: 'maxDeletionsPerRun', message: 'must be null or an integer from 1 to 10000000' })
+    }
+    if (typeof opts.deleteEmptyBatches !== 'boolean')
+      issues.push({ path: 'deleteEmptyBatches', message: 'must be a boolean' })
+    if (typeof opts.reportToAdmin !== 'boolean')
+      issues.push({ path: 'reportToAdmin', message: 'must be a boolean' })
+    if (issues.length > 0) {
+      throw new RecoveryCodesError(
+        'INVALID_INPUT',
+        `Invalid purge options: ${issues.map((i) => i.path).join(', ')}`,
+        { issues },
+      )
+    }
+    return opts
+  }
+
+  // A schedule's options travel in the payload; only known keys are read, and a failed run
+  // throws so the queue retries it.
+  async function handlePurgeJob(payload: Parameters<JobHandler>[0]): Promise<void> {
+    const report = await purge(pickPurgeOptions(payload))
+    if (report.error) throw new RecoveryCodesError('STORE_UNAVAILABLE', `purge stopped: ${report.error}`)
+  }
+
+  async function handlePurgeAuditJob(payload: Parameters<JobHandler>[0]): Promise<void> {
+    const { retentionDays, chunkSize, maxDeletionsPerRun } = pickPurgeOptions(payload)
+    const report = await purgeAudit({
+      ...(retentionDays === undefined ? {} : { retentionDays }),
+      ...(chunkSize === undefined ? {} : { chunkSize }),
+      ...(maxDeletionsPerRun === undefined ? {} : { maxDeletionsPerRun }),
+    })
+    if (report.error)
+      throw new RecoveryCodesError('STORE_UNAVAILABLE', `audit purge stopped: ${report.error}`)
+  }
+
+  return { purge, purgeAudit, handlePurgeJob, handlePurgeAuditJob }
+}
+
+function pickPurgeOptions(payload: Record<string, unknown> | undefined): PurgeRunInput {
+  const out: PurgeRunInput = {}
+  if (!payload) return out
+  for (const key of [
+    'retentionDays',
+    'chunkSize',
+    'maxDeletionsPerRun',
+    'deleteEmptyBatches',
+    'reportToAdmin',
+  ] as const) {
+    if (payload[key] !== undefined) (out as Record<string, unknown>)[key] = payload[key]
+  }
+  return out
+}
