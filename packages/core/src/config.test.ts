@@ -13,7 +13,7 @@ import {
 import { CODE_FORMAT_PRESETS, type CodeFormat } from './domain/code-format.ts'
 import { isRecoveryCodesError, type RecoveryCodesError } from './errors.ts'
 import type { Cache } from './ports/cache.ts'
-import type { RecoveryCodeStore } from './ports/store.ts'
+import { type RecoveryCodeStore, STORE_SCOPE } from './ports/store.ts'
 
 function storeStub(): RecoveryCodeStore {
   const store: Record<string, () => Promise<never>> = {}
@@ -166,6 +166,11 @@ describe('resolveConfig: strictness', () => {
     ])
     expect(paths(base({ history: { perPage: 50, maxVisible: 20 } }))).toEqual(['history.perPage'])
     expect(paths(base({ deployment: 'multi' }))).toEqual(['cache'])
+    const processStore = Object.defineProperty(storeStub(), STORE_SCOPE, { value: 'process' })
+    const shared = { getItem: async () => null, setItem: async () => {}, removeItem: async () => {} }
+    expect(paths(base({ deployment: 'multi', cache: shared, store: processStore }))).toEqual(['store'])
+    expect(() => resolveConfig(base({ deployment: 'single', store: processStore }))).not.toThrow()
+    expect(() => resolveConfig(base({ deployment: 'multi', cache: shared }))).not.toThrow()
     expect(paths(base({ loginMode: 'identifier-and-code' }))).toEqual(['resolveUserId'])
     expect(paths(base({ email: { enabled: true } })).sort()).toEqual(['email.from', 'mailer', 'resolveEmail'])
     expect(paths(base({ purge: { reportToAdmin: true } })).sort()).toEqual([

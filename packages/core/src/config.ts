@@ -23,7 +23,7 @@ import type { Logger } from './ports/logger.ts'
 import type { Mailer } from './ports/mailer.ts'
 import type { Queue } from './ports/queue.ts'
 import type { RandomReader } from './ports/random.ts'
-import type { RecoveryCodeStore } from './ports/store.ts'
+import { type RecoveryCodeStore, STORE_SCOPE } from './ports/store.ts'
 import { systemClock, systemRandom } from './runtime.ts'
 import type { ExportFormat } from './service/types.ts'
 
@@ -1136,6 +1136,16 @@ function validate(input: unknown): Outcome {
       has('cache'),
       'cache',
       "is required when deployment is 'multi': the in-memory cache cannot be shared",
+    )
+    const store = rawAt(input, 'store')
+    rule(
+      !(
+        typeof store === 'object' &&
+        store !== null &&
+        (store as Record<symbol, unknown>)[STORE_SCOPE] === 'process'
+      ),
+      'store',
+      "keeps its state in one process (memoryStore): with deployment 'multi' each process would have its own codes and counters; use a shared store such as kyselyStore",
     )
   }
   issues.push(...rules)

@@ -13,7 +13,7 @@ import type {
   RecoveryCodeStore,
   RedeemCodeOutcome,
 } from '@recovery-codes/core'
-import { consumedAudit, RecoveryCodesError } from '@recovery-codes/core'
+import { consumedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -656,6 +656,9 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       emailLogIds.add(record.id)
     },
   } satisfies RecoveryCodeStore
+  // State in this process only: `deployment: 'multi'` refuses this store (not enumerable, so the
+  // store's own keys stay exactly the port).
+  Object.defineProperty(store, STORE_SCOPE, { value: 'process' })
 
   dumps.set(store, () => ({
     batches: [...batches.values()].map(summary),

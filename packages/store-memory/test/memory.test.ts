@@ -1,4 +1,5 @@
-import { isRecoveryCodesError } from '@recovery-codes/core'
+import { randomBytes } from 'node:crypto'
+import { createRecoveryCodes, isRecoveryCodesError, type RecoveryCodesError } from '@recovery-codes/core'
 import {
   buildAudit,
   buildBatch,
@@ -210,5 +211,21 @@ describe('memoryStore', () => {
     expect(inspectMemoryStore(store).codes.filter((c) => c.state === 'active')).toHaveLength(50 * 7)
     expect(await store.purgeEmptyBatches({ before: 100, limit: 1_000 })).toBe(50)
     expect(inspectMemoryStore(store).batches).toHaveLength(50)
+  })
+})
+
+describe('memoryStore in a several-process deployment', () => {
+  it("is refused with deployment: 'multi', naming the store, and accepted with 'single'", () => {
+    const peppers = [{ id: 'k1', secret: randomBytes(32).toString('base64') }]
+    const cache = { getItem: async () => null, setItem: async () => {}, removeItem: async () => {} }
+    let error: unknown
+    try {
+      createRecoveryCodes({ peppers, store: memoryStore(), deployment: 'multi', cache: cache as never })
+    } catch (e) {
+      error = e
+    }
+    expect(isRecoveryCodesError(error, 'CONFIG_INVALID')).toBe(true)
+    expect((error as RecoveryCodesError).issues?.map((i) => i.path)).toEqual(['store'])
+    expect(() => createRecoveryCodes({ peppers, store: memoryStore(), deployment: 'single' })).not.toThrow()
   })
 })

@@ -101,6 +101,14 @@ export interface AttemptReservation {
   states: AttemptState[]
 }
 
+/**
+ * Where a store keeps its state. A store whose state lives in one process only (`memoryStore()`)
+ * sets this symbol to `'process'` on itself; `deployment: 'multi'` then refuses it, because
+ * several processes would each keep their own codes and limiter counters, and single use and
+ * lockout would no longer hold. Stores shared through a database set nothing.
+ */
+export const STORE_SCOPE: unique symbol = Symbol.for('recovery-codes.store-scope')
+
 /** The input of {@link RecoveryCodeStore.redeemCode}. */
 export interface RedeemCodeInput {
   userId: string
