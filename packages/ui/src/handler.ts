@@ -241,9 +241,13 @@ export function createPagesHandler<Ctx>(
     return typeof v === 'string' && v.length <= max ? v : null
   }
 
-  function clientKey(q: Req): { clientKey?: string } {
+  /**
+   * The client counter's key. A missing address (a proxy set-up error) shares one `'unknown'`
+   * counter, as in the JSON handler: such requests are limited together rather than not at all.
+   */
+  function clientKey(q: Req): { clientKey: string } {
     const k = hooks.getClientKey(q.ctx)
-    return typeof k === 'string' && k.length > 0 ? { clientKey: k } : {}
+    return { clientKey: typeof k === 'string' && k.length > 0 ? k : 'unknown' }
   }
 
   function failureText(base: string, retryAfterMs: number): string {

@@ -121,10 +121,12 @@ describe('helpers', () => {
 })
 
 describe('page controller', () => {
-  function setup() {
+  const pepper = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64')
+  function setup(clientAddress: string | null = '127.0.0.1') {
+    const store = memoryStore()
     const rc = createRecoveryCodes({
-      peppers: [{ id: 'k1', secret: crypto.getRandomValues(new Uint8Array(32)) }],
-      store: memoryStore(),
+      peppers: [{ id: 'k1', secret: pepper }],
+      store,
     })
     let data: Record<string, unknown> = {}
     let regenerated = 0
@@ -144,7 +146,7 @@ describe('page controller', () => {
     }
     const pages = createPagesHandler<null>(rc, {
       session: () => session,
-      getClientKey: () => '127.0.0.1',
+      getClientKey: () => clientAddress,
       signInWithPassword: async (e, p) => (e === 'a@b.c' && p === 'pw' ? 'u1' : null),
       verifyPassword: async (id, p) => id === 'u1' && p === 'pw',
     })
@@ -156,7 +158,7 @@ describe('page controller', () => {
       header: () => undefined,
       origin: 'http://x',
     })
-    return { rc, pages, req, data: () => data, regenerated: () => regenerated }
+    return { rc, store, pages, req, data: () => data, regenerated: () => regenerated }
   }
 
   it('ignores unknown paths and answers 405 to the wrong method', async () => {
@@ -188,5 +190,28 @@ describe('page controller', () => {
     expect(shown).toHaveLength(10)
     const dump = JSON.stringify(data())
     for (const c of shown) expect(dump).not.toContain(c)
+  })
+
+  it('a request without a client address spends the shared "unknown" client counter, as the JSON API does', async () => {
+    const clientHashes = async (address: string | null) => {
+      const { store, pages, req, data } = setup(address)
+      await pages.handle(req('GET', '/signin'), null)
+      await pages.handle(
+        req('POST', '/signin', { _csrf: data().rc_csrf as string, email: 'a@b.c', password: 'pw' }),
+        null,
+      )
+      await pages.handle(req('GET', '/'), null)
+      await pages.handle(req('POST', '/generate', { _csrf: data().rc_csrf as string }), null)
+      const rows = await store.listAudit({ limit: 10, event: 'batch.generated' })
+      expect(rows).toHaveLength(1)
+      return rows[0]!.clientHash
+    }
+    // Counted against a client: the audit row carries a client hash, the same one for every
+    // request without an address, and not the hash of a real address.
+    const unknownA = await clientHashes(null)
+    const unknownB = await clientHashes('')
+    expect(unknownA).toMatch(/^[0-9a-f]{32}$/)
+    expect(unknownB).toBe(unknownA)
+    expect(await clientHashes('127.0.0.1')).not.toBe(unknownA)
   })
 })
