@@ -53,9 +53,50 @@ export interface UsersDatabase {
 // Checked when the email is unknown, so both paths cost one scrypt.
 const DUMMY_HASH = hashPassword(randomBytes(16).toString('hex'))
 
-/** The demo's user store over the same database as the recovery codes. */
-export function demoUsers(db: Kysely<UsersDatabase>) {
+/** Password failures allowed per account within {@link PASSWORD_WINDOW_MS}, then refused. */
+export const MAX_PASSWORD_FAILURES = 5
+/** How long password failures count, and how long a throttled account waits. */
+export const PASSWORD_WINDOW_MS = 15 * 60_000
+const MAX_TRACKED = 10_000
+
+/**
+ * The demo's user store over the same database as the recovery codes.
+ *
+ * Password guessing is throttled per account (in process, as fits this single-process demo):
+ * after {@link MAX_PASSWORD_FAILURES} failures within {@link PASSWORD_WINDOW_MS} every attempt,
+ * right or wrong, answers like a wrong password (still paying one scrypt) until the window
+ * passes. A success clears the account's count.
+ */
+export function demoUsers(db: Kysely<UsersDatabase>, now: () => number = Date.now) {
   const normalizeEmail = (email: string) => email.trim().normalize('NFKC').toLowerCase()
+  const failures = new Map<string, { count: number; since: number }>()
+  const throttled = (key: string): boolean => {
+    const f = failures.get(key)
+    if (f === undefined) return false
+    if (now() - f.since >= PASSWORD_WINDOW_MS) {
+      failures.delete(key)
+      return false
+    }
+    return f.count >= MAX_PASSWORD_FAILURES
+  }
+  const fail = (key: string): void => {
+    const f = failures.get(key)
+    if (f === undefined || now() - f.since >= PASSWORD_WINDOW_MS) {
+      // Bounded: a spray of distinct emails cannot grow the map without limit.
+      if (failures.size >= MAX_TRACKED) failures.delete(failures.keys().next().value as string)
+      failures.set(key, { count: 1, since: now() })
+    } else f.count++
+  }
+  const check = async (key: string, password: string, hash: string | undefined): Promise<boolean> => {
+    const blocked = throttled(key)
+    const ok = await checkPassword(password, hash ?? (await DUMMY_HASH))
+    if (ok && hash !== undefined && !blocked) {
+      failures.delete(key)
+      return true
+    }
+    if (!blocked) fail(key)
+    return false
+  }
   return {
     async migrate(): Promise<void> {
       await db.schema
@@ -90,18 +131,15 @@ export function demoUsers(db: Kysely<UsersDatabase>) {
       return id
     },
     async signIn(email: string, password: string): Promise<string | null> {
-      const row = await db
-        .selectFrom('demo_users')
-        .selectAll()
-        .where('email', '=', normalizeEmail(email))
-        .executeTakeFirst()
-      const ok = await checkPassword(password, row?.password_hash ?? (await DUMMY_HASH))
-      return row && ok ? row.id : null
+      const key = normalizeEmail(email)
+      const row = await db.selectFrom('demo_users').selectAll().where('email', '=', key).executeTakeFirst()
+      return (await check(`email:${key}`, password, row?.password_hash)) && row ? row.id : null
     },
     async verify(userId: string, password: string): Promise<boolean> {
       const row = await db.selectFrom('demo_users').selectAll().where('id', '=', userId).executeTakeFirst()
-      const ok = await checkPassword(password, row?.password_hash ?? (await DUMMY_HASH))
-      return Boolean(row) && ok
+      // Re-authentication counts against the same account as sign-in.
+      const key = row ? `email:${row.email}` : `id:${userId}`
+      return check(key, password, row?.password_hash)
     },
     async emailOf(userId: string): Promise<string | null> {
       const row = await db

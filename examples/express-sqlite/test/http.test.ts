@@ -264,3 +264,19 @@ describe('identifier-and-code mode (DEMO_LOGIN_MODE)', () => {
     }
   })
 })
+
+describe('password guessing is throttled per account', () => {
+  let demo: RunningDemo
+  beforeAll(async () => {
+    demo = await start({}, [])
+  })
+  afterAll(() => demo?.close())
+
+  it('after 5 wrong passwords even the right one answers like a wrong one; the answer does not change', async () => {
+    const c = client(demo.url)
+    for (let i = 0; i < 5; i++) expect((await signIn(c, `wrong-${i}`)).status).toBe(401)
+    const refused = await signIn(c, 'demo-password')
+    expect(refused.status).toBe(401)
+    expect(await refused.text()).toContain('Incorrect email or password.')
+  })
+})
