@@ -19,7 +19,13 @@ export type { RecoveryCodesErrorCode, RecoveryCodesErrorOptions, RecoveryCodesIs
 export { ERROR_HTTP_STATUS, isRecoveryCodesError, RecoveryCodesError } from './errors.ts'
 export * from './http/index.ts'
 export type * from './ports/index.ts'
-export { composeRedeemCode, consumedAudit, STORE_SCOPE } from './ports/store.ts'
+export {
+  behindReservation,
+  composeRedeemCode,
+  consumedAudit,
+  STORE_SCOPE,
+  settlement,
+} from './ports/store.ts'
 export { platformHmacSha256, systemClock, systemHmacSha256, systemRandom } from './runtime.ts'
 export type { PurgeRunInput, RecoveryCodes } from './service/create.ts'
 export {

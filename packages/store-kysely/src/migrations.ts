@@ -52,6 +52,18 @@ function types(dialect: RecoveryCodesDialect) {
  *   `rc_codes(expires_at) WHERE expires_at IS NOT NULL` (one index since `0003_purge_at`); empty batches via
  *   `rc_batches(ended_at) WHERE ended_at IS NOT NULL` (set exactly when a batch leaves `active`); audit via `rc_audit(at)`.
  */
+/** The two per-column purge indexes of `0001_init` (replaced by one in `0003_purge_at`). */
+async function createColumnPurgeIndexes(db: Kysely<any>): Promise<void> {
+  for (const column of ['changed_at', 'expires_at'] as const) {
+    await db.schema
+      .createIndex(column === 'changed_at' ? 'rc_codes_purge_changed' : 'rc_codes_purge_expires')
+      .on('rc_codes')
+      .column(column)
+      .where(column, 'is not', null)
+      .execute()
+  }
+}
+
 const init: Migration = {
   async up(db) {
     const t = types(detectDialect(db))
@@ -122,18 +134,7 @@ const init: Migration = {
       .unique()
       .execute()
     await db.schema.createIndex('rc_codes_batch').on('rc_codes').column('batch_id').execute()
-    await db.schema
-      .createIndex('rc_codes_purge_changed')
-      .on('rc_codes')
-      .column('changed_at')
-      .where('changed_at', 'is not', null)
-      .execute()
-    await db.schema
-      .createIndex('rc_codes_purge_expires')
-      .on('rc_codes')
-      .column('expires_at')
-      .where('expires_at', 'is not', null)
-      .execute()
+    await createColumnPurgeIndexes(db)
 
     await db.schema
       .createTable('rc_attempts')
@@ -388,18 +389,7 @@ const purgeAt: Migration = {
   },
 
   async down(db) {
-    await db.schema
-      .createIndex('rc_codes_purge_changed')
-      .on('rc_codes')
-      .column('changed_at')
-      .where('changed_at', 'is not', null)
-      .execute()
-    await db.schema
-      .createIndex('rc_codes_purge_expires')
-      .on('rc_codes')
-      .column('expires_at')
-      .where('expires_at', 'is not', null)
-      .execute()
+    await createColumnPurgeIndexes(db)
     await db.schema.dropIndex('rc_codes_purge_at').execute()
   },
 }

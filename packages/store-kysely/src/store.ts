@@ -8,6 +8,7 @@ import {
   type CodeMatch,
   type ConsumedCode,
   composeRedeemCode,
+  consumedAudit,
   type EmailLogRecord,
   type NewBatch,
   type NewCode,
@@ -15,6 +16,7 @@ import {
   RecoveryCodesError,
   type RedeemCodeInput,
   type RedeemCodeOutcome,
+  settlement,
 } from '@recovery-codes/core'
 import {
   type Compilable,
@@ -1058,6 +1060,21 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     })
   }
 
+  /** The precompiled audit insert for one record (its `data` as JSON text). */
+  const appendAuditQuery = (record: AuditRecord) =>
+    hot.appendAudit({
+      id: record.id,
+      at: ts(record.at),
+      event: record.event,
+      userId: record.userId,
+      batchId: record.batchId,
+      identifierHash: record.identifierHash,
+      clientHash: record.clientHash,
+      outcome: record.outcome,
+      reason: record.reason,
+      data: record.data === null ? null : JSON.stringify(record.data),
+    })
+
   /** A transaction that can be rolled back quietly with `Rollback`, resolving to `fallback`. */
   async function tx<T>(
     fn: (trx: Transaction<RecoveryCodesDatabase>) => Promise<T>,
@@ -1287,8 +1304,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         const lookup = digests.length > 0 && !unreadable(input.userId)
         // The audit record is only written on a consume: checked when there is a lookup.
         if (lookup) auditRecord(audit, false)
-        const resetSet = new Set(input.reset)
-        const reset = keys.filter((x) => resetSet.has(x.key)).map((x) => x.key)
+        const { reset } = settlement(keys, input.reset)
         type Row = Record<string, unknown> & { key: string }
         const statesOf = (rows: readonly Row[]) => {
           const byKey = new Map(rows.map((r) => [r.key, r]))
@@ -1403,21 +1419,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
           }
           const stored = reset.filter((key) => byKey.has(key))
           if (stored.length > 0) await exec(conn, deleteQuery(stored))
-          await exec(
-            conn,
-            hot.appendAudit({
-              id: audit.id,
-              at: ts(audit.at),
-              event: audit.event,
-              userId: audit.userId,
-              batchId: code.batchId,
-              identifierHash: audit.identifierHash,
-              clientHash: audit.clientHash,
-              outcome: audit.outcome,
-              reason: audit.reason,
-              data: JSON.stringify({ ...audit.data, remaining: code.remaining }),
-            }),
-          )
+          await exec(conn, appendAuditQuery(consumedAudit(audit, code)))
           return { outcome: 'consumed', code }
         })
       }),
@@ -1458,21 +1460,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     appendAudit: (record: AuditRecord) =>
       run('appendAudit', async () => {
         auditRecord(record)
-        await exec(
-          k,
-          hot.appendAudit({
-            id: record.id,
-            at: ts(record.at),
-            event: record.event,
-            userId: record.userId,
-            batchId: record.batchId,
-            identifierHash: record.identifierHash,
-            clientHash: record.clientHash,
-            outcome: record.outcome,
-            reason: record.reason,
-            data: record.data === null ? null : JSON.stringify(record.data),
-          }),
-        )
+        await exec(k, appendAuditQuery(record))
       }),
 
     listAudit: (input: { limit: number; userId?: string; event?: string }) =>

@@ -10,7 +10,7 @@ import { type Backend, isCI, PG_URL, pgUnavailable, postgresBackend, sqliteBacke
 import { seedCodes } from './seed.ts'
 
 async function seed(db: Kysely<any>, dialect: 'sqlite' | 'postgres') {
-  // 2,000 users × 10 live codes, one dead batch of 10,000, 500 expired codes, 500 ended empty batches.
+  // 2,000 users × 10 live codes, a dead batch of 10,000, 500 expired codes, 500 empty ended batches.
   for (let u = 0; u < 2000; u++) {
     await seedCodes(db, dialect, { userId: `u${u}`, batchId: `b${u}`, count: 10, createdAt: 1000 + u })
   }
@@ -41,6 +41,9 @@ async function seed(db: Kysely<any>, dialect: 'sqlite' | 'postgres') {
   }
 }
 
+/** The statements every plan test covers, by name (see {@link hotPaths}). */
+const HOT_PATHS = ['consume', 'find', 'history', 'purge chunk', 'purge empty batches', 'supersede (codes)']
+
 function hotPaths(db: Kysely<any>, dialect: 'sqlite' | 'postgres'): [string, Compilable][] {
   const q = createQueries(dialect)
   const k = db as never
@@ -65,14 +68,7 @@ describe('EXPLAIN: SQLite', () => {
     await backend?.close()
   })
 
-  for (const name of [
-    'consume',
-    'find',
-    'history',
-    'purge chunk',
-    'purge empty batches',
-    'supersede (codes)',
-  ]) {
+  for (const name of HOT_PATHS) {
     it(`${name} uses an index and never scans rc_codes`, async () => {
       const query = hotPaths(backend.db, 'sqlite')
         .find(([n]) => n === name)![1]
@@ -113,14 +109,7 @@ if (pgUnavailable === null) {
       await backend?.close()
     })
 
-    for (const name of [
-      'consume',
-      'find',
-      'history',
-      'purge chunk',
-      'purge empty batches',
-      'supersede (codes)',
-    ]) {
+    for (const name of HOT_PATHS) {
       it(`${name}: every rc_codes/rc_batches node is an index scan`, async () => {
         const query = hotPaths(backend.db, 'postgres')
           .find(([n]) => n === name)![1]

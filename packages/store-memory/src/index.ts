@@ -13,7 +13,7 @@ import type {
   RecoveryCodeStore,
   RedeemCodeOutcome,
 } from '@recovery-codes/core'
-import { consumedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
+import { consumedAudit, RecoveryCodesError, STORE_SCOPE, settlement } from '@recovery-codes/core'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -48,7 +48,6 @@ export interface MemoryStoreDump {
 interface CodeRow {
   id: string
   userId: string
-  batchId: string
   /** The batch row itself (rows and batches are purged together, batch last). */
   batch: BatchRow
   digest: Uint8Array
@@ -334,11 +333,12 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
   const checkKeys = (keys: readonly AttemptKey[]): void => {
     if (!Array.isArray(keys)) throw invalidInput('keys must be an array')
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i]
+    const seen = new Set<string>()
+    for (const k of keys) {
       if (typeof k?.key !== 'string') throw invalidInput('key must be a string')
       assertCount(k.maxAttempts, 'maxAttempts')
-      for (let j = 0; j < i; j++) if (keys[j]!.key === k.key) throw invalidInput('keys must be distinct')
+      if (seen.has(k.key)) throw invalidInput('keys must be distinct')
+      seen.add(k.key)
     }
   }
 
@@ -441,7 +441,6 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         const stored: CodeRow = {
           id: code.id,
           userId,
-          batchId: id,
           batch: row,
           digest: code.digest.slice(),
           state: 'active',
@@ -529,11 +528,8 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       const match = usableAt(userId, digests, now)
       if (!match) return { outcome: 'missed', states: reserved.states }
       const code = consumeNow(match.code, match.batch, now)
-      const resetSet = new Set<string>(reset)
-      settleNow(
-        keys.filter((k) => resetSet.has(k.key)).map((k) => k.key),
-        keys.filter((k) => !resetSet.has(k.key)).map((k) => k.key),
-      )
+      const settled = settlement(keys, reset)
+      settleNow(settled.reset, settled.release)
       appendNow(consumedAudit(record, code))
       return { outcome: 'consumed', code }
     },
@@ -665,7 +661,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     codes: [...codes.values()].map((c) => ({
       id: c.id,
       userId: c.userId,
-      batchId: c.batchId,
+      batchId: c.batch.id,
       digest: toHex(c.digest),
       state: c.state,
       changedAt: c.changedAt,

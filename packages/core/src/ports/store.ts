@@ -327,10 +327,62 @@ export interface RecoveryCodeStore {
   appendEmailLog(record: EmailLogRecord): Promise<void>
 }
 
+/** What a lookup behind the limiter found: see {@link behindReservation}. */
+export type ReservedLookup<T> =
+  | { outcome: 'denied' | 'missed'; states: AttemptState[] }
+  | { outcome: 'found'; value: T }
+
 /**
- * `redeemCode` from the store's other methods, for stores without a one-call version. Not one
- * transaction: a crash between the calls can leave a reservation held, which the service heals
- * into an ordinary lockout.
+ * How a success settles its reservations: the `reset` keys (among `keys`) are deleted, every other
+ * key of `keys` gets its reservation back.
+ *
+ * @example settlement([{ key: 'id:a', maxAttempts: 5 }, { key: 'ip:b', maxAttempts: 20 }], ['id:a'])
+ * // { reset: ['id:a'], release: ['ip:b'] }
+ */
+export function settlement(
+  keys: readonly AttemptKey[],
+  reset: readonly string[],
+): { reset: string[]; release: string[] } {
+  const out = { reset: [] as string[], release: [] as string[] }
+  for (const { key } of keys) (reset.includes(key) ? out.reset : out.release).push(key)
+  return out
+}
+
+/**
+ * A lookup behind the limiter, as separate store calls: reserve every key (all or nothing), run
+ * `lookup`, and on a hit settle the reservations ({@link settlement}). A miss keeps them as
+ * failures. A lookup error gives every reservation back (the outcome is unknown) and rethrows.
+ *
+ * @example
+ * ```ts
+ * const r = await behindReservation(store, { keys, reset, now }, () => store.findCode(input))
+ * ```
+ */
+export async function behindReservation<T>(
+  store: RecoveryCodeStore,
+  input: { keys: readonly AttemptKey[]; reset: readonly string[]; now: number },
+  lookup: () => Promise<T | null>,
+): Promise<ReservedLookup<T>> {
+  const { keys, reset, now } = input
+  const reserved = await store.reserveAttempts({ keys, now })
+  if (!reserved.allowed) return { outcome: 'denied', states: reserved.states }
+  let value: T | null
+  try {
+    value = await lookup()
+  } catch (error) {
+    await store.settleAttempts({ reset: [], release: keys.map((k) => k.key) }).catch(() => {})
+    throw error
+  }
+  if (value === null) return { outcome: 'missed', states: reserved.states }
+  await store.settleAttempts(settlement(keys, reset))
+  return { outcome: 'found', value }
+}
+
+/**
+ * `redeemCode` from the store's other methods, for stores without a one-call version:
+ * {@link behindReservation} around `consumeCode`, then the audit row. Not one transaction: a crash
+ * between the calls can leave a reservation held, which the service heals into an ordinary
+ * lockout.
  *
  * @example
  * ```ts
@@ -341,23 +393,10 @@ export async function composeRedeemCode(
   store: RecoveryCodeStore,
   input: RedeemCodeInput,
 ): Promise<RedeemCodeOutcome> {
-  const { userId, digests, now, keys, reset, audit } = input
-  const reserved = await store.reserveAttempts({ keys, now })
-  if (!reserved.allowed) return { outcome: 'denied', states: reserved.states }
-  let code: ConsumedCode | null
-  try {
-    code = await store.consumeCode({ userId, digests, now })
-  } catch (error) {
-    // The outcome is unknown: give the reservations back rather than count a failure.
-    await store.settleAttempts({ reset: [], release: keys.map((k) => k.key) }).catch(() => {})
-    throw error
-  }
-  if (code === null) return { outcome: 'missed', states: reserved.states }
-  const resetSet = new Set(reset)
-  await store.settleAttempts({
-    reset: keys.filter((k) => resetSet.has(k.key)).map((k) => k.key),
-    release: keys.filter((k) => !resetSet.has(k.key)).map((k) => k.key),
-  })
+  const { userId, digests, now, audit } = input
+  const r = await behindReservation(store, input, () => store.consumeCode({ userId, digests, now }))
+  if (r.outcome !== 'found') return r
+  const code = r.value
   try {
     await store.appendAudit(consumedAudit(audit, code))
   } catch (error) {

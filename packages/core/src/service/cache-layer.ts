@@ -23,7 +23,7 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
   const { config, cache, logger, memoised, userLabel } = sc
   const cacheTtlMs = config.cacheTtlSeconds * 1000
 
-  const versionKey = (owner: string) => `rc:ver:${owner}`
+  const versionKey = (userId: string) => memoised('version-key', userId, () => `rc:ver:${userLabel(userId)}`)
   // A version only needs to differ from every earlier one of the user, across instances sharing
   // the cache: a random instance prefix and a counter, with no CSPRNG read per write.
   const versionPrefix = sc.newId()
@@ -32,10 +32,7 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
 
   async function bumpVersion(userId: string): Promise<void> {
     try {
-      await cache.setItem(
-        memoised('version-key', userId, () => versionKey(userLabel(userId))),
-        nextVersion(),
-      )
+      await cache.setItem(versionKey(userId), nextVersion())
     } catch (error) {
       // Pages already cached may then be served until their TTL runs out (≤ cacheTtl.maxSeconds).
       logger.warn('recovery-codes: cache version bump failed', { error: errorName(error) })
@@ -51,10 +48,10 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
     const owner = userLabel(userId)
     let version: string | null = null
     try {
-      version = (await cache.getItem<string>(versionKey(owner))) ?? null
+      version = (await cache.getItem<string>(versionKey(userId))) ?? null
       if (version === null) {
         version = nextVersion()
-        await cache.setItem(versionKey(owner), version)
+        await cache.setItem(versionKey(userId), version)
       }
       const hit = await cache.getItem<{ e: number; v: T }>(`rc:data:${owner}:${version}:${name}`)
       if (hit && typeof hit === 'object' && now < hit.e) return hit.v

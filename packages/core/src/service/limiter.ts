@@ -6,7 +6,7 @@
 import { normalize } from '../domain/code-format.ts'
 import { cooldownMs } from '../domain/cooldown.ts'
 import { DUMMY_USER_ID, digestCandidates } from '../domain/hash.ts'
-import type { AttemptState } from '../ports/store.ts'
+import { type AttemptState, behindReservation, type ReservedLookup } from '../ports/store.ts'
 import { systemHmacSha256 } from '../runtime.ts'
 import type { CacheLayer } from './cache-layer.ts'
 import type { ServiceContext } from './context.ts'
@@ -21,17 +21,12 @@ export type Subject = { kind: 'user' | 'identifier'; value: string }
 /** One limiter counter and its budget. */
 export type LimiterKey = { key: string; maxAttempts: number }
 
-/** What the store work behind the limiter found. */
-export type LookupResult<T> =
-  | { outcome: 'denied' | 'missed'; states: AttemptState[] }
-  | { outcome: 'found'; value: T }
-
 /** The store work of an attempt: consume or find, behind the limiter. */
 export type Lookup<T> = (
   digests: Uint8Array[],
   keys: LimiterKey[],
   reset: string[],
-) => Promise<LookupResult<T>>
+) => Promise<ReservedLookup<T>>
 
 /** What {@link createLimiter} returns. */
 export interface Limiter {
@@ -69,42 +64,34 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
   const policy = config.cooldownPolicy
 
   /**
-   * The wait for a denied reservation. A key that is full but not locked (attempts in flight, or
-   * left behind by a crash between reserve and settle) is locked now, so no counter can stay
-   * full forever: it unlocks after the cooldown like any lockout.
+   * Locks a counter that is full but not locked (after its last failure, or left full by attempts
+   * in flight or a crash between reserve and settle, so no counter stays full forever); returns
+   * when the counter unlocks (`lockedUntil`, unchanged when nothing was locked).
    */
+  async function lockIfFull(key: LimiterKey, state: AttemptState, now: number): Promise<number> {
+    if (state.lockedUntil > now || state.failures < key.maxAttempts) return state.lockedUntil
+    const until = now + cooldownMs(policy, state.lockouts)
+    await guardStore(() => store.lockAttempts({ key: key.key, until }))
+    return until
+  }
+
+  /** The wait for a denied reservation. */
   async function denied(keys: readonly LimiterKey[], states: readonly AttemptState[], now: number) {
     let retryAfterMs = 0
-    for (const [i, state] of states.entries()) {
-      let until = state.lockedUntil
-      if (until <= now && state.failures >= keys[i]!.maxAttempts) {
-        until = now + cooldownMs(policy, state.lockouts)
-        await guardStore(() => store.lockAttempts({ key: keys[i]!.key, until }))
-      }
-      retryAfterMs = Math.max(retryAfterMs, until - now)
+    for (const [i, key] of keys.entries()) {
+      retryAfterMs = Math.max(retryAfterMs, (await lockIfFull(key, states[i]!, now)) - now)
     }
     return retryAfterMs
   }
 
+  /** After a miss: locks the counters that are now full; the subject's consecutive failures. */
   async function recordFailure(
     keys: readonly LimiterKey[],
     states: readonly AttemptState[],
     now: number,
   ): Promise<{ retryAfterMs: number; locked: boolean; consecutive: number }> {
-    let retryAfterMs = 0
-    let locked = false
-    let consecutive = 0
-    for (const [i, { key, maxAttempts }] of keys.entries()) {
-      const state = states[i]!
-      if (key.startsWith('id:')) consecutive = state.consecutive
-      if (state.failures >= maxAttempts) {
-        const until = now + cooldownMs(policy, state.lockouts)
-        await guardStore(() => store.lockAttempts({ key, until }))
-        retryAfterMs = Math.max(retryAfterMs, until - now)
-        locked = true
-      }
-    }
-    return { retryAfterMs, locked, consecutive }
+    const retryAfterMs = await denied(keys, states, now)
+    return { retryAfterMs, locked: retryAfterMs > 0, consecutive: states[0]!.consecutive }
   }
 
   /** The limiter counters of an attempt: the subject's first (the one a success resets). */
@@ -195,22 +182,8 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
     return failure(f.retryAfterMs)
   }
 
-  function behindLimiter<T>(now: number, find: (digests: Uint8Array[]) => Promise<T | null>) {
-    return async (digests: Uint8Array[], keys: LimiterKey[], reset: string[]): Promise<LookupResult<T>> => {
-      const reserved = await store.reserveAttempts({ keys, now })
-      if (!reserved.allowed) return { outcome: 'denied', states: reserved.states }
-      let value: T | null
-      try {
-        value = await find(digests)
-      } catch (error) {
-        await store.settleAttempts({ reset: [], release: keys.map((k) => k.key) }).catch(() => {})
-        throw error
-      }
-      if (value === null) return { outcome: 'missed', states: reserved.states }
-      const release = keys.filter((k) => !reset.includes(k.key)).map((k) => k.key)
-      await store.settleAttempts({ reset, release })
-      return { outcome: 'found', value }
-    }
+  function behindLimiter<T>(now: number, find: (digests: Uint8Array[]) => Promise<T | null>): Lookup<T> {
+    return (digests, keys, reset) => behindReservation(store, { keys, reset, now }, () => find(digests))
   }
 
   async function claim(
