@@ -58,6 +58,49 @@ export async function measure(
   return summarize(name, 'µs', times)
 }
 
+/**
+ * Times `a` and `b` in alternating samples (a, b, a, b, …) and returns both rows plus the ratio
+ * b / a of each pair: on a noisy machine a pair shares its moment, so the median of the pair
+ * ratios is steadier than the ratio of two medians taken seconds apart.
+ */
+export async function measurePaired(
+  ratioName: string,
+  a: { name: string; fn: (i: number) => unknown; inner: number },
+  b: { name: string; fn: (i: number) => unknown; inner: number },
+  options: { samples?: number; warmup?: number } = {},
+): Promise<{ a: BenchResult; b: BenchResult; ratio: BenchResult }> {
+  const { samples = 30, warmup = 3 } = options
+  const ta: number[] = []
+  const tb: number[] = []
+  let ia = 0
+  let ib = 0
+  const time = async (fn: (i: number) => unknown, inner: number, next: () => number) => {
+    const t0 = performance.now()
+    for (let k = 0; k < inner; k++) {
+      const r = fn(next())
+      if (r instanceof Promise) await r
+    }
+    return ((performance.now() - t0) * 1000) / inner
+  }
+  for (let s = 0; s < samples + warmup; s++) {
+    const pa = await time(a.fn, a.inner, () => ia++)
+    const pb = await time(b.fn, b.inner, () => ib++)
+    if (s >= warmup) {
+      ta.push(pa)
+      tb.push(pb)
+    }
+  }
+  return {
+    a: summarize(a.name, 'µs', ta),
+    b: summarize(b.name, 'µs', tb),
+    ratio: summarize(
+      ratioName,
+      'ratio',
+      tb.map((x, i) => x / ta[i]!),
+    ),
+  }
+}
+
 /** Median, min and max of raw samples. */
 export function summarize(name: string, unit: BenchResult['unit'], values: number[]): BenchResult {
   const sorted = [...values].sort((a, b) => a - b)

@@ -40,6 +40,8 @@ export const systemRandom: RandomReader = Object.freeze({
 
 interface NativeCrypto {
   createHmac(algorithm: 'sha256', key: Uint8Array): { update(data: Uint8Array): { digest(): Uint8Array } }
+  /** One-shot digest (Node ≥ 20.12, Deno, Bun). */
+  hash?(algorithm: 'sha256', data: Uint8Array, outputEncoding: 'buffer'): Uint8Array
 }
 
 /** `node:crypto` where the runtime has it (Node ≥ 20.16, Deno, Bun), without a static import. */
@@ -51,14 +53,52 @@ function nativeCrypto(): NativeCrypto | undefined {
     : undefined
 }
 
+/** SHA-256 block size in bytes. */
+const BLOCK = 64
+/** Messages up to this size are framed in one reused buffer; longer ones get their own. */
+const SCRATCH_BYTES = 1024
+
 /**
- * Picks the HMAC-SHA-256 implementation: the platform's (OpenSSL through `node:crypto`) when
- * present, else {@link nobleHmacSha256}. Both give the same bytes (a test checks them against
- * each other and against RFC 4231); the native one is about 2× faster on Node, which matters
- * on the redeem path.
+ * RFC 2104 HMAC over a one-shot SHA-256: `H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))`. The padded key
+ * blocks are computed once per key object (keyed by identity, like `nobleHmacSha256`'s key
+ * schedule) and the message is copied behind the inner block in one reused buffer, so a digest is
+ * two native calls and no `Hmac` object: about a fifth cheaper than `createHmac` per call on Node 20.
+ */
+function paddedHmac(hash: NonNullable<NativeCrypto['hash']>): HmacSha256 {
+  const pads = new WeakMap<Uint8Array, { inner: Uint8Array; outer: Uint8Array }>()
+  const scratch = new Uint8Array(BLOCK + SCRATCH_BYTES)
+  return (key, message) => {
+    let pad = pads.get(key)
+    if (pad === undefined) {
+      // A key longer than a block is hashed first; a shorter one is zero-padded.
+      const k = key.length > BLOCK ? hash('sha256', key, 'buffer') : key
+      const inner = new Uint8Array(BLOCK).fill(0x36)
+      const outer = new Uint8Array(BLOCK + 32).fill(0x5c, 0, BLOCK)
+      for (let i = 0; i < k.length; i++) {
+        inner[i]! ^= k[i]!
+        outer[i]! ^= k[i]!
+      }
+      pad = { inner, outer }
+      pads.set(key, pad)
+    }
+    const size = BLOCK + message.length
+    const buf = size <= scratch.length ? scratch : new Uint8Array(size)
+    buf.set(pad.inner, 0)
+    buf.set(message, BLOCK)
+    pad.outer.set(hash('sha256', buf.subarray(0, size), 'buffer'), BLOCK)
+    return hash('sha256', pad.outer, 'buffer')
+  }
+}
+
+/**
+ * Picks the HMAC-SHA-256 implementation: the platform's (OpenSSL through `node:crypto`: its
+ * one-shot hash where present, else `createHmac`), else {@link nobleHmacSha256}. All give the same
+ * bytes (a test checks them against each other and against RFC 4231); the native one is about 2×
+ * faster on Node, which matters on the redeem path.
  */
 export function platformHmacSha256(crypto: NativeCrypto | null = nativeCrypto() ?? null): HmacSha256 {
   if (crypto === null) return nobleHmacSha256
+  if (typeof crypto.hash === 'function') return paddedHmac(crypto.hash.bind(crypto))
   // A Buffer is a Uint8Array: returned as is, without a copy.
   return (key, message) => crypto.createHmac('sha256', key).update(message).digest()
 }

@@ -13,7 +13,7 @@ import type {
   RecoveryCodeStore,
   RedeemCodeOutcome,
 } from '@recovery-codes/core'
-import { consumedAudit, RecoveryCodesError, STORE_SCOPE, settlement } from '@recovery-codes/core'
+import { consumedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -53,6 +53,8 @@ interface CodeRow {
   digest: Uint8Array
   state: CodeState
   changedAt: number | null
+  /** The next row of the digest index with the same digest prefix (any user), else `null`. */
+  samePrefix: CodeRow | null
 }
 
 /** Batch metadata; the counters survive code purges (R-LC-5), so summaries never rescan codes. */
@@ -93,7 +95,10 @@ function toHex(bytes: Uint8Array): string {
   return out
 }
 
-/** The first 30 bits of a digest: a small integer (an unboxed key in a `Map`). */
+/**
+ * The first 30 bits of a digest: a small integer (an unboxed key in a `Map`). Digests are uniform
+ * (HMAC output), so rows rarely share one.
+ */
 function prefixOf(d: Uint8Array): number {
   return ((d[0] ?? 0) << 22) | ((d[1] ?? 0) << 14) | ((d[2] ?? 0) << 6) | ((d[3] ?? 0) >> 2)
 }
@@ -195,10 +200,11 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
   const codes = new Map<string, CodeRow>()
   /**
-   * The `(userId, digest)` unique index: per user, a 30-bit digest prefix (a small integer, cheap
-   * to hash) → the rows with that prefix; the full digest decides.
+   * The `(userId, digest)` unique index: a 30-bit digest prefix (a small integer, cheap to hash) →
+   * a chain of the rows with that prefix (`samePrefix`); the user and the full digest decide. One
+   * flat map: a lookup touches the map, the row and its digest, nothing else.
    */
-  const digestIndex = new Map<string, Map<number, CodeRow[]>>()
+  const digestIndex = new Map<number, CodeRow>()
   const batches = new Map<string, BatchRow>()
   const activeByUser = new Map<string, BatchRow>()
   /** Per user, sorted newest first (`createdAt` desc, then `id` desc by UTF-16 order). */
@@ -225,32 +231,33 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   }
 
   const indexFind = (userId: string, digest: Uint8Array): CodeRow | undefined => {
-    const rows = digestIndex.get(userId)?.get(prefixOf(digest))
-    if (rows) for (const row of rows) if (sameBytes(row.digest, digest)) return row
+    for (let row = digestIndex.get(prefixOf(digest)) ?? null; row !== null; row = row.samePrefix) {
+      if (row.userId === userId && sameBytes(row.digest, digest)) return row
+    }
     return undefined
   }
 
   const indexAdd = (row: CodeRow): void => {
-    let byPrefix = digestIndex.get(row.userId)
-    if (!byPrefix) {
-      byPrefix = new Map()
-      digestIndex.set(row.userId, byPrefix)
-    }
     const prefix = prefixOf(row.digest)
-    const rows = byPrefix.get(prefix)
-    if (rows) rows.push(row)
-    else byPrefix.set(prefix, [row])
+    row.samePrefix = digestIndex.get(prefix) ?? null
+    digestIndex.set(prefix, row)
   }
 
   const indexRemove = (row: CodeRow): void => {
-    const byPrefix = digestIndex.get(row.userId)
     const prefix = prefixOf(row.digest)
-    const rows = byPrefix?.get(prefix)
-    if (!byPrefix || !rows) return
-    const at = rows.indexOf(row)
-    if (at >= 0) rows.splice(at, 1)
-    if (rows.length === 0) byPrefix.delete(prefix)
-    if (byPrefix.size === 0) digestIndex.delete(row.userId)
+    const head = digestIndex.get(prefix)
+    if (head === row) {
+      if (row.samePrefix === null) digestIndex.delete(prefix)
+      else digestIndex.set(prefix, row.samePrefix)
+    } else {
+      for (let prev = head ?? null; prev !== null; prev = prev.samePrefix) {
+        if (prev.samePrefix === row) {
+          prev.samePrefix = row.samePrefix
+          break
+        }
+      }
+    }
+    row.samePrefix = null
   }
 
   const summary = (b: BatchRow): BatchSummary => ({
@@ -333,13 +340,26 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
   const checkKeys = (keys: readonly AttemptKey[]): void => {
     if (!Array.isArray(keys)) throw invalidInput('keys must be an array')
-    const seen = new Set<string>()
-    for (const k of keys) {
+    // A service passes one to three keys: compared pairwise, a long list through a set.
+    const seen = keys.length > 8 ? new Set<string>() : null
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]
       if (typeof k?.key !== 'string') throw invalidInput('key must be a string')
       assertCount(k.maxAttempts, 'maxAttempts')
-      if (seen.has(k.key)) throw invalidInput('keys must be distinct')
-      seen.add(k.key)
+      let repeated = false
+      if (seen === null) for (let j = 0; j < i && !repeated; j++) repeated = keys[j]!.key === k.key
+      else repeated = seen.has(k.key) || (seen.add(k.key), false)
+      if (repeated) throw invalidInput('keys must be distinct')
     }
+  }
+
+  /** Every key open: not locked at `now` and under its budget. */
+  const allOpen = (keys: readonly AttemptKey[], now: number): boolean => {
+    for (const k of keys) {
+      const c = attempts.get(k.key) ?? ZERO_ATTEMPTS
+      if (now < c.lockedUntil || c.failures >= k.maxAttempts) return false
+    }
+    return true
   }
 
   /** Checks every key, then sets every key: synchronous, so no other call interleaves. */
@@ -382,8 +402,12 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     if (auditIds.has(record.id)) throw conflict('duplicate audit id')
   }
 
-  const appendNow = (record: AuditRecord): void => {
-    const copy: AuditRecord = { ...record, data: record.data === null ? null : { ...record.data } }
+  /** Stores a copy of `record`, so the caller's object stays its own. */
+  const appendNow = (record: AuditRecord): void =>
+    insertAudit({ ...record, data: record.data === null ? null : { ...record.data } })
+
+  /** Inserts a record the store owns (nobody else holds it). */
+  const insertAudit = (copy: AuditRecord): void => {
     // Upper bound: after every record with the same `at`, so ties keep insertion order.
     let lo = 0
     let hi = audit.length
@@ -445,6 +469,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
           digest: code.digest.slice(),
           state: 'active',
           changedAt: null,
+          samePrefix: null,
         }
         codes.set(stored.id, stored)
         indexAdd(stored)
@@ -523,14 +548,17 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       checkDigests(digests)
       if (!Array.isArray(reset)) throw invalidInput('reset must be an array')
       checkAudit(record)
-      const reserved = reserveNow(keys, now)
-      if (!reserved.allowed) return { outcome: 'denied', states: reserved.states }
+      // One synchronous step, so reserve → consume → settle has the same result as: any key closed
+      // → `denied`, nothing written; no code → the reservations, kept as failures → `missed`; a
+      // code → consume, delete the `reset` counters, leave the others as they were (a reservation
+      // given back in the same step is no change at all).
+      if (!allOpen(keys, now)) return { outcome: 'denied', states: reserveNow(keys, now).states }
       const match = usableAt(userId, digests, now)
-      if (!match) return { outcome: 'missed', states: reserved.states }
+      if (!match) return { outcome: 'missed', states: reserveNow(keys, now).states }
       const code = consumeNow(match.code, match.batch, now)
-      const settled = settlement(keys, reset)
-      settleNow(settled.reset, settled.release)
-      appendNow(consumedAudit(record, code))
+      for (const k of keys) if (reset.includes(k.key)) attempts.delete(k.key)
+      // `consumedAudit` returns a new record: the store keeps it without another copy.
+      insertAudit(consumedAudit(record, code))
       return { outcome: 'consumed', code }
     },
 
@@ -666,9 +694,12 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       state: c.state,
       changedAt: c.changedAt,
     })),
-    digestIndex: [...digestIndex.values()].flatMap((byPrefix) =>
-      [...byPrefix.values()].flat().map((c) => `${c.userId}\0${toHex(c.digest)}`),
-    ),
+    digestIndex: [...digestIndex.values()].flatMap((head) => {
+      const keys: string[] = []
+      for (let c: CodeRow | null = head; c !== null; c = c.samePrefix)
+        keys.push(`${c.userId}\0${toHex(c.digest)}`)
+      return keys
+    }),
     attempts: [...attempts].map(([key, state]) => ({ key, ...state })),
     audit: audit.map((r) => ({ ...r, data: r.data === null ? null : { ...r.data } })),
     emailLog: emailLog.map((r) => ({ ...r })),

@@ -685,8 +685,38 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
       expect((await h.rc.status({ userId: b.userId })).remaining).toBe(4)
     })
 
-    it('history pages are never stale with the cache on', async () => {
-      const h = make({ cache: createStorage(), history: { perPage: 2, maxVisible: 5 } })
+    // The default cache is private to the service (its versions stay in process); a configured
+    // cache may be shared (its versions live in it). Both must read through and never serve stale.
+    const cacheSetups = [
+      ['the default cache', () => ({})],
+      ['a configured cache', () => ({ cache: createStorage() })],
+    ] as const
+
+    it.each(cacheSetups)('history and status read through %s; the next write misses it', async (_, cache) => {
+      const counting = createCountingStore(store)
+      const h = make({ ...cache(), history: { perPage: 2, maxVisible: 5 } }, () => counting.store)
+      const b = await batchFor(h)
+      const reads = () => counting.count('listBatches') + counting.count('getActiveBatch')
+      const first = await h.rc.history({ userId: b.userId })
+      await h.rc.status({ userId: b.userId })
+      const after = reads()
+      expect(after).toBeGreaterThan(0)
+      expect(await h.rc.history({ userId: b.userId })).toEqual(first)
+      await h.rc.status({ userId: b.userId })
+      expect(reads()).toBe(after) // both served from the cache
+      await h.rc.redeem({ userId: b.userId, code: b.codes[0]! })
+      const before = reads()
+      expect((await h.rc.history({ userId: b.userId })).items[0]).toMatchObject({ used: 1 })
+      expect(reads()).toBeGreaterThan(before)
+      // Another user's write leaves this user's pages cached.
+      await batchFor(h)
+      const still = reads()
+      await h.rc.history({ userId: b.userId })
+      expect(reads()).toBe(still)
+    })
+
+    it.each(cacheSetups)('history pages are never stale with %s', async (_, cache) => {
+      const h = make({ ...cache(), history: { perPage: 2, maxVisible: 5 } })
       const b = await batchFor(h)
       const page = async () => (await h.rc.history({ userId: b.userId })).items[0]!
       expect(await page()).toMatchObject({ used: 0, unused: 5 })

@@ -137,42 +137,63 @@ export function normalize(input: string, format: CodeFormat): string | null {
   return fast === undefined ? normalizeUnicode(input, format) : fast
 }
 
-/** Per ASCII character code: the alphabet symbol it stands for, `''` to strip it, `null` if invalid. */
-type AsciiTable = readonly (string | null)[]
+/** Per ASCII character code: the alphabet symbol's char code it stands for, {@link STRIPPED}, or {@link INVALID}. */
+type AsciiTable = Int32Array
+
+const STRIPPED = -2
+const INVALID = -1
 
 const asciiTables = new WeakMap<CodeFormat, AsciiTable>()
 
 /**
  * {@link normalizeUnicode} applied to each ASCII character alone. ASCII is NFKC-stable and every
- * step works per character, so for all-ASCII input a table lookup per character gives the same
- * result (a property test checks the two against each other).
+ * step works per character (each gives one symbol or none), so for all-ASCII input a table lookup
+ * per character gives the same result (a property test checks the two against each other).
  */
 function asciiTable(format: CodeFormat): AsciiTable {
   let table = asciiTables.get(format)
   if (table === undefined) {
     const single = { ...format, groups: 1, groupLength: 1 }
-    table = Array.from({ length: 128 }, (_, c) => {
+    table = new Int32Array(128)
+    for (let c = 0; c < 128; c++) {
       const ch = String.fromCharCode(c)
-      if (STRIP_ONE.test(ch) || (format.separator !== '' && ch === format.separator)) return ''
-      return normalizeUnicode(ch, single)
-    })
+      const symbol =
+        STRIP_ONE.test(ch) || (format.separator !== '' && ch === format.separator)
+          ? ''
+          : normalizeUnicode(ch, single)
+      table[c] = symbol === null ? INVALID : symbol === '' ? STRIPPED : symbol.charCodeAt(0)
+    }
     asciiTables.set(format, table)
   }
   return table
 }
 
+/** The symbols {@link normalizeAscii} collects, reused (it never yields mid-call). */
+const symbols: number[] = []
+
 /** The all-ASCII path: `undefined` when the input has a non-ASCII character. */
 function normalizeAscii(input: string, format: CodeFormat): string | null | undefined {
   const table = asciiTable(format)
-  let out = ''
+  const length = codeLength(format)
+  let n = 0
   for (let i = 0; i < input.length; i++) {
     const c = input.charCodeAt(i)
     if (c > 0x7f) return undefined
-    const symbol = table[c]
-    if (symbol === null) return null
-    out += symbol
+    const symbol = table[c]!
+    if (symbol === INVALID) return null
+    if (symbol === STRIPPED) continue
+    // Too many symbols: not a code, whatever follows (a non-ASCII character included).
+    if (n === length) return hasNonAscii(input, i) ? undefined : null
+    symbols[n++] = symbol
   }
-  return out.length === codeLength(format) ? out : null
+  if (n !== length) return null
+  symbols.length = n
+  return String.fromCharCode.apply(null, symbols)
+}
+
+function hasNonAscii(input: string, from: number): boolean {
+  for (let i = from; i < input.length; i++) if (input.charCodeAt(i) > 0x7f) return true
+  return false
 }
 
 const STRIP_ONE = new RegExp(STRIP.source, 'u')

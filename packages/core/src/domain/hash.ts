@@ -137,26 +137,44 @@ function assertPepper(pepper: Uint8Array): void {
 // Unpaired surrogates: with the `u` flag a valid pair is one code point and does not match.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u
 
+/** The buffer {@link framed} writes into; larger messages get their own. */
+const frame = new Uint8Array(1024)
+
 /**
- * `domain ‖ u32be(len(a)) ‖ utf8(a) ‖ u32be(len(b)) ‖ utf8(b)`, lengths in bytes, written into
- * one buffer (a UTF-8 character is at most 3 bytes per UTF-16 unit).
+ * `domain ‖ u32be(len(a)) ‖ utf8(a) ‖ u32be(len(b)) ‖ utf8(b)`, lengths in bytes (a UTF-8
+ * character is at most 3 bytes per UTF-16 unit). Written into one reused buffer: the result is
+ * valid until the next call, and every caller hands it straight to a synchronous HMAC.
  */
 function framed(domain: Uint8Array, a: string, b: string): Uint8Array {
-  if (LONE_SURROGATE.test(a) || LONE_SURROGATE.test(b)) {
-    throw new RecoveryCodesError('INVALID_INPUT', 'string is not well-formed Unicode')
-  }
-  const out = new Uint8Array(domain.length + 8 + 3 * (a.length + b.length))
+  const size = domain.length + 8 + 3 * (a.length + b.length)
+  const out = size <= frame.length ? frame : new Uint8Array(size)
   out.set(domain, 0)
   const offset = writePrefixed(out, domain.length, a)
   return out.subarray(0, writePrefixed(out, offset, b))
 }
 
-/** Writes `u32be(len(utf8(value))) ‖ utf8(value)` at `offset`; returns the end offset. */
+/**
+ * Writes `u32be(len(utf8(value))) ‖ utf8(value)` at `offset`; returns the end offset. ASCII (user
+ * ids and canonical codes, as a rule) is copied byte by byte; anything else goes through the
+ * encoder, after the well-formedness check (ASCII has no surrogates).
+ */
 function writePrefixed(out: Uint8Array, offset: number, value: string): number {
-  const { written } = encoder.encodeInto(value, out.subarray(offset + 4))
+  const start = offset + 4
+  let written = 0
+  for (; written < value.length; written++) {
+    const c = value.charCodeAt(written)
+    if (c > 0x7f) break
+    out[start + written] = c
+  }
+  if (written < value.length) {
+    if (LONE_SURROGATE.test(value)) {
+      throw new RecoveryCodesError('INVALID_INPUT', 'string is not well-formed Unicode')
+    }
+    written = encoder.encodeInto(value, out.subarray(start)).written
+  }
   out[offset] = written >>> 24
   out[offset + 1] = (written >>> 16) & 0xff
   out[offset + 2] = (written >>> 8) & 0xff
   out[offset + 3] = written & 0xff
-  return offset + 4 + written
+  return start + written
 }

@@ -30,13 +30,43 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
   let versionCounter = 0
   const nextVersion = () => `${versionPrefix}.${(++versionCounter).toString(36)}`
 
+  // The default cache is private to this service, so no other instance can hold a page of it:
+  // its versions live beside it, in process, and a bump is a `Map` delete instead of a cache write
+  // on every redeem. A configured cache may be shared by instances: there the version lives in it.
+  // A dropped local version only costs a miss: the next read starts a version never used before.
+  const local = sc.cacheIsPrivate ? new Map<string, string>() : null
+
   async function bumpVersion(userId: string): Promise<void> {
+    if (local !== null) {
+      local.delete(userLabel(userId))
+      return
+    }
     try {
       await cache.setItem(versionKey(userId), nextVersion())
     } catch (error) {
       // Pages already cached may then be served until their TTL runs out (≤ cacheTtl.maxSeconds).
       logger.warn('recovery-codes: cache version bump failed', { error: errorName(error) })
     }
+  }
+
+  /** The user's current version, started when there is none. */
+  async function currentVersion(userId: string): Promise<string> {
+    if (local !== null) {
+      const owner = userLabel(userId)
+      let version = local.get(owner)
+      if (version === undefined) {
+        version = nextVersion()
+        if (local.size >= MAX_LOCAL_VERSIONS) local.clear()
+        local.set(owner, version)
+      }
+      return version
+    }
+    let version = (await cache.getItem<string>(versionKey(userId))) ?? null
+    if (version === null) {
+      version = nextVersion()
+      await cache.setItem(versionKey(userId), version)
+    }
+    return version
   }
 
   async function readThrough<T>(
@@ -46,13 +76,9 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
     now: number,
   ): Promise<T> {
     const owner = userLabel(userId)
-    let version: string | null = null
+    let version: string
     try {
-      version = (await cache.getItem<string>(versionKey(userId))) ?? null
-      if (version === null) {
-        version = nextVersion()
-        await cache.setItem(versionKey(userId), version)
-      }
+      version = await currentVersion(userId)
       const hit = await cache.getItem<{ e: number; v: T }>(`rc:data:${owner}:${version}:${name}`)
       if (hit && typeof hit === 'object' && now < hit.e) return hit.v
     } catch (error) {
@@ -76,3 +102,6 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
 
   return { bumpVersion, readThrough }
 }
+
+/** Users whose local version is kept at once; when full the map starts over (misses, never stale). */
+const MAX_LOCAL_VERSIONS = 50_000

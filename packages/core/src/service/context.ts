@@ -41,6 +41,8 @@ export interface ServiceContext {
   readonly logger: Logger
   /** The configured cache, or a bounded in-process LRU. */
   readonly cache: Cache
+  /** `true` for the default cache: created here, so no other instance reads or writes it. */
+  readonly cacheIsPrivate: boolean
   /** The secret of the current pepper: keys the labels and the outbox. */
   readonly labelKey: Uint8Array
   /** Memoises `compute()` per `name` and `value`; the memo is cleared when full. */
@@ -118,18 +120,23 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
     return bytesToHex(b)
   }
 
-  async function emit(
+  const events = config.events
+  // Without a sink an emit is no work at all: one shared settled promise, no async frame.
+  function emit(
     name: RecoveryEventName,
     at: number,
     userId: string | null,
     batchId: string | null,
     data?: RecoveryEvent['data'],
-  ) {
-    if (!config.events) return
+  ): Promise<void> {
+    return events ? emitTo(events, { name, at, userId, batchId, ...(data ? { data } : {}) }) : SETTLED
+  }
+
+  async function emitTo(sink: NonNullable<typeof events>, event: RecoveryEvent): Promise<void> {
     try {
-      await config.events.emit({ name, at, userId, batchId, ...(data ? { data } : {}) })
+      await sink.emit(event)
     } catch (error) {
-      logger.error('recovery-codes: event sink failed', { event: name, error: errorName(error) })
+      logger.error('recovery-codes: event sink failed', { event: event.name, error: errorName(error) })
     }
   }
 
@@ -180,6 +187,7 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
     random,
     logger,
     cache,
+    cacheIsPrivate: config.cache === null,
     labelKey,
     memoised,
     label,
@@ -198,5 +206,6 @@ export function errorName(error: unknown): string {
   return error instanceof Error ? error.name : 'unknown'
 }
 
+const SETTLED: Promise<void> = Promise.resolve()
 const noop = () => {}
 const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }

@@ -17,7 +17,7 @@ import { systemHmacSha256 } from '../runtime.ts'
 import { createCacheLayer } from './cache-layer.ts'
 import { createServiceContext, errorName } from './context.ts'
 import { EXPORT_FORMATS, renderExport } from './export.ts'
-import { createLimiter, idField, type Subject } from './limiter.ts'
+import { createLimiter, type Subject } from './limiter.ts'
 import { createOutbox, EMAIL_JOB } from './outbox.ts'
 import { createPurgeRuns, PURGE_AUDIT_JOB, PURGE_JOB, type PurgeRunInput } from './purge-run.ts'
 import { parseRevealToken, sealReveal } from './reveal.ts'
@@ -295,7 +295,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         ctx,
         now,
         event: 'login.failure',
-        ...idField(identifier),
+        identifier,
         lookup: async (digests, keys, reset) => {
           // One store call where the store has it: reserve, consume, settle and the audit row.
           const input = {
@@ -310,7 +310,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
               userId,
               outcome: 'success',
               ctx,
-              ...idField(identifier),
+              identifier,
             }),
           }
           const out = await (store.redeemCode ? store.redeemCode(input) : composeRedeemCode(store, input))

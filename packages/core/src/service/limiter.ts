@@ -143,7 +143,7 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
         outcome: 'failure',
         reason: 'locked',
         ctx,
-        ...idField(args.identifier),
+        identifier: args.identifier,
       })
       return failure(await denied(keys, result.states, now))
     }
@@ -155,7 +155,7 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
       outcome: 'failure',
       reason: f.locked ? 'locked' : 'invalid',
       ctx,
-      ...idField(args.identifier),
+      identifier: args.identifier,
     })
     const known = args.userId === DUMMY_USER_ID ? null : args.userId
     await emit('failed', now, known, null)
@@ -196,11 +196,6 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
   }
 
   return { attempt, behindLimiter, claim }
-}
-
-/** Spreads an `identifier` field into an audit input only when there is one. */
-export function idField(identifier: string | undefined): { identifier?: string } {
-  return identifier === undefined ? {} : { identifier }
 }
 
 function failure(retryAfterMs: number): CodeFailure {
