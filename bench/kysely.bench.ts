@@ -659,13 +659,19 @@ export async function runKyselyBench(report: Report) {
     `[kysely] ${fmt(BIG_BATCHES * CODES_PER_BATCH)} seeded code rows per database` +
       (BIG_ROWS === 1_000_000 ? '' : ` (scaled by RC_BENCH_ROWS=${BIG_ROWS})`),
   )
-  const sqlite = await sqliteTarget()
-  try {
-    await runOne(report, sqlite)
-  } finally {
-    await sqlite.close()
+  // `RC_BENCH_DB=sqlite` or `=postgres` runs one database only (local runs; `pnpm bench` runs both).
+  const only = process.env.RC_BENCH_DB
+  if (only !== undefined && only !== 'sqlite' && only !== 'postgres')
+    throw new Error(`RC_BENCH_DB must be sqlite or postgres, not ${only}`)
+  if (only !== 'postgres') {
+    const sqlite = await sqliteTarget()
+    try {
+      await runOne(report, sqlite)
+    } finally {
+      await sqlite.close()
+    }
   }
-  const why = await probePostgres()
+  const why = only === 'sqlite' ? 'RC_BENCH_DB=sqlite' : await probePostgres()
   if (why !== null) {
     console.log(`[kysely postgres] SKIPPED: PostgreSQL at ${PG_URL} unreachable (${why})`)
   } else {
