@@ -57,7 +57,9 @@ async function generate(c: Client): Promise<string[]> {
   const token = await c.csrf('/')
   const r = await c.post('/generate', { _csrf: token })
   expect(r.headers.get('location')).toBe('/codes')
-  const html = await (await c.get('/codes')).text()
+  // The page offers the codes; one POST shows them.
+  const shown = await c.post('/codes', { _csrf: await c.csrf('/codes') })
+  const html = await shown.text()
   return [...html.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
 }
 

@@ -116,6 +116,11 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
       }
       await page.locator('#generate').click()
       await page.waitForURL(`${demo.url}/codes`)
+      // The page after generating offers the codes; its button shows them (a POST).
+      expect(await page.locator('#codes').count()).toBe(0)
+      if (shown.length === 0) await snap('codes-ready')
+      await page.locator('#show-codes').click()
+      await page.locator('#codes').waitFor()
       const codes = await page.locator('#codes li code').allInnerTexts()
       expect(codes).toHaveLength(10)
       for (const c of codes) expect(c).toMatch(new RegExp(`^${CODE.source}$`))

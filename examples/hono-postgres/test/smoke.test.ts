@@ -113,7 +113,9 @@ if (unavailable !== null) {
       token = await c.csrf('/')
       const gen = await c.post('/generate', { _csrf: token, expiresInDays: '30' })
       expect(gen.headers.get('location')).toBe('/codes')
-      const codesPage = await c.get('/codes')
+      // The page after generating offers the codes; its form (a POST) shows them once.
+      const codesPage = await c.post('/codes', { _csrf: await c.csrf('/codes') })
+      expect(codesPage.status).toBe(200)
       expect(codesPage.headers.get('cache-control')).toBe('no-store')
       expect(codesPage.headers.get('referrer-policy')).toBe('no-referrer')
       expect(codesPage.headers.get('x-content-type-options')).toBe('nosniff')

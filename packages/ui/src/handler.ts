@@ -20,6 +20,7 @@ import { formatDuration } from './format.ts'
 import { isSameOriginRequest, pageHeaders, randomToken, safeEqual, safeFilename } from './security.ts'
 import {
   codesPage,
+  codesReadyPage,
   dashboardPage,
   type Flash,
   type LayoutModel,
@@ -540,14 +541,45 @@ export function createPagesHandler<Ctx>(
     return redirect(paths.codes)
   }
 
+  /** The reveal token of the session, or a redirect to the dashboard saying there is none. */
+  function revealOf(q: Req): string | PageResponse {
+    const token = str(q.s.get(K.reveal))
+    if (token) return token
+    flash(q.s, 'info', 'There are no new codes to show. Generate a batch to get codes.')
+    return redirect(paths.dashboard)
+  }
+
+  function alreadyShown(q: Req): PageResponse {
+    flash(
+      q.s,
+      'info',
+      'These codes have already been shown once. You can still download or email them once while they are available, or generate a new batch.',
+    )
+    return redirect(paths.dashboard)
+  }
+
+  /** Safe: shows the button that shows the codes; spends nothing. */
   async function getCodes(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
-    const token = str(q.s.get(K.reveal))
-    if (!token) {
-      flash(q.s, 'info', 'There are no new codes to show. Generate a batch to get codes.')
-      return redirect(paths.dashboard)
-    }
+    const token = revealOf(q)
+    if (typeof token !== 'string') return token
+    const st = await rc.status({ userId: u })
+    if (st.active?.viewed) return alreadyShown(q)
+    const l = await layoutFor(q, 'Your new recovery codes')
+    return page(
+      q,
+      200,
+      codesReadyPage(l, { createdAt: st.active?.createdAt ?? null, expiresAt: st.active?.expiresAt ?? null }),
+    )
+  }
+
+  /** Shows the codes of the reveal slot, once (`viewCodes` sets the batch's `viewed` flag). */
+  async function postCodes(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const token = revealOf(q)
+    if (typeof token !== 'string') return token
     try {
       const view = await rc.viewCodes({ userId: u, reveal: token })
       const st = await rc.status({ userId: u })
@@ -566,14 +598,7 @@ export function createPagesHandler<Ctx>(
         }),
       )
     } catch (e) {
-      if (isRecoveryCodesError(e, 'ALREADY_DONE')) {
-        flash(
-          q.s,
-          'info',
-          'These codes have already been shown once. You can still download or email them once while they are available, or generate a new batch.',
-        )
-        return redirect(paths.dashboard)
-      }
+      if (isRecoveryCodesError(e, 'ALREADY_DONE')) return alreadyShown(q)
       if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return revealGone(q)
       throw e
     }
@@ -760,7 +785,7 @@ export function createPagesHandler<Ctx>(
     [rel(paths.signIn), { get: getSignIn, post: postSignIn }],
     [rel(paths.login), { get: getLogin, post: postLogin }],
     [rel(paths.reauth), { get: getReauth, post: postReauth }],
-    [rel(paths.codes), { get: getCodes }],
+    [rel(paths.codes), { get: getCodes, post: postCodes }],
     [rel(paths.generate), { post: postGenerate }],
     [rel(paths.download), { post: postDownload }],
     [rel(paths.email), { post: postEmail }],

@@ -18,6 +18,7 @@ export { escapeHtml, Html, type HtmlValue, html, raw } from './html.ts'
 export { isSameOriginRequest, pageHeaders, randomToken, safeEqual, safeFilename } from './security.ts'
 export {
   codesPage,
+  codesReadyPage,
   type DashboardModel,
   dashboardPage,
   type Flash,

@@ -383,6 +383,26 @@ ${m.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.email
   )
 }
 
+/**
+ * The page the generate form redirects to: the codes are ready, and a POST shows them once. A GET
+ * (a reload, a prefetch, a link preview) never spends the one-time view.
+ */
+export function codesReadyPage(
+  l: LayoutModel,
+  m: { createdAt: number | null; expiresAt: number | null },
+): string {
+  const p = l.paths
+  return layout(
+    l,
+    html`<h1>Your new recovery codes</h1>
+<section class="card" aria-labelledby="ready-h"><h2 id="ready-h">Ready to show</h2>
+<p class="warn" role="status">They are shown once, on the next page. Make sure nobody can see your screen, then save them somewhere safe, such as a password manager.</p>
+<form method="post" action="${p.codes}">${csrfField(l.csrf)}<button type="submit" id="show-codes">Show my codes</button></form>
+<p class="hint">${m.createdAt === null ? '' : `Generated ${formatDate(m.createdAt)}. `}${m.expiresAt === null ? 'They do not expire.' : `They expire ${formatDate(m.expiresAt)}.`}</p>
+</section>`,
+  )
+}
+
 /** A short page with a message and a link onward. */
 export function messagePage(
   l: LayoutModel,

@@ -185,11 +185,52 @@ describe('page controller', () => {
     const t2 = data().rc_csrf as string
     const gen = await pages.handle(req('POST', '/generate', { _csrf: t2 }), null)
     expect(gen?.headers.Location).toBe('/codes')
-    const codes = await pages.handle(req('GET', '/codes'), null)
+    await pages.handle(req('GET', '/codes'), null)
+    const codes = await pages.handle(req('POST', '/codes', { _csrf: data().rc_csrf as string }), null)
     const shown = [...String(codes?.body).matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
     expect(shown).toHaveLength(10)
     const dump = JSON.stringify(data())
     for (const c of shown) expect(dump).not.toContain(c)
+  })
+
+  it('a GET of the codes page spends nothing; one POST shows the codes, once', async () => {
+    const { pages, req, data, store } = setup()
+    await pages.handle(req('GET', '/signin'), null)
+    await pages.handle(
+      req('POST', '/signin', { _csrf: data().rc_csrf as string, email: 'a@b.c', password: 'pw' }),
+      null,
+    )
+    await pages.handle(req('GET', '/'), null)
+    await pages.handle(req('POST', '/generate', { _csrf: data().rc_csrf as string }), null)
+    const codesIn = (body: unknown) =>
+      [...String(body).matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
+    // A reload, a prefetch or a link preview: the page offers the codes and shows none.
+    for (let i = 0; i < 3; i++) {
+      const ready = await pages.handle(req('GET', '/codes'), null)
+      expect(ready?.status).toBe(200)
+      expect(String(ready?.body)).toContain('id="show-codes"')
+      expect(codesIn(ready?.body)).toHaveLength(0)
+    }
+    expect((await store.getActiveBatch('u1'))?.viewedAt).toBeNull()
+    // Without the token the POST is refused and spends nothing either.
+    expect((await pages.handle(req('POST', '/codes', { _csrf: 'forged' }), null))?.status).toBe(403)
+    expect((await store.getActiveBatch('u1'))?.viewedAt).toBeNull()
+    const shown = await pages.handle(req('POST', '/codes', { _csrf: data().rc_csrf as string }), null)
+    expect(shown?.status).toBe(200)
+    expect(shown?.headers['Cache-Control']).toContain('no-store')
+    expect(codesIn(shown?.body)).toHaveLength(10)
+    expect((await store.getActiveBatch('u1'))?.viewedAt).not.toBeNull()
+    // Shown once: a second POST and any later GET say so and show nothing.
+    for (const again of [
+      await pages.handle(req('POST', '/codes', { _csrf: data().rc_csrf as string }), null),
+      await pages.handle(req('GET', '/codes'), null),
+    ]) {
+      expect(again?.status).toBe(303)
+      expect(again?.headers.Location).toBe('/')
+      expect(codesIn(again?.body)).toHaveLength(0)
+    }
+    const dashboard = await pages.handle(req('GET', '/'), null)
+    expect(String(dashboard?.body)).toContain('already been shown')
   })
 
   it('a request without a client address spends the shared "unknown" client counter, as the JSON API does', async () => {
