@@ -206,4 +206,19 @@ describe('generateCodes: input validation', () => {
     expect(error).toBeInstanceOf(RecoveryCodesError)
     expect(error).toMatchObject({ code: 'CONFIG_INVALID' })
   })
+
+  it('checks a format that can change on every call (only a frozen one is checked once)', () => {
+    const format = { ...DEFAULT_CODE_FORMAT, confusables: { ...DEFAULT_CODE_FORMAT.confusables } }
+    expect(generateCodes(systemRandom, format, 1)).toHaveLength(1)
+    format.groups = 2 // now under 112 bits
+    expect(() => generateCodes(systemRandom, format, 1)).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID' }),
+    )
+    const frozenWeak = Object.freeze({ ...DEFAULT_CODE_FORMAT, groups: 2 })
+    for (let i = 0; i < 2; i++) {
+      expect(() => generateCodes(systemRandom, frozenWeak, 1)).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID' }),
+      )
+    }
+  })
 })

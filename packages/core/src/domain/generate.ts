@@ -44,21 +44,21 @@ export function generateCodes(random: RandomReader, format: CodeFormat, count: n
       issues: [{ path: 'count', message: `must be an integer in 1..${MAX_GENERATE_COUNT}` }],
     })
   }
-  const issues = validateCodeFormat(format)
+  const issues = checkedFormat(format)
   if (issues.length > 0) {
     throw new RecoveryCodesError('CONFIG_INVALID', 'invalid code format', {
       issues: issues.map((i) => ({ path: `format.${i.path}`, message: i.message })),
     })
   }
-  const alphabet = format.alphabet
   const length = codeLength(format)
-  const nextSymbol = symbolSource(random, alphabet, count * length)
+  const nextSymbol = symbolSource(random, format.alphabet, count * length)
   // A duplicate among ≥112-bit codes means a broken reader; allow a few redraws, not a loop.
   let redrawsLeft = count + 8
   const codes = new Set<string>()
+  const symbols: number[] = new Array(length)
   while (codes.size < count) {
-    let code = ''
-    for (let i = 0; i < length; i++) code += nextSymbol()
+    for (let i = 0; i < length; i++) symbols[i] = nextSymbol()
+    const code = String.fromCharCode.apply(null, symbols)
     if (codes.has(code)) {
       if (--redrawsLeft < 0) {
         throw new RecoveryCodesError(
@@ -73,16 +73,32 @@ export function generateCodes(random: RandomReader, format: CodeFormat, count: n
   return [...codes]
 }
 
+/** Validation results of frozen formats (the presets and every resolved config): checked once. */
+const checkedFormats = new WeakMap<CodeFormat, ReturnType<typeof validateCodeFormat>>()
+
+/** {@link validateCodeFormat}, remembered for a deeply frozen format (it cannot change). */
+function checkedFormat(format: CodeFormat): ReturnType<typeof validateCodeFormat> {
+  const frozen =
+    Object.isFrozen(format) && (format.confusables == null || Object.isFrozen(format.confusables))
+  if (!frozen) return validateCodeFormat(format)
+  let issues = checkedFormats.get(format)
+  if (issues === undefined) {
+    issues = validateCodeFormat(format)
+    checkedFormats.set(format, issues)
+  }
+  return issues
+}
+
 /** Bytes to read for `symbols` accepted symbols: the expected need plus 25 % and 32 bytes. */
 function bulkSize(symbols: number, limit: number): number {
   return Math.ceil(((symbols * 256) / limit) * 1.25) + 32
 }
 
 /**
- * A closure handing out uniform alphabet symbols from bytes read in bulk. `expected` sizes the
- * first read; later reads (rare) are sized for what is still expected.
+ * A closure handing out uniform alphabet symbols (as char codes) from bytes read in bulk.
+ * `expected` sizes the first read; later reads (rare) are sized for what is still expected.
  */
-function symbolSource(random: RandomReader, alphabet: string, expected: number): () => string {
+function symbolSource(random: RandomReader, alphabet: string, expected: number): () => number {
   const size = alphabet.length
   const limit = acceptLimit(size)
   // Far beyond any plausible rejection run (the odds of a real CSPRNG needing it are nil).
@@ -105,7 +121,7 @@ function symbolSource(random: RandomReader, alphabet: string, expected: number):
       const byte = buffer[pos++]!
       if (byte < limit) {
         produced++
-        return alphabet[byte % size]!
+        return alphabet.charCodeAt(byte % size)
       }
     }
   }
