@@ -86,7 +86,11 @@ function paddedHmac(hash: NonNullable<NativeCrypto['hash']>): HmacSha256 {
     buf.set(pad.inner, 0)
     buf.set(message, BLOCK)
     pad.outer.set(hash('sha256', buf.subarray(0, size), 'buffer'), BLOCK)
-    return hash('sha256', pad.outer, 'buffer')
+    // The reused buffer keeps neither the keyed block nor the message (a code) after the call.
+    buf.fill(0, 0, size)
+    const tag = hash('sha256', pad.outer, 'buffer')
+    pad.outer.fill(0, BLOCK)
+    return tag
   }
 }
 

@@ -162,3 +162,20 @@ describe('DUMMY_USER_ID', () => {
     expect(computeDigest(K1.secret, DUMMY_USER_ID, CODE)).toHaveLength(32)
   })
 })
+
+describe('the reused frame', () => {
+  it('holds no code or identifier once a digest or label is computed, and digests stay right', () => {
+    const seen: Uint8Array[] = []
+    const spy = (k: Uint8Array, m: Uint8Array) => {
+      seen.push(m)
+      return new Uint8Array(createHmac('sha256', k).update(m).digest())
+    }
+    const d = computeDigest(K1.secret, 'user-é', CODE, spy)
+    const c = digestCandidates([K1, K2], 'user-1', CODE, spy)
+    keyedLabel(K1.secret, 'limiter:identifier', 'alice@example.com', spy)
+    expect(Buffer.from(d).equals(referenceDigest(K1.secret, 'user-é', CODE))).toBe(true)
+    expect(Buffer.from(c[1]!.digest).equals(referenceDigest(K2.secret, 'user-1', CODE))).toBe(true)
+    expect(seen).toHaveLength(4)
+    for (const m of seen) expect(m.every((b) => b === 0)).toBe(true)
+  })
+})

@@ -46,7 +46,7 @@ export function computeDigest(
   hmacSha256: HmacSha256 = nobleHmacSha256,
 ): Uint8Array {
   assertPepper(pepper)
-  return hmacSha256(pepper, framed(DIGEST_DOMAIN, userId, canonicalCode))
+  return macAndWipe(hmacSha256, pepper, framed(DIGEST_DOMAIN, userId, canonicalCode))
 }
 
 /**
@@ -68,10 +68,14 @@ export function digestCandidates(
 ): { keyId: string; digest: Uint8Array }[] {
   if (peppers.length === 0) throw new RecoveryCodesError('CONFIG_INVALID', 'no pepper configured')
   const message = framed(DIGEST_DOMAIN, userId, canonicalCode)
-  return peppers.map((p) => {
-    assertPepper(p.secret)
-    return { keyId: p.id, digest: hmacSha256(p.secret, message) }
-  })
+  try {
+    return peppers.map((p) => {
+      assertPepper(p.secret)
+      return { keyId: p.id, digest: hmacSha256(p.secret, message) }
+    })
+  } finally {
+    message.fill(0)
+  }
 }
 
 /**
@@ -99,7 +103,10 @@ export function keyedLabel(
   hmacSha256: HmacSha256 = nobleHmacSha256,
 ): string {
   assertPepper(pepper)
-  return bytesToHex(hmacSha256(pepper, framed(LABEL_DOMAIN, purpose, value))).slice(0, LABEL_HEX_LENGTH)
+  return bytesToHex(macAndWipe(hmacSha256, pepper, framed(LABEL_DOMAIN, purpose, value))).slice(
+    0,
+    LABEL_HEX_LENGTH,
+  )
 }
 
 /**
@@ -137,13 +144,22 @@ function assertPepper(pepper: Uint8Array): void {
 // Unpaired surrogates: with the `u` flag a valid pair is one code point and does not match.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u
 
+/** One HMAC of a framed message, then the message is zeroed: the reused frame keeps no code. */
+function macAndWipe(hmacSha256: HmacSha256, key: Uint8Array, message: Uint8Array): Uint8Array {
+  try {
+    return hmacSha256(key, message)
+  } finally {
+    message.fill(0)
+  }
+}
+
 /** The buffer {@link framed} writes into; larger messages get their own. */
 const frame = new Uint8Array(1024)
 
 /**
  * `domain ‖ u32be(len(a)) ‖ utf8(a) ‖ u32be(len(b)) ‖ utf8(b)`, lengths in bytes (a UTF-8
  * character is at most 3 bytes per UTF-16 unit). Written into one reused buffer: the result is
- * valid until the next call, and every caller hands it straight to a synchronous HMAC.
+ * valid until the next call: every caller hands it straight to a synchronous HMAC, then zeroes it.
  */
 function framed(domain: Uint8Array, a: string, b: string): Uint8Array {
   const size = domain.length + 8 + 3 * (a.length + b.length)
