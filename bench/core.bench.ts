@@ -64,6 +64,7 @@ export async function runCoreBench(report: ReturnType<typeof createReport>) {
   }
   // Interleave users so consecutive redeems do not hit one batch.
   codes.sort((a, b) => a.code.localeCompare(b.code))
+  const redeemRun = { samples: 30, inner: 1000, warmup: 3 }
   const redeem = report.add(
     await measure(
       'redeem one code on the memory store (end to end)',
@@ -72,14 +73,14 @@ export async function runCoreBench(report: ReturnType<typeof createReport>) {
         const r = await rc.redeem({ userId: c.userId, code: c.code, clientKey: '127.0.0.1' })
         if (!r.ok) throw new Error('bench redeem failed')
       },
-      { samples: 30, inner: 1000, warmup: 3 },
+      redeemRun,
     ),
   )
   // Two medians taken seconds apart: on a noisy machine this swings both ways (see the paired row).
   report.ratio('redeem (memory) / native HMAC, medians of separate runs', redeem, nativeHmac)
 
   // The same two, in alternating samples on fresh codes: the median of the pair ratios.
-  let next = 33_000
+  let next = (redeemRun.samples + redeemRun.warmup) * redeemRun.inner
   const paired = await measurePaired(
     'redeem (memory) / native HMAC, median of 30 paired samples (target ≤ 3)',
     {

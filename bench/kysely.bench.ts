@@ -671,9 +671,11 @@ export async function runKyselyBench(report: Report) {
       await sqlite.close()
     }
   }
-  const why = only === 'sqlite' ? 'RC_BENCH_DB=sqlite' : await probePostgres()
+  const why = only === 'sqlite' ? 'not run (RC_BENCH_DB=sqlite)' : await probePostgres()
   if (why !== null) {
-    console.log(`[kysely postgres] SKIPPED: PostgreSQL at ${PG_URL} unreachable (${why})`)
+    console.log(
+      `[kysely postgres] SKIPPED: ${only === 'sqlite' ? why : `PostgreSQL at ${PG_URL} unreachable (${why})`}`,
+    )
   } else {
     const postgres = await postgresTarget()
     try {

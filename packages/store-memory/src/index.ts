@@ -340,16 +340,12 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
   const checkKeys = (keys: readonly AttemptKey[]): void => {
     if (!Array.isArray(keys)) throw invalidInput('keys must be an array')
-    // A service passes one to three keys: compared pairwise, a long list through a set.
-    const seen = keys.length > 8 ? new Set<string>() : null
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i]
+    const seen = new Set<string>()
+    for (const k of keys) {
       if (typeof k?.key !== 'string') throw invalidInput('key must be a string')
       assertCount(k.maxAttempts, 'maxAttempts')
-      let repeated = false
-      if (seen === null) for (let j = 0; j < i && !repeated; j++) repeated = keys[j]!.key === k.key
-      else repeated = seen.has(k.key) || (seen.add(k.key), false)
-      if (repeated) throw invalidInput('keys must be distinct')
+      if (seen.has(k.key)) throw invalidInput('keys must be distinct')
+      seen.add(k.key)
     }
   }
 

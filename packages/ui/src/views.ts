@@ -365,7 +365,7 @@ export function codesPage(
 <section class="card" aria-labelledby="codes-h"><h2 id="codes-h">Save these codes now</h2>
 <p class="warn no-print" role="status">This is the only time they are shown. Each code works once. Store them somewhere safe, such as a password manager.</p>
 <ol class="codes" id="codes">${m.codes.map((c) => html`<li><code>${c}</code></li>`)}</ol>
-<p class="hint">${m.createdAt === null ? '' : `Generated ${formatDate(m.createdAt)}. `}${m.expiresAt === null ? 'They do not expire.' : `They expire ${formatDate(m.expiresAt)}.`}</p>
+<p class="hint">${batchDates(m)}</p>
 <div class="row no-print"><button type="button" class="secondary" data-copy="codes" id="copy">Copy</button><button type="button" class="secondary" data-print id="print">Print</button></div>
 </section>
 <section class="card no-print" aria-labelledby="save-h"><h2 id="save-h">Download or email (once each)</h2>
@@ -383,6 +383,12 @@ ${m.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.email
   )
 }
 
+/** "Generated …. They expire …." of a new batch. */
+function batchDates(m: { createdAt: number | null; expiresAt: number | null }): string {
+  const made = m.createdAt === null ? '' : `Generated ${formatDate(m.createdAt)}. `
+  return made + (m.expiresAt === null ? 'They do not expire.' : `They expire ${formatDate(m.expiresAt)}.`)
+}
+
 /**
  * The page the generate form redirects to: the codes are ready, and a POST shows them once. A GET
  * (a reload, a prefetch, a link preview) never spends the one-time view.
@@ -398,7 +404,7 @@ export function codesReadyPage(
 <section class="card" aria-labelledby="ready-h"><h2 id="ready-h">Ready to show</h2>
 <p class="warn" role="status">They are shown once, on the next page. Make sure nobody can see your screen, then save them somewhere safe, such as a password manager.</p>
 <form method="post" action="${p.codes}">${csrfField(l.csrf)}<button type="submit" id="show-codes">Show my codes</button></form>
-<p class="hint">${m.createdAt === null ? '' : `Generated ${formatDate(m.createdAt)}. `}${m.expiresAt === null ? 'They do not expire.' : `They expire ${formatDate(m.expiresAt)}.`}</p>
+<p class="hint">${batchDates(m)}</p>
 </section>`,
   )
 }

@@ -161,6 +161,20 @@ describe('page controller', () => {
     return { rc, store, pages, req, data: () => data, regenerated: () => regenerated }
   }
 
+  /** Signs in with the password and generates a batch; the next page is `/codes`. */
+  async function signInAndGenerate({ pages, req, data }: ReturnType<typeof setup>) {
+    await pages.handle(req('GET', '/signin'), null)
+    await pages.handle(
+      req('POST', '/signin', { _csrf: data().rc_csrf as string, email: 'a@b.c', password: 'pw' }),
+      null,
+    )
+    await pages.handle(req('GET', '/'), null)
+    return pages.handle(req('POST', '/generate', { _csrf: data().rc_csrf as string }), null)
+  }
+
+  const codesIn = (body: unknown) =>
+    [...String(body).matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
+
   it('ignores unknown paths and answers 405 to the wrong method', async () => {
     const { pages, req } = setup()
     expect(await pages.handle(req('GET', '/elsewhere'), null)).toBeNull()
@@ -187,23 +201,16 @@ describe('page controller', () => {
     expect(gen?.headers.Location).toBe('/codes')
     await pages.handle(req('GET', '/codes'), null)
     const codes = await pages.handle(req('POST', '/codes', { _csrf: data().rc_csrf as string }), null)
-    const shown = [...String(codes?.body).matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
+    const shown = codesIn(codes?.body)
     expect(shown).toHaveLength(10)
     const dump = JSON.stringify(data())
     for (const c of shown) expect(dump).not.toContain(c)
   })
 
   it('a GET of the codes page spends nothing; one POST shows the codes, once', async () => {
-    const { pages, req, data, store } = setup()
-    await pages.handle(req('GET', '/signin'), null)
-    await pages.handle(
-      req('POST', '/signin', { _csrf: data().rc_csrf as string, email: 'a@b.c', password: 'pw' }),
-      null,
-    )
-    await pages.handle(req('GET', '/'), null)
-    await pages.handle(req('POST', '/generate', { _csrf: data().rc_csrf as string }), null)
-    const codesIn = (body: unknown) =>
-      [...String(body).matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
+    const h = setup()
+    const { pages, req, data, store } = h
+    expect((await signInAndGenerate(h))?.headers.Location).toBe('/codes')
     // A reload, a prefetch or a link preview: the page offers the codes and shows none.
     for (let i = 0; i < 3; i++) {
       const ready = await pages.handle(req('GET', '/codes'), null)
@@ -235,15 +242,9 @@ describe('page controller', () => {
 
   it('a request without a client address spends the shared "unknown" client counter, as the JSON API does', async () => {
     const clientHashes = async (address: string | null) => {
-      const { store, pages, req, data } = setup(address)
-      await pages.handle(req('GET', '/signin'), null)
-      await pages.handle(
-        req('POST', '/signin', { _csrf: data().rc_csrf as string, email: 'a@b.c', password: 'pw' }),
-        null,
-      )
-      await pages.handle(req('GET', '/'), null)
-      await pages.handle(req('POST', '/generate', { _csrf: data().rc_csrf as string }), null)
-      const rows = await store.listAudit({ limit: 10, event: 'batch.generated' })
+      const h = setup(address)
+      await signInAndGenerate(h)
+      const rows = await h.store.listAudit({ limit: 10, event: 'batch.generated' })
       expect(rows).toHaveLength(1)
       return rows[0]!.clientHash
     }
