@@ -18,8 +18,7 @@ import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-user
 import { recoveryCodesRouter } from '@recovery-codes/express'
 import { emlFileMailer } from '@recovery-codes/mailer'
 import { kyselyStore, migrateRecoveryCodes, sqliteStatementCache } from '@recovery-codes/store-kysely'
-import { SESSION_KEYS } from '@recovery-codes/ui'
-import { expressSession, recoveryCodesPages } from '@recovery-codes/ui/express'
+import { recoveryCodesPages } from '@recovery-codes/ui/express'
 import Database from 'better-sqlite3'
 import express from 'express'
 import session from 'express-session'
@@ -152,8 +151,6 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     recoveryCodesPages(
       rc,
       {
-        session: ({ req }) => expressSession(req),
-        getClientKey: ({ req }) => req.ip ?? null,
         signInWithPassword: (e, p) => users.signIn(e, p),
         verifyPassword: (id, p) => users.verify(id, p),
         userLabel: async (id) => (await users.emailOf(id)) ?? id,
@@ -162,31 +159,10 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     ),
   )
 
-  // The same library as a JSON API, sharing the session with the pages.
-  const K = SESSION_KEYS
+  // The same library as a JSON API, sharing the session (and its keys) with the pages.
   app.use(
     '/api/recovery',
-    recoveryCodesRouter(rc, {
-      getUserId: ({ req }) => (expressSession(req).get(K.user) as string | undefined) ?? null,
-      // The same 10-minute window as the pages: a stale pending sign-in cannot finish over the API.
-      getPendingUserId: ({ req }) => {
-        const s = expressSession(req)
-        const at = s.get(K.pendingAt)
-        return typeof at === 'number' && Date.now() - at < PENDING_TTL_MS
-          ? ((s.get(K.pending) as string) ?? null)
-          : null
-      },
-      getRevealToken: ({ req }) => (expressSession(req).get(K.reveal) as string | undefined) ?? null,
-      setRevealToken: ({ req }, token) => expressSession(req).set(K.reveal, token ?? undefined),
-      regenerateSession: ({ req }) => expressSession(req).regenerate(),
-      destroySession: ({ req }) => expressSession(req).destroy(),
-      logIn: ({ req }, userId) => expressSession(req).set(K.user, userId),
-      isFreshlyAuthenticated: ({ req }) => {
-        const at = expressSession(req).get(K.authAt)
-        return typeof at === 'number' && Date.now() - at < FRESHNESS_MS
-      },
-      getClientKey: ({ req }) => req.ip ?? null,
-    }),
+    recoveryCodesRouter(rc, {}, { freshnessMs: FRESHNESS_MS, pendingTtlMs: PENDING_TTL_MS, logger }),
   )
 
   app.use((_req, res) => {

@@ -8,7 +8,6 @@ import { configFromEnv, createRecoveryCodes, type RecoveryCodes } from '@recover
 import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 import { recoveryCodes } from '@recovery-codes/hono'
 import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
-import { SESSION_KEYS } from '@recovery-codes/ui'
 import { recoveryCodesPages } from '@recovery-codes/ui/hono'
 import { Hono } from 'hono'
 import { Kysely, PostgresDialect } from 'kysely'
@@ -81,32 +80,18 @@ export async function createHonoDemo(options: HonoDemoOptions): Promise<HonoDemo
       return null
     }
   }
-  const K = SESSION_KEYS
   const app = new Hono()
   app.use('*', sessions.middleware)
+  // Both read the session the middleware put in the context and share its keys.
   app.route(
     '/api/recovery',
-    recoveryCodes(rc, {
-      getUserId: ({ c }) => (sessions.of(c).get(K.user) as string | undefined) ?? null,
-      getPendingUserId: ({ c }) => (sessions.of(c).get(K.pending) as string | undefined) ?? null,
-      getRevealToken: ({ c }) => (sessions.of(c).get(K.reveal) as string | undefined) ?? null,
-      setRevealToken: ({ c }, token) => sessions.of(c).set(K.reveal, token ?? undefined),
-      regenerateSession: ({ c }) => sessions.of(c).regenerate(),
-      destroySession: ({ c }) => sessions.of(c).destroy(),
-      logIn: ({ c }, userId) => sessions.of(c).set(K.user, userId),
-      isFreshlyAuthenticated: ({ c }) => {
-        const at = sessions.of(c).get(K.authAt)
-        return typeof at === 'number' && Date.now() - at < FRESHNESS_MS
-      },
-      getClientKey: ({ c }) => clientKey(c),
-    }),
+    recoveryCodes(rc, { getClientKey: ({ c }) => clientKey(c) }, { freshnessMs: FRESHNESS_MS }),
   )
   app.route(
     '/',
     recoveryCodesPages(
       rc,
       {
-        session: ({ c }) => sessions.of(c),
         getClientKey: ({ c }) => clientKey(c),
         signInWithPassword: (e, p) => users.signIn(e, p),
         verifyPassword: (id, p) => users.verify(id, p),

@@ -39,12 +39,14 @@ export function memorySessions(options: { cookieName?: string; ttlMs?: number } 
     const live = found && found.expires > now ? found : undefined
     if (found && !live && id) store.delete(id)
     state.set(c, { id: live ? id! : null, data: live ? live.data : Object.create(null), dirty: false })
+    // Where recovery-codes' Hono adapters look for the session by default.
+    c.set('session' as never, sessions.of(c) as never)
     await next()
     const s = state.get(c)!
     if (s.dirty && s.id) store.set(s.id, { data: s.data, expires: now + ttlMs })
   }
 
-  return {
+  const sessions: MemorySessions = {
     middleware,
     of(c) {
       const s = state.get(c)
@@ -78,4 +80,5 @@ export function memorySessions(options: { cookieName?: string; ttlMs?: number } 
       }
     },
   }
+  return sessions
 }

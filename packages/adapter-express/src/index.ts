@@ -4,13 +4,19 @@
  */
 import {
   createHttpHandler,
+  type HostSession,
   type HttpContext,
   type HttpHandlerOptions,
   type HttpHooks,
   type HttpRequest,
   type RecoveryCodes,
+  type SessionHooksOptions,
+  sessionHooks,
 } from '@recovery-codes/core'
-import express, { type Request, type Response, type Router } from 'express'
+import express, { type Express, type Request, type Response } from 'express'
+import { bodyErrorOf, expressSession, mountable, originOf, queryOf } from './mount.ts'
+
+export { expressSession, mountable } from './mount.ts'
 
 /** What the hooks receive: Express's `req` and `res` plus the adapter-neutral helpers. */
 export interface ExpressRecoveryContext extends HttpContext {
@@ -18,29 +24,51 @@ export interface ExpressRecoveryContext extends HttpContext {
   res: Response
 }
 
-/** Options of {@link recoveryCodesRouter}: those of the neutral handler. */
-export type ExpressRecoveryOptions = HttpHandlerOptions
+/** Options of {@link recoveryCodesRouter}: those of the neutral handler and of the session defaults. */
+export interface ExpressRecoveryOptions extends HttpHandlerOptions, SessionHooksOptions {
+  /**
+   * The session the default hooks read and write. @default express-session's `req.session`
+   * (through {@link expressSession})
+   */
+  session?: (ctx: ExpressRecoveryContext) => HostSession
+}
+
+/** The hooks that read or write the session (the rest have defaults that need none). */
+const SESSION_HOOKS = [
+  'getUserId',
+  'getPendingUserId',
+  'getRevealToken',
+  'setRevealToken',
+  'regenerateSession',
+  'logIn',
+  'isFreshlyAuthenticated',
+] as const
 
 /**
- * The recovery-codes API as an Express 5 `Router`. Mount it before any global body parser (it
- * reads the body itself, within `bodyLimit`); session middleware must run first.
+ * The recovery-codes JSON API, to mount with `app.use(path, …)` after express-session. With no
+ * hooks it keeps its state in `req.session` under `SESSION_KEYS` (the keys the pages use) and
+ * limits guesses per `req.ip` (honours `app.set('trust proxy', …)`); each hook you pass replaces
+ * its default. Mark your own password step with `markFirstFactor(expressSession(req), userId,
+ * Date.now())`. Without a session middleware mounted first, `app.use` throws, naming it.
+ *
+ * It works beside global body parsers: a body the host already parsed (`express.json()`) is
+ * used as is; otherwise it reads the raw body itself within `bodyLimit`.
  *
  * @example
  * ```ts
- * app.use(session({ ... }))
- * app.use('/recovery', recoveryCodesRouter(rc, {
- *   getUserId: ({ req }) => req.session.userId ?? null,
- *   getClientKey: ({ req }) => req.ip, // honours `app.set('trust proxy', …)`
- *   // …
- * }))
+ * app.use(session({ secret, resave: false, saveUninitialized: false }))
+ * app.use(express.json())
+ * app.use('/account/recovery', recoveryCodesRouter(rc))
  * ```
  */
 export function recoveryCodesRouter(
   rc: RecoveryCodes,
-  hooks: HttpHooks<ExpressRecoveryContext>,
+  hooks: Partial<HttpHooks<ExpressRecoveryContext>> = {},
   options: ExpressRecoveryOptions = {},
-): Router {
-  const handler = createHttpHandler(rc, hooks, options)
+): Express {
+  const session = options.session ?? (({ req }: ExpressRecoveryContext) => expressSession(req))
+  const defaults = sessionHooks<ExpressRecoveryContext>(session, ({ req }) => req.ip, options)
+  const handler = createHttpHandler(rc, { ...defaults, ...hooks }, options)
   const router = express.Router()
   const raw = express.raw({ type: () => true, limit: handler.bodyLimit })
 
@@ -57,8 +85,9 @@ export function recoveryCodesRouter(
         method: req.method,
         path: req.path,
         headers: (name) => req.get(name),
-        query: new URLSearchParams(req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : ''),
-        origin: `${req.protocol}://${req.host}`,
+        query: queryOf(req),
+        origin: originOf(req),
+        mountPath: req.baseUrl,
         ...(body instanceof Uint8Array ? { rawBody: body } : body === undefined ? {} : { body }),
         ...extra,
       },
@@ -74,7 +103,8 @@ export function recoveryCodesRouter(
   // Body-parser errors (over the limit, aborted, bad encoding) go to core, which picks the status.
   router.use((err: { type?: unknown }, req: Request, res: Response, next: (e?: unknown) => void) => {
     if (res.headersSent || typeof err?.type !== 'string') return next(err)
-    serve(req, res, { bodyError: err.type === 'entity.too.large' ? 'too-large' : 'unreadable' }).catch(next)
+    serve(req, res, { bodyError: bodyErrorOf(err) }).catch(next)
   })
-  return router
+  const needsSession = !options.session && SESSION_HOOKS.some((name) => hooks[name] === undefined)
+  return mountable(router, needsSession, '@recovery-codes/express')
 }

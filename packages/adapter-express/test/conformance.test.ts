@@ -15,6 +15,7 @@ runHttpAdapterConformance({
     return {
       fetch: (path, init) => fetch(base + path, init),
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      mountPath: '/recovery',
     }
   },
 })

@@ -3,12 +3,16 @@
  * Hono context to and from the neutral handler of `@recovery-codes/core`.
  */
 import {
+  asHostSession,
   createHttpHandler,
+  type HostSession,
   type HttpContext,
   type HttpHandlerOptions,
   type HttpHooks,
   type RecoveryCodes,
   readLimitedBody,
+  type SessionHooksOptions,
+  sessionHooks,
 } from '@recovery-codes/core'
 import { type Context, Hono } from 'hono'
 import { basePath } from 'hono/route'
@@ -18,29 +22,43 @@ export interface HonoRecoveryContext extends HttpContext {
   c: Context
 }
 
-/** Options of {@link recoveryCodes}: those of the neutral handler. */
-export type HonoRecoveryOptions = HttpHandlerOptions
+/** Options of {@link recoveryCodes}: those of the neutral handler and of the session defaults. */
+export interface HonoRecoveryOptions extends HttpHandlerOptions, SessionHooksOptions {
+  /** The session the default hooks use. @default {@link honoSession}: the context variable `session` */
+  session?: (ctx: HonoRecoveryContext) => HostSession
+}
 
 /**
- * The recovery-codes API as a Hono app, to mount with `app.route(path, …)`. Hono has no portable
- * client address: `getClientKey` should use your runtime's `getConnInfo(c)` (or a trusted proxy's
- * header you configured), never a raw `X-Forwarded-For`.
+ * The session a host middleware put in the context with `c.set('session', s)`, where `s` has
+ * `get`, `set`, `regenerate` and `destroy` (a `HostSession`). Throws a typed error naming the
+ * missing middleware when there is none.
+ */
+export function honoSession(c: Context): HostSession {
+  return asHostSession(c.get('session' as never), "a session middleware that calls c.set('session', …)")
+}
+
+/**
+ * The recovery-codes API as a Hono app, to mount with `app.route(path, …)` (the path is given
+ * once: the routes and the OpenAPI `servers` entry follow the concrete mount). With no hooks it
+ * keeps its state in the context's `session` (see {@link honoSession}) under `SESSION_KEYS`,
+ * the keys the pages use. Hono has no portable client address: pass `getClientKey` with your
+ * runtime's `getConnInfo(c)` (or a trusted proxy's header you configured), never a raw
+ * `X-Forwarded-For`; without it every client shares one limiter key (fail safe).
  *
  * @example
  * ```ts
- * app.route('/recovery', recoveryCodes(rc, {
- *   getUserId: ({ c }) => c.get('session').userId ?? null,
- *   getClientKey: ({ c }) => getConnInfo(c).remote.address,
- *   // …
- * }))
+ * app.use('*', sessions) // sets c.set('session', …)
+ * app.route('/recovery', recoveryCodes(rc, { getClientKey: ({ c }) => getConnInfo(c).remote.address }))
  * ```
  */
 export function recoveryCodes(
   rc: RecoveryCodes,
-  hooks: HttpHooks<HonoRecoveryContext>,
+  hooks: Partial<HttpHooks<HonoRecoveryContext>> = {},
   options: HonoRecoveryOptions = {},
 ): Hono {
-  const handler = createHttpHandler(rc, hooks, options)
+  const session = options.session ?? (({ c }: HonoRecoveryContext) => honoSession(c))
+  const defaults = sessionHooks<HonoRecoveryContext>(session, () => null, options)
+  const handler = createHttpHandler(rc, { ...defaults, ...hooks }, options)
   const app = new Hono()
   app.all('*', async (c) => {
     const url = new URL(c.req.url)
@@ -62,6 +80,7 @@ export function recoveryCodes(
         headers: (name) => c.req.header(name),
         query: url.searchParams,
         origin: url.origin,
+        mountPath: mount === '/' ? '' : mount,
         ...(read === null ? {} : read.ok ? { rawBody: read.bytes } : { bodyError: read.reason }),
       },
       ctx,

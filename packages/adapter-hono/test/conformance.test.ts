@@ -8,6 +8,10 @@ runHttpAdapterConformance({
   store: () => memoryStore(),
   mount: (rc, hooks, options) => {
     const app = new Hono().route('/recovery', recoveryCodes(rc, hooks, options))
-    return { fetch: async (path, init) => app.request(`/recovery${path}`, init), close: () => {} }
+    return {
+      fetch: async (path, init) => app.request(`/recovery${path}`, init),
+      close: () => {},
+      mountPath: '/recovery',
+    }
   },
 })

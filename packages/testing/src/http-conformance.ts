@@ -20,6 +20,8 @@ import { createRecordingMailer, type RecordingMailer } from './mailer.ts'
 export interface MountedAdapter {
   fetch(path: string, init?: RequestInit): Promise<Response>
   close(): Promise<void> | void
+  /** The public path it is mounted at (`/recovery`): the OpenAPI `servers` entry must name it. */
+  mountPath: string
 }
 
 /** Options of {@link runHttpAdapterConformance}. */
@@ -75,6 +77,7 @@ interface Harness {
   sessions: Map<string, Session>
   recoveryLogins: string[]
   app: MountedAdapter
+  mountPath: string
   hooks: HttpHooks<HttpContext>
   /** A session cookie header for a fully logged-in user. */
   login(userId: string, opts?: { fresh?: boolean }): string
@@ -222,7 +225,21 @@ export function runHttpAdapterConformance(options: HttpAdapterConformanceOptions
         expect(v.status).toBe(200)
         return ((await v.json()) as { codes: string[] }).codes
       }
-      return { rc, clock, mailer, sessions, recoveryLogins, app, hooks, login, pending, post, get, batch }
+      return {
+        rc,
+        clock,
+        mailer,
+        sessions,
+        recoveryLogins,
+        app,
+        hooks,
+        mountPath: app.mountPath,
+        login,
+        pending,
+        post,
+        get,
+        batch,
+      }
     }
 
     // ---- success paths -------------------------------------------------------------------------
@@ -846,8 +863,10 @@ export function runHttpAdapterConformance(options: HttpAdapterConformanceOptions
         expect(res.status).toBe(200)
         expect(res.headers.get('content-type')).toMatch(/^application\/json/)
         const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> }
-        const handler = createHttpHandler(h.rc, h.hooks)
+        const handler = createHttpHandler(h.rc, h.hooks, { mountPath: h.mountPath })
         expect(doc).toEqual(JSON.parse(JSON.stringify(handler.openapi)))
+        // Generated clients resolve the paths against `servers`: it must be the mount path.
+        expect((doc as { servers?: { url: string }[] }).servers?.[0]?.url).toBe(h.mountPath)
         expect(doc.openapi).toMatch(/^3\.1\./)
         const documented = Object.entries(doc.paths)
           .flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`))

@@ -1,10 +1,11 @@
 /**
- * `@recovery-codes/ui/express`: the pages as an Express 5 router, plus a session bridge for
- * `express-session`.
+ * `@recovery-codes/ui/express`: the pages as an Express 5 app to mount with `app.use(path, …)`,
+ * on express-session by default.
  */
 import type { RecoveryCodes } from '@recovery-codes/core'
-import express, { type NextFunction, type Request, type Response, type Router } from 'express'
-import { createPagesHandler, type PageSession, type PagesHooks, type PagesOptions } from './handler.ts'
+import { expressSession, mountable } from '@recovery-codes/express'
+import express, { type Express, type NextFunction, type Request, type Response } from 'express'
+import { createPagesHandler, type PagesHooks, type PagesOptions } from './handler.ts'
 
 /** What the hooks receive. */
 export interface ExpressPagesContext {
@@ -12,50 +13,22 @@ export interface ExpressPagesContext {
   res: Response
 }
 
-/** The parts of an `express-session` session the bridge uses (structural: no type dependency). */
-interface SessionLike {
-  regenerate(cb: (err?: unknown) => void): void
-  destroy(cb: (err?: unknown) => void): void
-  [key: string]: unknown
-}
+/** The hooks of the Express pages: `session` and `getClientKey` have Express defaults. */
+export type ExpressPagesHooks = Omit<PagesHooks<ExpressPagesContext>, 'session' | 'getClientKey'> &
+  Partial<Pick<PagesHooks<ExpressPagesContext>, 'session' | 'getClientKey'>>
 
 /**
- * Bridges `req.session` of `express-session` to {@link PageSession}. Reads `req.session` lazily,
- * because `regenerate()` replaces it.
- */
-export function expressSession(req: Request): PageSession {
-  const current = () => {
-    const s = (req as unknown as { session?: SessionLike }).session
-    if (!s) throw new Error('@recovery-codes/ui: session middleware (express-session) must run first')
-    return s
-  }
-  return {
-    get: (key) => current()[key],
-    set: (key, value) => {
-      const s = current()
-      if (value === undefined) delete s[key]
-      else s[key] = value
-    },
-    regenerate: () => new Promise<void>((ok, ko) => current().regenerate((e) => (e ? ko(e) : ok()))),
-    destroy: () =>
-      new Promise<void>((ok, ko) => {
-        const s = (req as unknown as { session?: SessionLike }).session
-        if (!s) return ok()
-        s.destroy((e) => (e ? ko(e) : ok()))
-      }),
-  }
-}
-
-/**
- * The recovery-code pages as an Express router. Mount it at `options.basePath` (default: the site
- * root) after the session middleware; paths it does not know fall through to `next()`.
+ * The recovery-code pages as an Express app. Mount it with `app.use('/account', …)` (links and
+ * redirects follow the mount path; nothing is claimed at the site root unless you mount it
+ * there) after express-session; `app.use` throws when no session middleware was mounted before
+ * it, unless you pass a `session` hook. Works after global `express.json()` /
+ * `express.urlencoded()`. Paths it does not know fall through to `next()`.
  *
  * @example
  * ```ts
  * app.use(session({ secret, resave: false, saveUninitialized: false, cookie: { httpOnly: true, sameSite: 'lax' } }))
- * app.use(recoveryCodesPages(rc, {
- *   session: ({ req }) => expressSession(req),
- *   getClientKey: ({ req }) => req.ip,
+ * app.use(express.urlencoded({ extended: false }))
+ * app.use('/account', recoveryCodesPages(rc, {
  *   signInWithPassword: users.signIn,
  *   verifyPassword: users.verify,
  * }))
@@ -63,10 +36,18 @@ export function expressSession(req: Request): PageSession {
  */
 export function recoveryCodesPages(
   rc: RecoveryCodes,
-  hooks: PagesHooks<ExpressPagesContext>,
+  hooks: ExpressPagesHooks = {},
   options: PagesOptions = {},
-): Router {
-  const handler = createPagesHandler(rc, hooks, options)
+): Express {
+  const handler = createPagesHandler(
+    rc,
+    {
+      session: ({ req }) => expressSession(req),
+      getClientKey: ({ req }) => req.ip,
+      ...hooks,
+    },
+    options,
+  )
   const router = express.Router()
   const base = (options.basePath ?? '').replace(/\/+$/, '')
   const form = express.raw({ type: 'application/x-www-form-urlencoded', limit: handler.bodyLimit })
@@ -79,17 +60,12 @@ export function recoveryCodesPages(
   ) {
     const path = req.path
     if (base && !path.startsWith(`${base}/`) && path !== base) return next()
-    const rel = path.slice(base.length) || '/'
     const isForm = req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded'
-    const body: unknown = req.body
-    const formData =
-      req.method === 'POST' && isForm && !bodyError && Buffer.isBuffer(body)
-        ? new URLSearchParams(body.toString('utf8'))
-        : null
+    const formData = req.method === 'POST' && isForm && !bodyError ? formOf(req.body) : null
     const out = await handler.handle(
       {
         method: req.method,
-        path: rel,
+        path: path.slice(base.length) || '/',
         query: new URLSearchParams(req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : ''),
         form: formData,
         ...(bodyError
@@ -99,6 +75,7 @@ export function recoveryCodesPages(
             : {}),
         header: (name) => req.get(name),
         origin: `${req.protocol}://${req.host}`,
+        mountPath: req.baseUrl,
       },
       { req, res },
     )
@@ -114,7 +91,22 @@ export function recoveryCodesPages(
     if (res.headersSent || typeof err?.type !== 'string') return next(err)
     serve(req, res, next, err.type === 'entity.too.large' ? 'too-large' : 'unreadable').catch(next)
   })
-  return router
+  return mountable(router, hooks.session === undefined, '@recovery-codes/ui')
 }
 
-export { expressSession as session }
+/**
+ * The form fields of a POST: the raw bytes when this router read them, or the object a global
+ * `express.urlencoded()` already parsed (string values; repeated fields as arrays; nested
+ * `extended` objects are not form fields of these pages and are dropped).
+ */
+function formOf(body: unknown): URLSearchParams | null {
+  if (Buffer.isBuffer(body)) return new URLSearchParams(body.toString('utf8'))
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null
+  const out = new URLSearchParams()
+  for (const [key, value] of Object.entries(body)) {
+    for (const v of Array.isArray(value) ? value : [value]) if (typeof v === 'string') out.append(key, v)
+  }
+  return out
+}
+
+export { expressSession as session, expressSession }

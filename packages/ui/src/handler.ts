@@ -10,11 +10,15 @@
  * them, never in URLs, sessions, flashes or logs.
  */
 import {
+  DEFAULT_FRESHNESS_MS,
+  DEFAULT_PENDING_TTL_MS,
   type ExportFormat,
+  type HostSession,
   isRecoveryCodesError,
   type Logger,
   MAX_CODE_INPUT_LENGTH,
   type RecoveryCodes,
+  SESSION_KEYS,
 } from '@recovery-codes/core'
 import { formatDuration } from './format.ts'
 import { isSameOriginRequest, pageHeaders, randomToken, safeEqual, safeFilename } from './security.ts'
@@ -46,6 +50,11 @@ export interface PageRequest {
   header(name: string): string | undefined
   /** `scheme://host[:port]` this request was addressed to (for the same-origin check). */
   origin: string
+  /**
+   * The concrete path the adapter is mounted at (`req.baseUrl` in Express, the route prefix in
+   * Hono), '' at the site root: links and redirects are built under it.
+   */
+  mountPath?: string
 }
 
 /** A response for the adapter to write back. */
@@ -55,16 +64,8 @@ export interface PageResponse {
   body: string | Uint8Array
 }
 
-/** Session access for the pages. Values are plain JSON; none is ever a code. */
-export interface PageSession {
-  get(key: string): unknown
-  /** `undefined` removes the key. */
-  set(key: string, value: unknown): void
-  /** New session id, old data dropped (R-SES-1). */
-  regenerate(): Promise<void>
-  /** Server-side session and cookie gone (R-SES-5). */
-  destroy(): Promise<void>
-}
+/** Session access for the pages: core's `HostSession` (the JSON API uses the same one). */
+export type PageSession = HostSession
 
 /** What the host application supplies. */
 export interface PagesHooks<Ctx> {
@@ -115,18 +116,6 @@ export interface PagesHandler<Ctx> {
   readonly bodyLimit: number
 }
 
-/** The session keys the pages use (for hosts that share the session with the JSON API). */
-export const SESSION_KEYS = Object.freeze({
-  user: 'rc_uid',
-  pending: 'rc_pending',
-  pendingAt: 'rc_pending_at',
-  passwordAt: 'rc_password_at',
-  authAt: 'rc_auth_at',
-  csrf: 'rc_csrf',
-  flash: 'rc_flash',
-  reveal: 'rc_reveal',
-  revealUntil: 'rc_reveal_until',
-} as const)
 const K = SESSION_KEYS
 
 const LOGIN_FAILED = 'That recovery code did not work. Check it and try again.'
@@ -151,21 +140,35 @@ export function createPagesHandler<Ctx>(
   hooks: PagesHooks<Ctx>,
   options: PagesOptions = {},
 ): PagesHandler<Ctx> {
-  const paths = pagePaths(options.basePath ?? '')
+  const base = (options.basePath ?? '').replace(/\/+$/, '')
+  const paths = pagePaths(base)
+  // One PagePaths per concrete mount path the adapter reports (a handful; bounded).
+  const pathsByMount = new Map<string, PagePaths>([['', paths]])
+  const pathsFor = (mountPath: string | undefined): PagePaths => {
+    const mount = (mountPath ?? '').replace(/\/+$/, '')
+    let found = pathsByMount.get(mount)
+    if (!found) {
+      found = pagePaths(mount + base)
+      if (pathsByMount.size < 64) pathsByMount.set(mount, found)
+    }
+    return found
+  }
   const now = options.now ?? Date.now
-  const freshnessMs = options.freshnessMs ?? 600_000
-  const pendingTtlMs = options.pendingTtlMs ?? 600_000
+  const freshnessMs = options.freshnessMs ?? DEFAULT_FRESHNESS_MS
+  const pendingTtlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS
   const bodyLimit = options.bodyLimit ?? 8192
   const { siteName, loginMode } = rc.config
   const passwordEnabled = typeof hooks.signInWithPassword === 'function'
   const codeLoginEnabled = loginMode === 'identifier-and-code'
-  const entry = passwordEnabled ? paths.signIn : paths.login
+  const entry = (q: { paths: PagePaths }) => (passwordEnabled ? q.paths.signIn : q.paths.login)
 
   interface Req {
     r: PageRequest
     ctx: Ctx
     s: PageSession
     nonce: string
+    /** The page paths as the browser sees them (mount path and basePath included). */
+    paths: PagePaths
   }
 
   function str(v: unknown): string | null {
@@ -213,7 +216,7 @@ export function createPagesHandler<Ctx>(
       siteName,
       title,
       nonce: q.nonce,
-      paths,
+      paths: q.paths,
       user: uid ? { label: hooks.userLabel ? await hooks.userLabel(uid) : uid } : null,
       csrf: csrfToken(q.s),
       flash: withFlash ? takeFlash(q.s) : [],
@@ -262,7 +265,7 @@ export function createPagesHandler<Ctx>(
     const uid = userOf(q.s)
     if (uid) return uid
     if (q.r.method === 'POST') flash(q.s, 'info', 'Your session has ended. Please sign in again.')
-    return redirect(entry)
+    return redirect(entry(q))
   }
 
   /** Sensitive actions: a fresh password confirmation, or a detour through `/reauth`. */
@@ -270,10 +273,10 @@ export function createPagesHandler<Ctx>(
     if (isFresh(q.s)) return null
     if (!hooks.verifyPassword) {
       flash(q.s, 'error', 'Please sign in again to do this.')
-      return redirect(entry)
+      return redirect(entry(q))
     }
     flash(q.s, 'info', 'Confirm your password to continue, then repeat the action.')
-    return redirect(paths.reauth)
+    return redirect(q.paths.reauth)
   }
 
   async function discardReveal(q: Req): Promise<void> {
@@ -286,8 +289,8 @@ export function createPagesHandler<Ctx>(
   // ---- routes ----
 
   async function getSignIn(q: Req): Promise<PageResponse> {
-    if (!passwordEnabled) return redirect(paths.login)
-    if (userOf(q.s)) return redirect(paths.dashboard)
+    if (!passwordEnabled) return redirect(q.paths.login)
+    if (userOf(q.s)) return redirect(q.paths.dashboard)
     const l = await layoutFor(q, 'Sign in')
     return page(
       q,
@@ -300,7 +303,7 @@ export function createPagesHandler<Ctx>(
   }
 
   async function postSignIn(q: Req): Promise<PageResponse> {
-    if (!passwordEnabled) return redirect(paths.login)
+    if (!passwordEnabled) return redirect(q.paths.login)
     const email = field(q, 'email', 254)?.trim() ?? ''
     const password = field(q, 'password', 1024) ?? ''
     const uid = email && password ? await hooks.signInWithPassword!(email, password) : null
@@ -343,7 +346,7 @@ export function createPagesHandler<Ctx>(
       q.s.set(K.pending, uid)
       q.s.set(K.pendingAt, at)
       q.s.set(K.passwordAt, at)
-      return redirect(paths.login)
+      return redirect(q.paths.login)
     }
     q.s.set(K.user, uid)
     q.s.set(K.authAt, at)
@@ -352,7 +355,7 @@ export function createPagesHandler<Ctx>(
       'info',
       'Signed in. You have no recovery codes yet: generate a batch so you can sign in if you lose your other factor.',
     )
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   /** `none`: never enrolled or deleted by the user; `usable`: a code can be redeemed; else `unusable`. */
@@ -375,13 +378,13 @@ export function createPagesHandler<Ctx>(
   }
 
   async function getLogin(q: Req): Promise<PageResponse> {
-    if (userOf(q.s)) return redirect(paths.dashboard)
+    if (userOf(q.s)) return redirect(q.paths.dashboard)
     if (!codeLoginEnabled) {
       const uid = pendingUser(q)
       if (!uid) {
         if (!passwordEnabled) return notFound(q)
         flash(q.s, 'info', 'Sign in with your password first.')
-        return redirect(paths.signIn)
+        return redirect(q.paths.signIn)
       }
       const l = await layoutFor(q, 'Two-step verification')
       const label = hooks.userLabel ? await hooks.userLabel(uid) : undefined
@@ -407,7 +410,7 @@ export function createPagesHandler<Ctx>(
     } else {
       if (!pending) {
         flash(q.s, 'info', 'Your sign-in took too long. Sign in with your password again.')
-        return redirect(passwordEnabled ? paths.signIn : paths.login)
+        return redirect(passwordEnabled ? q.paths.signIn : q.paths.login)
       }
       const pwAt = q.s.get(K.passwordAt)
       fresh = typeof pwAt === 'number' && now() - pwAt < freshnessMs
@@ -439,7 +442,7 @@ export function createPagesHandler<Ctx>(
       `Signed in with a recovery code. That code is now used: ${result.remaining} ${result.remaining === 1 ? 'code' : 'codes'} left. Generate a new batch to keep a full set.`,
     )
     await hooks.onRecoveryLogin?.(q.ctx, result.userId)
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   async function getReauth(q: Req): Promise<PageResponse> {
@@ -447,11 +450,11 @@ export function createPagesHandler<Ctx>(
     if (typeof u !== 'string') return u
     if (!hooks.verifyPassword) return notFound(q)
     const l = await layoutFor(q, 'Confirm your password')
-    return page(q, 200, reauthPage(l, { next: safeNext(q.r.query.get('next')) }))
+    return page(q, 200, reauthPage(l, { next: safeNext(q, q.r.query.get('next')) }))
   }
 
-  function safeNext(v: string | null | undefined): string {
-    return v === paths.codes ? paths.codes : paths.dashboard
+  function safeNext(q: Req, v: string | null | undefined): string {
+    return v === q.paths.codes ? q.paths.codes : q.paths.dashboard
   }
 
   async function postReauth(q: Req): Promise<PageResponse> {
@@ -459,7 +462,7 @@ export function createPagesHandler<Ctx>(
     if (typeof u !== 'string') return u
     if (!hooks.verifyPassword) return notFound(q)
     const password = field(q, 'password', 1024) ?? ''
-    const next = safeNext(field(q, 'next', 200))
+    const next = safeNext(q, field(q, 'next', 200))
     if (password && (await hooks.verifyPassword(u, password))) {
       q.s.set(K.authAt, now())
       flash(q.s, 'success', 'Password confirmed.')
@@ -519,7 +522,7 @@ export function createPagesHandler<Ctx>(
     if (rawDays !== '') {
       if (!/^\d{1,4}$/.test(rawDays) || Number(rawDays) < 1 || Number(rawDays) > 3650) {
         flash(q.s, 'error', 'The expiry must be a whole number of days from 1 to 3650, or empty.')
-        return redirect(paths.dashboard)
+        return redirect(q.paths.dashboard)
       }
       days = Number(rawDays)
     }
@@ -534,11 +537,11 @@ export function createPagesHandler<Ctx>(
         'error',
         `You generated a batch only recently. You can generate a new batch in ${formatDuration(r.retryAfterMs)}.`,
       )
-      return redirect(paths.dashboard)
+      return redirect(q.paths.dashboard)
     }
     q.s.set(K.reveal, r.reveal)
     q.s.set(K.revealUntil, r.revealExpiresAt)
-    return redirect(paths.codes)
+    return redirect(q.paths.codes)
   }
 
   /** The reveal token of the session, or a redirect to the dashboard saying there is none. */
@@ -546,7 +549,7 @@ export function createPagesHandler<Ctx>(
     const token = str(q.s.get(K.reveal))
     if (token) return token
     flash(q.s, 'info', 'There are no new codes to show. Generate a batch to get codes.')
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   function alreadyShown(q: Req): PageResponse {
@@ -555,7 +558,7 @@ export function createPagesHandler<Ctx>(
       'info',
       'These codes have already been shown once. You can still download or email them once while they are available, or generate a new batch.',
     )
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   /** Safe: shows the button that shows the codes; spends nothing. */
@@ -611,7 +614,7 @@ export function createPagesHandler<Ctx>(
       'error',
       'Your new codes are no longer available here (they are kept only for a few minutes and until you sign out). Generate a new batch to get new codes.',
     )
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   async function postDownload(q: Req): Promise<PageResponse> {
@@ -622,7 +625,7 @@ export function createPagesHandler<Ctx>(
     const fmt = field(q, 'format', 8)
     if (!FORMATS.includes(fmt as ExportFormat)) {
       flash(q.s, 'error', 'Choose txt, csv or pdf.')
-      return redirect(paths.dashboard)
+      return redirect(q.paths.dashboard)
     }
     const token = str(q.s.get(K.reveal))
     if (!token) return revealGone(q)
@@ -652,7 +655,7 @@ export function createPagesHandler<Ctx>(
           'error',
           'These codes have already been downloaded. Each batch can be downloaded only once, so a copy cannot leak later: generate a new batch if you need another file.',
         )
-        return redirect(paths.dashboard)
+        return redirect(q.paths.dashboard)
       }
       if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return revealGone(q)
       throw e
@@ -686,7 +689,7 @@ export function createPagesHandler<Ctx>(
         flash(q.s, 'error', 'The email could not be sent. Download the codes instead.')
       else throw e
     }
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   async function postVerify(q: Req): Promise<PageResponse> {
@@ -702,7 +705,7 @@ export function createPagesHandler<Ctx>(
       else if (isRecoveryCodesError(e, 'NOT_FOUND')) flash(q.s, 'error', 'You have no active recovery codes.')
       else throw e
     }
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   async function postCodeAction(q: Req): Promise<PageResponse> {
@@ -713,7 +716,7 @@ export function createPagesHandler<Ctx>(
     const action = field(q, 'action', 20)
     if (action !== 'invalidate' && action !== 'delete') {
       flash(q.s, 'error', 'Choose whether to invalidate or delete the code.')
-      return redirect(paths.dashboard)
+      return redirect(q.paths.dashboard)
     }
     const code = field(q, 'code', MAX_CODE_INPUT_LENGTH) ?? ''
     const input = { userId: u, code, ...clientKey(q) }
@@ -726,7 +729,7 @@ export function createPagesHandler<Ctx>(
         'error',
         failureText('That code does not match an unused code of your batch.', r.retryAfterMs),
       )
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   async function postDeleteAll(q: Req): Promise<PageResponse> {
@@ -742,13 +745,13 @@ export function createPagesHandler<Ctx>(
       if (isRecoveryCodesError(e, 'NOT_FOUND')) flash(q.s, 'info', 'You have no active recovery codes.')
       else throw e
     }
-    return redirect(paths.dashboard)
+    return redirect(q.paths.dashboard)
   }
 
   async function postLogout(q: Req): Promise<PageResponse> {
     await discardReveal(q)
     await q.s.destroy()
-    return redirect(rc.config.logoutRedirect)
+    return redirect(rc.config.logoutRedirect ?? entry(q))
   }
 
   async function notFound(q: Req): Promise<PageResponse> {
@@ -759,7 +762,7 @@ export function createPagesHandler<Ctx>(
       messagePage(l, {
         heading: 'Not found',
         text: 'There is nothing here.',
-        link: { href: entry, label: 'Go to sign in' },
+        link: { href: entry(q), label: 'Go to sign in' },
       }),
     )
   }
@@ -772,13 +775,12 @@ export function createPagesHandler<Ctx>(
       messagePage(l, {
         heading: 'Request refused',
         text,
-        link: { href: userOf(q.s) ? paths.dashboard : entry, label: 'Back' },
+        link: { href: userOf(q.s) ? q.paths.dashboard : entry(q), label: 'Back' },
       }),
     )
   }
 
   type Route = { get?: (q: Req) => Promise<PageResponse>; post?: (q: Req) => Promise<PageResponse> }
-  const base = (options.basePath ?? '').replace(/\/+$/, '')
   const rel = (p: string) => p.slice(base.length) || '/'
   const routes = new Map<string, Route>([
     [rel(paths.dashboard), { get: getDashboard }],
@@ -801,7 +803,7 @@ export function createPagesHandler<Ctx>(
     async handle(r, ctx) {
       const route = routes.get(r.path)
       if (!route) return null
-      const q: Req = { r, ctx, s: hooks.session(ctx), nonce: randomToken(16) }
+      const q: Req = { r, ctx, s: hooks.session(ctx), nonce: randomToken(16), paths: pathsFor(r.mountPath) }
       try {
         if (r.method === 'GET' || r.method === 'HEAD') {
           if (!route.get) return methodNotAllowed('POST')

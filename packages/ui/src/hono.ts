@@ -1,6 +1,7 @@
 /** `@recovery-codes/ui/hono`: the pages as a Hono app. */
-import { type RecoveryCodes, readLimitedBody } from '@recovery-codes/core'
+import { asHostSession, type RecoveryCodes, readLimitedBody } from '@recovery-codes/core'
 import { type Context, Hono } from 'hono'
+import { basePath as mountOf } from 'hono/route'
 import { createPagesHandler, type PagesHooks, type PagesOptions } from './handler.ts'
 
 /** What the hooks receive. */
@@ -8,21 +9,39 @@ export interface HonoPagesContext {
   c: Context
 }
 
+const HONO_SESSION_MIDDLEWARE = "a session middleware that calls c.set('session', …)"
+
+/** The hooks of the Hono pages: `session` defaults to the context's `session`, `getClientKey` to none. */
+export type HonoPagesHooks = Omit<PagesHooks<HonoPagesContext>, 'session' | 'getClientKey'> &
+  Partial<Pick<PagesHooks<HonoPagesContext>, 'session' | 'getClientKey'>>
+
 /**
- * The recovery-code pages as a Hono app. Mount it with `app.route(options.basePath ?? '/', …)`
- * after your session middleware; unknown paths answer 404 from Hono.
+ * The recovery-code pages as a Hono app. Mount it with `app.route('/account', …)`: the path is
+ * given once, links and redirects follow the concrete mount. The session defaults to what your
+ * middleware put in `c.set('session', …)` (`get`, `set`, `regenerate`, `destroy`); pass
+ * `getClientKey` with your runtime's `getConnInfo(c)` (without it all clients share one limiter
+ * key). Unknown paths answer 404 from Hono.
  */
 export function recoveryCodesPages(
   rc: RecoveryCodes,
-  hooks: PagesHooks<HonoPagesContext>,
+  hooks: HonoPagesHooks = {},
   options: PagesOptions = {},
 ): Hono {
-  const handler = createPagesHandler(rc, hooks, options)
+  const handler = createPagesHandler(
+    rc,
+    {
+      session: ({ c }) => asHostSession(c.get('session' as never), HONO_SESSION_MIDDLEWARE),
+      getClientKey: () => null,
+      ...hooks,
+    },
+    options,
+  )
   const base = (options.basePath ?? '').replace(/\/+$/, '')
   const app = new Hono()
   app.all('*', async (c, next) => {
     const url = new URL(c.req.url)
-    const path = url.pathname
+    const mount = mountOf(c) === '/' ? '' : mountOf(c)
+    const path = c.req.path.slice(mount.length) || '/'
     if (base && !path.startsWith(`${base}/`) && path !== base) return next()
     const isPost = c.req.method === 'POST'
     const isForm =
@@ -44,6 +63,7 @@ export function recoveryCodesPages(
         ...(bodyError ? { bodyError } : {}),
         header: (name) => c.req.header(name),
         origin: url.origin,
+        mountPath: mount,
       },
       { c },
     )

@@ -3,6 +3,8 @@
  * dashboard), as pure view functions and a framework-neutral page controller. Framework wiring:
  * `@recovery-codes/ui/express` and `@recovery-codes/ui/hono`.
  */
+
+export { SESSION_KEYS } from '@recovery-codes/core'
 export { formatDate, formatDuration } from './format.ts'
 export {
   createPagesHandler,
@@ -12,7 +14,6 @@ export {
   type PagesHandler,
   type PagesHooks,
   type PagesOptions,
-  SESSION_KEYS,
 } from './handler.ts'
 export { escapeHtml, Html, type HtmlValue, html, raw } from './html.ts'
 export { isSameOriginRequest, pageHeaders, randomToken, safeEqual, safeFilename } from './security.ts'

@@ -39,6 +39,7 @@ import {
 /** What an operation receives after the common checks. */
 interface Call<Ctx> {
   ctx: Ctx
+  request: HttpRequest
   /** The validated body or query. */
   input: Record<string, unknown>
   /** The authenticated user (`auth: 'user'`) or the pending one (`auth: 'pending'`); '' for `none`. */
@@ -53,6 +54,13 @@ type Operation<Ctx> = (call: Call<Ctx>) => Promise<HttpResponse>
  * whatever the reason (unknown identifier, wrong, used, expired, invalidated code, lockout).
  */
 const INVALID_CODE_MESSAGE = 'The recovery code is not valid.'
+
+/** A mount path as given by an adapter (`/account/recovery`), or '' for none or the root. */
+function normalizeMount(path: string | undefined): string {
+  if (!path) return ''
+  const trimmed = path.replace(/\/+$/, '')
+  return trimmed.startsWith('/') && trimmed.length <= 512 ? trimmed : ''
+}
 
 const fail = (code: RecoveryCodesErrorCode, message: string, retryAfterMs?: number) =>
   new RecoveryCodesError(code, message, retryAfterMs === undefined ? {} : { retryAfterMs })
@@ -92,13 +100,21 @@ export function createHttpHandler<Ctx = HttpContext>(
   const loginEnabled = rc.config.loginMode === 'identifier-and-code'
   const specs = ROUTE_SPECS.filter((r) => r.operationId !== 'login' || loginEnabled)
   const table = new Map(specs.map((r) => [`${r.method} ${r.path}`, r]))
-  const openapi = Object.freeze(
-    buildOpenApiDocument(specs, schemas, {
-      title: options.title ?? 'recovery-codes',
-      ...(options.mountPath ? { mountPath: options.mountPath } : {}),
-    }),
-  )
-  const openapiBody = JSON.stringify(openapi)
+  const title = options.title ?? 'recovery-codes'
+  const openapiFor = (mountPath: string | undefined) =>
+    Object.freeze(buildOpenApiDocument(specs, schemas, { title, ...(mountPath ? { mountPath } : {}) }))
+  const openapi = openapiFor(options.mountPath)
+  // One serialised document per concrete mount path the adapters report (a handful; bounded).
+  const openapiBodies = new Map<string, string>()
+  function openapiBody(request: HttpRequest): string {
+    const mount = options.mountPath ?? normalizeMount(request.mountPath)
+    let body = openapiBodies.get(mount)
+    if (body === undefined) {
+      body = JSON.stringify(mount === (options.mountPath ?? '') ? openapi : openapiFor(mount))
+      if (openapiBodies.size < 64) openapiBodies.set(mount, body)
+    }
+    return body
+  }
 
   const json = (status: number, value: unknown) => jsonResponse(status, value)
   const reveal = async (ctx: Ctx) => (await hooks.getRevealToken(ctx)) ?? ''
@@ -224,10 +240,10 @@ export function createHttpHandler<Ctx = HttpContext>(
       })
       return r.ok ? completeLogin(ctx, r) : invalidCode()
     },
-    openapi: async () => ({
+    openapi: async ({ request }) => ({
       status: 200,
       headers: { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8' },
-      body: openapiBody,
+      body: openapiBody(request),
     }),
   }
 
@@ -286,7 +302,7 @@ export function createHttpHandler<Ctx = HttpContext>(
     if (route.fresh === 'always' && !(await hooks.isFreshlyAuthenticated(ctx))) throw reauth()
     const key = route.auth === 'none' && route.operationId === 'openapi' ? '' : await hooks.getClientKey(ctx)
     const clientKey = typeof key === 'string' && key.length > 0 ? key : 'unknown'
-    return operations[route.operationId]!({ ctx, input, userId, clientKey })
+    return operations[route.operationId]!({ ctx, request, input, userId, clientKey })
   }
 
   function errorResponse(error: unknown, operationId: string): HttpResponse {

@@ -132,7 +132,7 @@ export function buildOpenApiDocument(
         'authentication is the host session (cookie). Codes never travel in URLs. Every failed redeem, whatever the ' +
         'reason, is the same 401 INVALID_CODE.',
     },
-    ...(info.mountPath ? { servers: [{ url: info.mountPath }] } : {}),
+    servers: [{ url: info.mountPath || '/', description: 'Where the recovery-codes API is mounted' }],
     security: [{ session: [] }],
     paths,
     components: {

@@ -39,6 +39,13 @@ export interface HttpRequest {
    * same-origin check; falls back to the `Host` header.
    */
   origin?: string
+  /**
+   * The concrete path the adapter is mounted at (`req.baseUrl` in Express, the route prefix in
+   * Hono or Fastify), e.g. `/account/recovery`; '' or absent at the site root. The OpenAPI
+   * document served at `/openapi.json` names it in `servers`, so generated clients call the
+   * mounted paths. `HttpHandlerOptions.mountPath` overrides it.
+   */
+  mountPath?: string
 }
 
 /** A response for the adapter to write back as is. */
@@ -138,7 +145,10 @@ export interface HttpHandlerOptions {
   random?: RandomReader
   /** `info.title` of the OpenAPI document. @default 'recovery-codes' */
   title?: string
-  /** The public path the API is mounted at, for the OpenAPI `servers` entry. @default none */
+  /**
+   * The public path the API is mounted at, for the OpenAPI `servers` entry (behind a proxy that
+   * rewrites paths). @default the mount path the adapter reports per request
+   */
   mountPath?: string
 }
 
