@@ -17,6 +17,7 @@ import {
 import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 import { recoveryCodesRouter } from '@recovery-codes/express'
 import { emlFileMailer } from '@recovery-codes/mailer'
+import { pdfExport } from '@recovery-codes/pdf'
 import { kyselyStore, migrateRecoveryCodes, sqliteStatementCache } from '@recovery-codes/store-kysely'
 import { recoveryCodesPages } from '@recovery-codes/ui/express'
 import Database from 'better-sqlite3'
@@ -109,6 +110,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       successMessage: 'Your recovery codes email has been successfully delivered.',
       ...fromEnv.email,
     },
+    export: { ...fromEnv.export, pdf: pdfExport() },
     loginMode,
     peppers: fromEnv.peppers ?? [{ id: 'demo1', secret: pepper!.secret }],
     store: kyselyStore(db),

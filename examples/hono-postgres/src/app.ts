@@ -7,6 +7,7 @@ import { getConnInfo } from '@hono/node-server/conninfo'
 import { configFromEnv, createRecoveryCodes, type RecoveryCodes } from '@recovery-codes/core'
 import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 import { recoveryCodes } from '@recovery-codes/hono'
+import { pdfExport } from '@recovery-codes/pdf'
 import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
 import { recoveryCodesPages } from '@recovery-codes/ui/hono'
 import { Hono } from 'hono'
@@ -66,6 +67,7 @@ export async function createHonoDemo(options: HonoDemoOptions): Promise<HonoDemo
     siteName: 'Recovery Codes (Hono + PostgreSQL)',
     logoutRedirect: '/signin',
     ...fromEnv,
+    export: { ...fromEnv.export, pdf: pdfExport() },
     peppers: fromEnv.peppers ?? [{ id: 'ephemeral', secret: randomBytes(32) }],
     store: kyselyStore(db),
     resolveEmail: (userId) => users.emailOf(userId),

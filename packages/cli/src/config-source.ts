@@ -14,7 +14,8 @@ import {
   translateReferenceEnv,
 } from '@recovery-codes/core'
 import { parse as parseDotenv } from 'dotenv'
-import { CliError } from './io.ts'
+import { linkDocs } from './doc-links.ts'
+import { usageError } from './io.ts'
 
 /** Flags shared by every command that reads the configuration. */
 export interface ConfigSourceOptions {
@@ -53,13 +54,26 @@ export const CLI_OWNED_VARIABLES: readonly string[] = []
 
 const OPTION_TO_VARIABLE = new Map(ENV_VARIABLES.map((v) => [v.option, v.name]))
 
-/** Reads a dotenv file with the `dotenv` parser (quotes, comments, `export`, multi-line values). */
+/** A path as it appears in a message: bare when plain, JSON-quoted otherwise (spaces, control characters). */
+function shownPath(path: string): string {
+  return /^[\w./\\:@~+-]+$/.test(path) ? path : JSON.stringify(path)
+}
+
+/**
+ * Reads a dotenv file with the `dotenv` parser (quotes, comments, `export`, multi-line values).
+ * Nothing of the file is ever printed, not even in an error.
+ *
+ * @throws CliError (exit 2) naming the path and the system error code when the file cannot be read
+ *   (`--env-file: cannot read missing.env (ENOENT)`), or when the path is empty.
+ */
 export function readEnvFile(path: string): Record<string, string> {
+  if (path === '') throw usageError('--env-file: the path is empty')
   let text: string
   try {
     text = readFileSync(path, 'utf8')
   } catch (e) {
-    throw new CliError(`cannot read --env-file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`)
+    const code = (e as NodeJS.ErrnoException).code ?? 'error'
+    throw usageError(`--env-file: cannot read ${shownPath(path)} (${code})`)
   }
   return parseDotenv(text)
 }
@@ -107,7 +121,7 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
  * Loads the configuration from every source and collects every problem instead of stopping at the
  * first: a bad variable is reported and left out, so the rest is still validated.
  *
- * @throws CliError when `--env-file` cannot be read.
+ * @throws CliError (exit 2) when `--env-file` cannot be read.
  */
 export function loadConfig(options: ConfigSourceOptions): LoadedConfig {
   const issues: SourcedIssue[] = []
@@ -131,7 +145,7 @@ export function loadConfig(options: ConfigSourceOptions): LoadedConfig {
     } catch (e) {
       if (!isRecoveryCodesError(e) || e.code !== 'CONFIG_INVALID') throw e
       for (const issue of e.issues) {
-        if (!bad.has(issue.path)) issues.push({ where: issue.path, message: issue.message })
+        if (!bad.has(issue.path)) issues.push({ where: issue.path, message: linkDocs(issue.message) })
         bad.add(issue.path)
         // Both pepper variables set: neither is read.
         if (issue.path === ENV_PEPPERS) bad.add(ENV_PEPPER)

@@ -1,13 +1,14 @@
 /**
  * Opening the database named by `--database` (or `DATABASE_URL`): PostgreSQL through a `pg` pool,
- * SQLite through better-sqlite3. The URL is never printed (it may hold a password).
+ * SQLite through better-sqlite3. Both drivers are optional peers, loaded only when a command opens
+ * that kind of database. The URL is never printed (it may hold a password).
  */
 import { existsSync } from 'node:fs'
 import type { RecoveryCodesDialect } from '@recovery-codes/store-kysely'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
-import pg from 'pg'
 import { CliError, usageError } from './io.ts'
+import { loadOptional } from './optional.ts'
 
 /** Where the database is, parsed from `--database`. */
 export type DatabaseTarget =
@@ -72,13 +73,18 @@ export function describeTarget(target: DatabaseTarget): string {
 }
 
 /**
- * Opens the target. SQLite: WAL and a 10 s busy timeout; with `create: false` a missing file is an
- * error instead of a new empty database.
+ * Opens the target, loading its driver (`pg` or `better-sqlite3`) first. SQLite: WAL and a 10 s
+ * busy timeout; with `create: false` a missing file is an error instead of a new empty database.
  *
+ * @throws CliError (exit 2) when the driver is not installed.
  * @throws CliError (exit 1) when the SQLite file is missing or cannot be opened.
  */
-export function openDatabase(target: DatabaseTarget, options: { create?: boolean } = {}): OpenDatabase {
+export async function openDatabase(
+  target: DatabaseTarget,
+  options: { create?: boolean } = {},
+): Promise<OpenDatabase> {
   if (target.dialect === 'postgres') {
+    const { default: pg } = await loadOptional('pg', 'PostgreSQL', () => import('pg'))
     const pool = new pg.Pool({
       connectionString: target.url,
       max: 2,
@@ -90,12 +96,13 @@ export function openDatabase(target: DatabaseTarget, options: { create?: boolean
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
     return { db, dialect: 'postgres', target, close: () => db.destroy() }
   }
+  const { default: Sqlite } = await loadOptional('better-sqlite3', 'SQLite', () => import('better-sqlite3'))
   if (!options.create && !existsSync(target.file)) {
     throw new CliError(`SQLite file not found: ${target.file} (run \`recovery-codes migrate\` first)`)
   }
   let sqlite: Database.Database
   try {
-    sqlite = new Database(target.file, { timeout: 10_000 })
+    sqlite = new Sqlite(target.file, { timeout: 10_000 })
     sqlite.pragma('journal_mode = WAL')
   } catch (e) {
     throw new CliError(

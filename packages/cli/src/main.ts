@@ -1,10 +1,12 @@
 /**
  * The `recovery-codes` command line: argument parsing and wiring only. Every command's logic lives
- * in `src/commands/*.ts`.
+ * in `src/commands/*.ts`; the `bin` is `src/cli.ts`.
  *
  * Exit codes: 0 success; 1 a problem found or an operation failed (invalid configuration, refused
  * or declined confirmation, database error); 2 a usage error (unknown flag, bad value, missing
- * database); 130 a purge stopped by Ctrl-C after its current chunk.
+ * database, an `--env-file` that cannot be read, an optional package the command needs that is not
+ * installed); 130 a purge stopped by Ctrl-C after its current chunk. (9 is never the CLI's: it is
+ * Node.js refusing a missing `--env-file` before any script runs; see README.)
  */
 import { readFileSync } from 'node:fs'
 import { isRecoveryCodesError } from '@recovery-codes/core'
@@ -28,6 +30,7 @@ import { addSchedule, formatSchedules } from './commands/schedule.ts'
 import { collectStats, formatStats } from './commands/stats.ts'
 import { type ConfigSourceOptions, loadConfig } from './config-source.ts'
 import { describeTarget, openDatabase, resolveDatabase } from './db.ts'
+import { linkDocs } from './doc-links.ts'
 import { CliError, type CliIO, EXIT_INTERRUPTED, processIO, usageError } from './io.ts'
 import { lineProgress, ttyProgress } from './progress.ts'
 import { pgBossFactory, type QueueFactory, type ScheduleInput, withQueue } from './queue.ts'
@@ -76,7 +79,10 @@ const defaultOnInterrupt = (handler: () => void) => {
 
 function addConfigFlags(cmd: Command): Command {
   return cmd
-    .option('--env-file <path>', 'read a dotenv file; its values win over the process environment')
+    .option(
+      '-f, --env-file <path>',
+      'read a dotenv file; its values win over the process environment (prefer -f: Node.js itself exits on a missing --env-file path)',
+    )
     .option('--reference', "translate the reference app's DJANGO_AUTH_RECOVERY_* flags")
     .option('--config <file.json>', 'a JSON file of options; environment variables win over it')
 }
@@ -143,7 +149,7 @@ function buildProgram(io: CliIO, deps: Required<Omit<RunDeps, 'io'>>, state: { c
     .description('apply the store migrations (creates the rc_ tables)')
     .action(async (flags: DbFlags) => {
       const target = resolveDatabase({ database: flags.database, schema: flags.schema, env: io.env })
-      const open = openDatabase(target, { create: true })
+      const open = await openDatabase(target, { create: true })
       try {
         if (target.dialect === 'postgres' && target.schema) {
           await open.db.schema.createSchema(target.schema).ifNotExists().execute()
@@ -202,7 +208,7 @@ function buildProgram(io: CliIO, deps: Required<Omit<RunDeps, 'io'>>, state: { c
             throw new CliError('fix the configuration (see `recovery-codes check`)')
           }
           for (const note of loaded.notes) io.stderr.write(`note: ${note}\n`)
-          const open = openDatabase(target)
+          const open = await openDatabase(target)
           let interrupts = 0
           const off = deps.onInterrupt(() => {
             interrupts++
@@ -383,7 +389,7 @@ function buildProgram(io: CliIO, deps: Required<Omit<RunDeps, 'io'>>, state: { c
     .option('--json', 'print as JSON')
     .action(async (flags: DbFlags & { queueSchema?: string; queue: boolean; json?: boolean }) => {
       const target = resolveDatabase({ database: flags.database, schema: flags.schema, env: io.env })
-      const open = openDatabase(target)
+      const open = await openDatabase(target)
       try {
         const stats = await collectStats(open.db, open.dialect)
         if (target.dialect === 'postgres' && flags.queue) {
@@ -438,7 +444,7 @@ export async function run(argv: readonly string[], deps: RunDeps = {}): Promise<
     }
     if (isRecoveryCodesError(e) && e.code === 'CONFIG_INVALID') {
       io.stderr.write(
-        `error: invalid configuration:\n${e.issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}\n`,
+        `error: invalid configuration:\n${e.issues.map((i) => `  - ${i.path}: ${linkDocs(i.message)}`).join('\n')}\n`,
       )
       return 1
     }

@@ -1,9 +1,11 @@
 /**
- * The durable queue (`@recovery-codes/queue-pgboss`), loaded only by the commands that need it so
- * `check`, `migrate` and `purge` never load pg-boss. The types mirror that package's API.
+ * The durable queue (`@recovery-codes/queue-pgboss`, an optional peer), loaded only by the commands
+ * that need it so `check`, `migrate` and `purge` never load pg-boss. The types mirror that
+ * package's API.
  */
 import type { DatabaseTarget } from './db.ts'
 import { usageError } from './io.ts'
+import { loadOptional } from './optional.ts'
 
 /** A schedule frequency (the reference app's). */
 export type ScheduleFrequency = 'once' | 'hourly' | 'daily' | 'weekly' | 'monthly' | 'quarterly' | 'yearly'
@@ -55,14 +57,14 @@ export interface QueueClient {
 /** Creates a queue client; injectable for tests. */
 export type QueueFactory = (options: { connectionString: string; schema?: string }) => Promise<QueueClient>
 
-/** The real factory: `pgBossQueue()` from `@recovery-codes/queue-pgboss`. */
+/** The real factory: `pgBossQueue()` from the optional peer `@recovery-codes/queue-pgboss`. */
 export const pgBossFactory: QueueFactory = async (options) => {
-  // A variable specifier: the package is resolved at run time only, by the commands that need it.
-  const specifier = '@recovery-codes/queue-pgboss'
-  const mod = (await import(specifier)) as {
-    pgBossQueue(o: { connectionString?: string; schema?: string }): QueueClient
-  }
-  return mod.pgBossQueue(options)
+  const { pgBossQueue } = await loadOptional(
+    '@recovery-codes/queue-pgboss',
+    'the pg-boss queue',
+    () => import('@recovery-codes/queue-pgboss'),
+  )
+  return pgBossQueue(options)
 }
 
 /**

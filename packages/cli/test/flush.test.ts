@@ -5,7 +5,7 @@ import { confirm, ensureFlushConfirmed, flushQuestion } from '../src/commands/fl
 import type { CliIO } from '../src/io.ts'
 import { run } from '../src/main.ts'
 import type { QueueClient, QueueFactory, Schedule, ScheduleInput } from '../src/queue.ts'
-import { BIN, cleanEnv, runCli } from './helpers.ts'
+import { CLI_SHELL, cleanEnv, runCli } from './helpers.ts'
 
 function streams(answer: string | null, tty = true) {
   const stdin = Object.assign(new PassThrough(), { isTTY: tty })
@@ -196,7 +196,7 @@ describe('flush (real CLI)', () => {
   })
 
   it('on a terminal it asks, and "n" aborts', () => {
-    const cmd = `${process.execPath} ${BIN} flush --failed --database postgres://127.0.0.1:1/none`
+    const cmd = `${CLI_SHELL} flush --failed --database postgres://127.0.0.1:1/none`
     let out = ''
     let status: number | null = 0
     try {

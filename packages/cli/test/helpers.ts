@@ -1,15 +1,30 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { PassThrough } from 'node:stream'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { probePostgres } from '@recovery-codes/testing'
 import Database from 'better-sqlite3'
 import pg from 'pg'
+import type { CliIO } from '../src/io.ts'
 
 export { probePostgres }
 
-export const BIN = fileURLToPath(new URL('../bin/recovery-codes.mjs', import.meta.url))
+/** The bin's source; the built `dist/cli.js` is tested in package.test.ts. */
+export const SRC_CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+/**
+ * Node's arguments that run the CLI from source in the workspace: tsx loads the TypeScript of this
+ * package and of its workspace dependencies. The `--` ends Node's options, so Node does not read a
+ * later `--env-file` itself (it scans the whole command line for it otherwise).
+ */
+export const CLI_NODE_ARGS: readonly string[] = ['--import', TSX_LOADER, '--', SRC_CLI]
+/** The same as one shell command (for `script -c`). */
+export const CLI_SHELL = [process.execPath, ...CLI_NODE_ARGS]
+  .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
+  .join(' ')
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const isCI = process.env.CI === 'true'
 
@@ -48,7 +63,7 @@ export function startCli(
   opts: { env?: Record<string, string>; input?: string } = {},
 ): CliChild {
   const started = Date.now()
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [...CLI_NODE_ARGS, ...args], {
     env: opts.env ?? cleanEnv(),
     stdio: ['pipe', 'pipe', 'pipe'],
   })
@@ -93,7 +108,7 @@ export function startCli(
   return { child, output, waitFor, done }
 }
 
-/** Runs the real CLI (`node bin/recovery-codes.mjs …`) to completion. */
+/** Runs the real CLI (from source, see {@link CLI_NODE_ARGS}) to completion. */
 export function runCli(
   args: string[],
   opts: { env?: Record<string, string>; input?: string } = {},
@@ -171,3 +186,25 @@ export async function pgQuery<T = Record<string, unknown>>(
 
 export const randomSchema = (prefix: string) =>
   `${prefix}_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
+
+/** In-process streams for `run()`: what the commands wrote, and an environment of your choice. */
+export function fakeIO(env: Record<string, string> = {}) {
+  const out = { stdout: '', stderr: '' }
+  const io: CliIO = {
+    stdout: {
+      write: (s: string) => {
+        out.stdout += s
+        return true
+      },
+    },
+    stderr: {
+      write: (s: string) => {
+        out.stderr += s
+        return true
+      },
+    },
+    stdin: new PassThrough(),
+    env,
+  }
+  return { io, out }
+}

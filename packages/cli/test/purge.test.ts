@@ -1,7 +1,16 @@
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, cleanEnv, KEY_B64, runCli, seedSqlite, sqliteCount, startCli, tempDir } from './helpers.ts'
+import {
+  CLI_SHELL,
+  cleanEnv,
+  KEY_B64,
+  runCli,
+  seedSqlite,
+  sqliteCount,
+  startCli,
+  tempDir,
+} from './helpers.ts'
 
 const ROWS = 500_000
 const KEEP = 1_000
@@ -192,7 +201,7 @@ describe('purge options and purge-audit', () => {
   it('shows a live progress bar with rows/s and ETA on a terminal', async () => {
     const file = await migrated()
     seedSqlite(file, { eligible: 20_000 })
-    const cmd = `${process.execPath} ${BIN} purge --database ${file} --chunk-size 500 --max-deletions unlimited`
+    const cmd = `${CLI_SHELL} purge --database ${file} --chunk-size 500 --max-deletions unlimited`
     let out: string
     try {
       out = execFileSync('script', ['-qec', cmd, '/dev/null'], {

@@ -1,31 +1,8 @@
-import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { integerIn, parseInstant, parseMaxDeletions } from '../src/args.ts'
 import { resolveDatabase } from '../src/db.ts'
-import type { CliIO } from '../src/io.ts'
 import { run } from '../src/main.ts'
-import { cleanEnv, runCli } from './helpers.ts'
-
-function fakeIO(env: Record<string, string> = {}) {
-  const out = { stdout: '', stderr: '' }
-  const io: CliIO = {
-    stdout: {
-      write: (s: string) => {
-        out.stdout += s
-        return true
-      },
-    },
-    stderr: {
-      write: (s: string) => {
-        out.stderr += s
-        return true
-      },
-    },
-    stdin: new PassThrough(),
-    env,
-  }
-  return { io, out }
-}
+import { cleanEnv, fakeIO, runCli } from './helpers.ts'
 
 describe('flag validation (exit 2 with a clear error)', () => {
   const cases: Array<[string[], RegExp]> = [

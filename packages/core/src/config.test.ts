@@ -473,7 +473,7 @@ describe('resolveConfig: result', () => {
       },
       export: { fileName: 'recovery_codes', defaultFormat: 'txt' },
       siteName: 'recovery-codes',
-      logoutRedirect: '/',
+      logoutRedirect: null,
       loginMode: 'second-factor',
       deployment: 'single',
       cache: null,
@@ -595,5 +595,45 @@ describe('resolveConfig: result', () => {
     const result = checkConfig(base({ batchSize: 51, cooldown: { cutoffSeconds: 31 * 86_400 } }))
     expect(result.ok).toBe(false)
     if (!result.ok) expect(result.issues.map((i) => i.path)).toEqual(['batchSize', 'cooldown.cutoffSeconds'])
+  })
+})
+
+describe('resolveConfig: export renderers', () => {
+  const pdf = async () => new Uint8Array([1])
+
+  it('export.pdf: a function, kept by reference; absent or null = no PDF', () => {
+    const input = base({ export: { pdf } })
+    const c = resolveConfig(input)
+    expect(c.export.pdf).toBe(pdf)
+    expect(Object.isFrozen(c.export)).toBe(true)
+    expect((input.export as { pdf: unknown }).pdf).toBe(pdf)
+    expect(resolveConfig(base()).export.pdf).toBeNull()
+    expect(resolveConfig(base({ export: { pdf: null } })).export.pdf).toBeNull()
+    expect(JSON.parse(JSON.stringify(c)).export).toEqual({ fileName: 'recovery_codes', defaultFormat: 'txt' })
+  })
+
+  it('export.pdf that is not a function is a config issue at its path', () => {
+    for (const bad of ['pdf', true, 1, {}, { render: pdf }, []]) {
+      const result = checkConfig(base({ export: { pdf: bad } }))
+      expect(result.ok, String(bad)).toBe(false)
+      if (!result.ok) {
+        expect(result.issues.map((i) => i.path)).toEqual(['export.pdf'])
+        expect(result.issues[0]!.message).toMatch(/^must be a function/)
+      }
+    }
+  })
+
+  it("export.defaultFormat 'pdf' needs export.pdf", () => {
+    for (const exp of [{ defaultFormat: 'pdf' }, { defaultFormat: 'pdf', pdf: null }]) {
+      const result = checkConfig(base({ export: exp }))
+      expect(result.ok).toBe(false)
+      if (!result.ok) {
+        expect(result.issues.map((i) => i.path)).toEqual(['export.defaultFormat'])
+        expect(result.issues[0]!.message).toContain('@recovery-codes/pdf')
+      }
+    }
+    expect(checkConfig(base({ export: { defaultFormat: 'pdf', pdf } }))).toEqual({ ok: true })
+    // A bad renderer is reported once, at its own path.
+    expect(paths(base({ export: { defaultFormat: 'pdf', pdf: 'x' } }))).toEqual(['export.pdf'])
   })
 })

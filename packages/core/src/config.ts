@@ -25,6 +25,7 @@ import type { Queue } from './ports/queue.ts'
 import type { RandomReader } from './ports/random.ts'
 import { type RecoveryCodeStore, STORE_SCOPE } from './ports/store.ts'
 import { systemClock, systemRandom } from './runtime.ts'
+import { type ExportRenderer, PDF_RENDERER_PACKAGE } from './service/export.ts'
 import type { ExportFormat } from './service/types.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -204,10 +205,23 @@ export interface ExportOptions {
    */
   fileName: string
   /**
-   * Format when the request names none.
+   * Format when the request names none. `'pdf'` needs {@link ExportOptions.pdf}.
    * @default 'txt'
    */
   defaultFormat: ExportFormat
+  /**
+   * Renders the PDF download. `txt` and `csv` are built in; PDF is offered only when this is set,
+   * so an app without it never installs a PDF library. Without it, `exportCodes({ format: 'pdf' })`
+   * throws `FEATURE_DISABLED` (before the once-only download is used up) and
+   * `rc.exportFormats` lists `txt` and `csv` only.
+   * @default null (no PDF)
+   * @example
+   * ```ts
+   * import { pdfExport } from '@recovery-codes/pdf'
+   * createRecoveryCodes({ peppers, store, export: { pdf: pdfExport() } })
+   * ```
+   */
+  pdf: ExportRenderer | null
 }
 
 /** How a recovery code logs a user in. */
@@ -289,7 +303,7 @@ export interface RecoveryCodesConfig {
   siteName?: string
   /**
    * Where pages send the user after logout: a relative path starting with `/` (not `//`, no `\`).
-   * @default '/'
+   * @default the pages' own sign-in page, under wherever they are mounted
    */
   logoutRedirect?: string
   /**
@@ -305,8 +319,9 @@ export interface RecoveryCodesConfig {
    */
   deployment?: Deployment
   /**
-   * unstorage `Storage` (history pages, status, reveal slots).
-   * @default an in-memory storage created by the service (single process only)
+   * History pages, status and reveal slots: any {@link Cache} (`getItem`, `setItem`,
+   * `removeItem`), such as an unstorage `Storage` (Redis driver for several instances).
+   * @default a bounded in-memory LRU created by the service (single process only)
    */
   cache?: Cache
   /** Needed for `email.enabled` and `purge.reportToAdmin`. */
@@ -376,7 +391,8 @@ export interface ResolvedConfig {
   readonly email: ResolvedEmailOptions
   readonly export: Readonly<ExportOptions>
   readonly siteName: string
-  readonly logoutRedirect: string
+  /** `null`: the pages' own sign-in page. */
+  readonly logoutRedirect: string | null
   readonly loginMode: LoginMode
   readonly deployment: Deployment
   readonly store: RecoveryCodeStore
@@ -437,9 +453,13 @@ export const DEFAULTS = deepFreeze({
     enabled: false,
     successMessage: 'Your recovery codes email has been successfully delivered.',
   },
-  export: { fileName: 'recovery_codes', defaultFormat: 'txt' as ExportFormat },
+  export: {
+    fileName: 'recovery_codes',
+    defaultFormat: 'txt' as ExportFormat,
+    pdf: null as ExportRenderer | null,
+  },
   siteName: 'recovery-codes',
-  logoutRedirect: '/',
+  logoutRedirect: null as string | null,
   loginMode: 'second-factor' as LoginMode,
   deployment: 'single' as Deployment,
 })
@@ -562,6 +582,12 @@ function bool() {
   return z.boolean({ error: got('true or false') })
 }
 
+function renderer() {
+  return z.custom<ExportRenderer>((v) => typeof v === 'function', {
+    error: got('a function (input) => bytes, e.g. pdfExport() from @recovery-codes/pdf'),
+  })
+}
+
 const group = <T extends z.ZodRawShape>(shape: T) =>
   z.strictObject(shape, { error: got('an object') }).optional()
 
@@ -636,6 +662,7 @@ const ConfigSchema = z.strictObject(
         .refine((s) => !s.startsWith('.'), { error: 'must not start with a dot' })
         .optional(),
       defaultFormat: oneOf(EXPORT_FORMAT_VALUES).optional(),
+      pdf: renderer().nullable().optional(),
     }),
     siteName: text(100).optional(),
     logoutRedirect: z
@@ -1128,6 +1155,13 @@ function validate(input: unknown): Outcome {
     rule(has('email.from'), 'email.from', 'is required when purge.reportToAdmin is true')
     rule(has('mailer'), 'mailer', 'is required when purge.reportToAdmin is true')
   }
+  if (value('export.defaultFormat') === 'pdf' && !bad('export.pdf')) {
+    rule(
+      typeof rawAt(input, 'export.pdf') === 'function',
+      'export.defaultFormat',
+      `is 'pdf' but export.pdf is not set: install ${PDF_RENDERER_PACKAGE} and pass export: { pdf: pdfExport() }`,
+    )
+  }
   if (value('loginMode') === 'identifier-and-code') {
     rule(has('resolveUserId'), 'resolveUserId', "is required when loginMode is 'identifier-and-code'")
   }
@@ -1222,6 +1256,7 @@ function build(
     export: Object.freeze({
       fileName: d.export?.fileName ?? D.export.fileName,
       defaultFormat: d.export?.defaultFormat ?? D.export.defaultFormat,
+      pdf: d.export?.pdf ?? D.export.pdf,
     }),
     siteName: d.siteName ?? D.siteName,
     logoutRedirect: d.logoutRedirect ?? D.logoutRedirect,

@@ -111,6 +111,8 @@ describe('configFromEnv', () => {
     })
     const resolved = resolveConfig({
       ...config,
+      // RECOVERY_CODES_EXPORT_DEFAULT_FORMAT=pdf needs a renderer, which only code can give.
+      export: { ...config.export, pdf: async () => new Uint8Array() },
       store: storeStub(),
       mailer: { send: async () => {} },
     })

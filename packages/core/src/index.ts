@@ -35,5 +35,14 @@ export {
   PURGE_AUDIT_JOB,
   PURGE_JOB,
 } from './service/create.ts'
-export { csvCell, EXPORT_FORMATS, renderCsv, renderExport, renderPdf, renderTxt } from './service/export.ts'
+export type { ExportInput, ExportRenderer, ExportRenderers } from './service/export.ts'
+export {
+  BUILT_IN_EXPORT_FORMATS,
+  csvCell,
+  EXPORT_FORMATS,
+  exportHeader,
+  renderCsv,
+  renderExport,
+  renderTxt,
+} from './service/export.ts'
 export type * from './service/types.ts'

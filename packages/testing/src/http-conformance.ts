@@ -12,6 +12,7 @@ import {
   type RecoveryCodes,
   type RecoveryCodesConfig,
 } from '@recovery-codes/core'
+import { pdfExport } from '@recovery-codes/pdf'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createManualClock, type ManualClock } from './clock.ts'
 import { createRecordingMailer, type RecordingMailer } from './mailer.ts'
@@ -189,6 +190,7 @@ export function runHttpAdapterConformance(options: HttpAdapterConformanceOptions
         mailer,
         email: { enabled: true, from: 'noreply@example.test' },
         resolveEmail: async (userId) => `${userId}@example.test`,
+        export: { pdf: pdfExport() },
         ...overrides,
       })
       const app = await options.mount(rc, hooks, {})
@@ -331,6 +333,20 @@ export function runHttpAdapterConformance(options: HttpAdapterConformanceOptions
         const bytes = new Uint8Array(await d.arrayBuffer())
         if (format === 'pdf') expect(new TextDecoder().decode(bytes.slice(0, 5))).toBe('%PDF-')
       }
+    })
+
+    it('pdf without a renderer: 501 FEATURE_DISABLED, and the download stays available', async () => {
+      const h = await setup({ export: { pdf: null } })
+      expect(h.rc.exportFormats).toEqual(['txt', 'csv'])
+      const alice = h.login('alice')
+      const codes = await h.batch(alice)
+      const refused = await h.post('/download', { format: 'pdf' }, { cookie: alice })
+      expect(refused.status).toBe(501)
+      expect(await errorCode(refused)).toBe('FEATURE_DISABLED')
+      const d = await h.post('/download', { format: 'txt' }, { cookie: alice })
+      expect(d.status).toBe(200)
+      const text = await d.text()
+      for (const c of codes) expect(text).toContain(c)
     })
 
     it('email once to the stored address; 501 when email is off', async () => {

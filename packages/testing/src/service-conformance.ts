@@ -18,6 +18,7 @@ import {
   type RedeemCodeOutcome,
   STORE_METHODS,
 } from '@recovery-codes/core'
+import { pdfExport } from '@recovery-codes/pdf'
 import { createStorage } from 'unstorage'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { startTogether } from './barrier.ts'
@@ -80,6 +81,7 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
         peppers: [{ id: 'k1', secret: PEPPER }],
         store: s,
         clock,
+        export: { pdf: pdfExport() },
         ...overrides,
       })
       return { rc, store: s, clock }

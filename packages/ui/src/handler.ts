@@ -25,6 +25,7 @@ import { isSameOriginRequest, pageHeaders, randomToken, safeEqual, safeFilename 
 import {
   codesPage,
   codesReadyPage,
+  type DashboardModel,
   dashboardPage,
   type Flash,
   type LayoutModel,
@@ -120,7 +121,6 @@ const K = SESSION_KEYS
 
 const LOGIN_FAILED = 'That recovery code did not work. Check it and try again.'
 const SIGNIN_FAILED = 'Incorrect email or password.'
-const FORMATS: readonly ExportFormat[] = ['txt', 'csv', 'pdf']
 
 /**
  * Creates the page controller for `rc`.
@@ -484,10 +484,12 @@ export function createPagesHandler<Ctx>(
     const a = st.active?.status === 'active' ? st.active : null
     const until = q.s.get(K.revealUntil)
     const emailEnabled = rc.config.email.enabled && rc.config.mailer !== null
-    let reveal: { downloaded: boolean; emailed: boolean; emailEnabled: boolean } | null = null
+    let reveal: DashboardModel['reveal'] = null
     if (str(q.s.get(K.reveal)) && a && typeof until === 'number' && now() < until) {
       const spent = a.downloaded && (a.emailed || !emailEnabled)
-      reveal = spent ? null : { downloaded: a.downloaded, emailed: a.emailed, emailEnabled }
+      reveal = spent
+        ? null
+        : { downloaded: a.downloaded, emailed: a.emailed, emailEnabled, formats: rc.exportFormats }
     }
     const l = await layoutFor(q, 'Recovery codes')
     return page(
@@ -596,6 +598,7 @@ export function createPagesHandler<Ctx>(
           createdAt: batch?.createdAt ?? null,
           expiresAt: batch?.expiresAt ?? null,
           emailEnabled: rc.config.email.enabled && rc.config.mailer !== null,
+          formats: rc.exportFormats,
           fresh: isFresh(q.s),
           ...(options.emailNote ? { emailNote: options.emailNote } : {}),
         }),
@@ -623,8 +626,8 @@ export function createPagesHandler<Ctx>(
     const stale = requireFresh(q)
     if (stale) return stale
     const fmt = field(q, 'format', 8)
-    if (!FORMATS.includes(fmt as ExportFormat)) {
-      flash(q.s, 'error', 'Choose txt, csv or pdf.')
+    if (!rc.exportFormats.includes(fmt as ExportFormat)) {
+      flash(q.s, 'error', `Choose ${rc.exportFormats.join(', ')}.`)
       return redirect(q.paths.dashboard)
     }
     const token = str(q.s.get(K.reveal))

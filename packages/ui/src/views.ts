@@ -2,7 +2,7 @@
  * The pages as pure functions: view model in, HTML string out. No external assets: the CSS is
  * inline (with the response's CSP nonce) and the only script is a few lines for copy and print.
  */
-import type { BatchView, HistoryPage } from '@recovery-codes/core'
+import type { BatchView, ExportFormat, HistoryPage } from '@recovery-codes/core'
 import { formatDate, formatDuration } from './format.ts'
 import { type Html, type HtmlValue, html, raw } from './html.ts'
 
@@ -240,7 +240,13 @@ export interface DashboardModel {
   active: BatchView | null
   generateRetryAfterMs: number
   /** The fresh batch's reveal slot is still in the session. */
-  reveal: { downloaded: boolean; emailed: boolean; emailEnabled: boolean } | null
+  reveal: {
+    downloaded: boolean
+    emailed: boolean
+    emailEnabled: boolean
+    /** The download formats the service offers (`rc.exportFormats`). */
+    formats: readonly ExportFormat[]
+  } | null
   history: HistoryPage
   /** A fresh re-authentication is on record (else sensitive actions ask for the password first). */
   fresh: boolean
@@ -276,7 +282,7 @@ ${a.used > 0 ? html`<p class="warn">A recovery code from this batch has been use
     ? html`<section class="card" aria-labelledby="reveal-h"><h2 id="reveal-h">Save your new codes</h2>
 <p class="hint">Each channel works once for this batch, and only for a few minutes after it was generated.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
 <div class="row">
-${(['txt', 'csv', 'pdf'] as const).map(
+${m.reveal.formats.map(
   (f) =>
     html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}"${m.reveal?.downloaded ? ' disabled' : ''}>Download .${f}</button></form>`,
 )}
@@ -353,6 +359,8 @@ export function codesPage(
     createdAt: number | null
     expiresAt: number | null
     emailEnabled: boolean
+    /** The download formats the service offers (`rc.exportFormats`). */
+    formats: readonly ExportFormat[]
     fresh: boolean
     emailNote?: string
   },
@@ -371,7 +379,7 @@ export function codesPage(
 <section class="card no-print" aria-labelledby="save-h"><h2 id="save-h">Download or email (once each)</h2>
 ${m.fresh ? '' : html`<p class="hint">You will be asked for your password first.</p>`}
 <div class="row">
-${(['txt', 'csv', 'pdf'] as const).map(
+${m.formats.map(
   (f) =>
     html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}">Download .${f}</button></form>`,
 )}

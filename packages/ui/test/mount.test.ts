@@ -65,7 +65,9 @@ async function walkthrough(fetcher: Fetcher, base: string) {
   const dashboard = await (await b.req(`${base}/`)).text()
   expect(dashboard).toContain(`action="${base}/generate"`)
   expect(dashboard).not.toMatch(/action="\/(?!account)/)
-  expect(location(await b.post(`${base}/generate`, { _csrf: await b.csrf(`${base}/`) }))).toBe(`${base}/codes`)
+  expect(location(await b.post(`${base}/generate`, { _csrf: await b.csrf(`${base}/`) }))).toBe(
+    `${base}/codes`,
+  )
   const shown = await (await b.post(`${base}/codes`, { _csrf: await b.csrf(`${base}/codes`) })).text()
   const codes = [...shown.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
   expect(codes).toHaveLength(10)
@@ -138,8 +140,15 @@ describe('Express: mounted with app.use(path) after global body parsers', () => 
     const inner = express()
     outer.use('/x', inner)
     expect(() => inner.use('/account', recoveryCodesPages(newRc(), users))).not.toThrow()
-    const custom: HostSession = { get: () => undefined, set: () => {}, regenerate: async () => {}, destroy: async () => {} }
-    expect(() => express().use(recoveryCodesPages(newRc(), { ...users, session: () => custom }))).not.toThrow()
+    const custom: HostSession = {
+      get: () => undefined,
+      set: () => {},
+      regenerate: async () => {},
+      destroy: async () => {},
+    }
+    expect(() =>
+      express().use(recoveryCodesPages(newRc(), { ...users, session: () => custom })),
+    ).not.toThrow()
   })
 
   it('a nested form field from an extended parser is not a field; an oversize form is 413', async () => {

@@ -4,6 +4,7 @@
  */
 import { checkConfig } from '@recovery-codes/core'
 import { type ConfigSourceOptions, loadConfig, type SourcedIssue, sourceOfIssue } from '../config-source.ts'
+import { CONFIGURATION_DOCS_URL, linkDocs } from '../doc-links.ts'
 import { validationOnlyStore } from '../stub-store.ts'
 
 /** The outcome of {@link runCheck}. */
@@ -32,7 +33,10 @@ export function runCheck(options: ConfigSourceOptions): CheckResult {
   const result = checkConfig({ ...loaded.config, store: validationOnlyStore() })
   if (!result.ok) {
     for (const issue of result.issues) {
-      issues.push({ where: sourceOfIssue(issue, loaded.env, options.configFile), message: issue.message })
+      issues.push({
+        where: sourceOfIssue(issue, loaded.env, options.configFile),
+        message: linkDocs(issue.message),
+      })
     }
   }
   return { ok: issues.length === 0, issues, notes: loaded.notes }
@@ -48,6 +52,7 @@ export function formatCheck(result: CheckResult): string {
     const n = result.issues.length
     lines.push(`configuration INVALID: ${n} problem${n === 1 ? '' : 's'}`)
     for (const issue of result.issues) lines.push(`  - ${issue.where}: ${issue.message}`)
+    lines.push(`every variable and option: ${CONFIGURATION_DOCS_URL}`)
   }
   return `${lines.join('\n')}\n`
 }

@@ -1,8 +1,29 @@
 /**
  * The framework-neutral HTTP layer: {@link createHttpHandler} plus the wire helpers adapters use.
  */
+export {
+  createFetchHandler,
+  type FetchHandler,
+  type FetchHandlerOptions,
+  type FetchRecoveryContext,
+} from './fetch.ts'
 export { createHttpHandler } from './handler.ts'
 export { HTTP_MAX_CODE_LENGTH } from './schemas.ts'
+export {
+  asHostSession,
+  type CallbackSessionLike,
+  callbackSession,
+  DEFAULT_FRESHNESS_MS,
+  DEFAULT_PENDING_TTL_MS,
+  type HostSession,
+  isHostSession,
+  markFirstFactor,
+  markSignedIn,
+  missingSession,
+  SESSION_KEYS,
+  type SessionHooksOptions,
+  sessionHooks,
+} from './session.ts'
 export type {
   Awaitable,
   BodyReadError,

@@ -16,7 +16,7 @@ import { type AttemptState, type BatchSummary, composeRedeemCode } from '../port
 import { systemHmacSha256 } from '../runtime.ts'
 import { createCacheLayer } from './cache-layer.ts'
 import { createServiceContext, errorName } from './context.ts'
-import { EXPORT_FORMATS, renderExport } from './export.ts'
+import { availableExportFormats, EXPORT_FORMATS, pdfRendererMissing, renderExport } from './export.ts'
 import { createLimiter, type Subject } from './limiter.ts'
 import { createOutbox, EMAIL_JOB } from './outbox.ts'
 import { createPurgeRuns, PURGE_AUDIT_JOB, PURGE_JOB, type PurgeRunInput } from './purge-run.ts'
@@ -51,6 +51,11 @@ export interface RecoveryCodes {
   /** The resolved, frozen configuration (secrets redacted from every serialisation). */
   readonly config: ResolvedConfig
   /**
+   * The download formats this instance renders, frozen: `txt` and `csv`, plus `pdf` when
+   * `export.pdf` is configured. Offer only these in a UI; `exportCodes` refuses the others.
+   */
+  readonly exportFormats: readonly ExportFormat[]
+  /**
    * Generates a batch, superseding the active one atomically. Regenerating inside the cooldown
    * returns `COOLDOWN_ACTIVE` and grows the penalty.
    */
@@ -75,7 +80,11 @@ export interface RecoveryCodes {
   history(input: { userId: string; page?: number }): Promise<HistoryPage>
   /** Shows the codes of the reveal slot once (sets `viewed`). */
   viewCodes(input: { userId: string; reveal: RevealToken }): Promise<{ batchId: string; codes: string[] }>
-  /** The one-time download. Throws `ALREADY_DONE` the second time, `REVEAL_UNAVAILABLE` when the slot is gone. */
+  /**
+   * The one-time download. Throws `ALREADY_DONE` the second time, `REVEAL_UNAVAILABLE` when the slot
+   * is gone, `FEATURE_DISABLED` for a format not in {@link RecoveryCodes.exportFormats} (before the
+   * download is used up). A renderer failure leaves the download available.
+   */
   exportCodes(
     input: { userId: string; reveal: RevealToken; format?: ExportFormat } & RequestContext,
   ): Promise<ExportFile>
@@ -166,8 +175,11 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     return { state, retryAfterMs: Math.max(0, state.lockedUntil - now) }
   }
 
+  const exportFormats = availableExportFormats(config.export)
+
   const service: RecoveryCodes = {
     config,
+    exportFormats,
 
     async generate(inp) {
       const userId = requireUserId(inp?.userId)
@@ -442,19 +454,30 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       const fmt = inp.format ?? config.export.defaultFormat
       if (!EXPORT_FORMATS.includes(fmt))
         throw invalidInput('format', `must be one of ${EXPORT_FORMATS.join(', ')}`)
+      // Refused before the slot and the once-only flag are touched, so the download stays available.
+      if (!exportFormats.includes(fmt)) throw pdfRendererMissing()
       const now = clock.now()
       const { handle, content, active } = await openSlot(userId, inp.reveal, now)
+      const alreadyDownloaded = () =>
+        new RecoveryCodesError('ALREADY_DONE', 'These codes have already been downloaded.')
+      // Rendered before the flag is set, so a failing renderer does not use up the one download;
+      // the batch as just read skips the rendering for a repeat, the flag still decides a race.
+      if (active.downloadedAt !== null) throw alreadyDownloaded()
+      const file = await renderExport(
+        fmt,
+        {
+          codes: content.codes,
+          siteName: config.siteName,
+          fileName: config.export.fileName,
+          createdAtIso: isoDate(active.createdAt),
+          expiresAtIso: active.expiresAt === null ? null : isoDate(active.expiresAt),
+        },
+        config.export,
+      )
       const first = await guardStore(() =>
         store.setBatchFlag({ userId, batchId: content.batchId, flag: 'downloaded', now }),
       )
-      if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been downloaded.')
-      const file = await renderExport(fmt, {
-        codes: content.codes,
-        siteName: config.siteName,
-        fileName: config.export.fileName,
-        createdAtIso: isoDate(active.createdAt),
-        expiresAtIso: active.expiresAt === null ? null : isoDate(active.expiresAt),
-      })
+      if (!first) throw alreadyDownloaded()
       await closeSlotIfSpent(handle.slotId, active, 'downloaded')
       await bumpVersion(userId)
       await audit({

@@ -1,8 +1,9 @@
 /**
- * Renders the one-time download of a batch: plain text, CSV (RFC 4180, formula-injection safe)
- * and PDF (pdf-lib, no metadata dates so output depends only on its input).
+ * Renders the one-time download of a batch. Plain text and CSV (RFC 4180, formula-injection safe)
+ * are built in; PDF is a renderer the host configures (`export.pdf`, e.g. `pdfExport()` from
+ * `@recovery-codes/pdf`), so an app that never offers PDF never installs a PDF library.
  */
-import { PDFDocument, StandardFonts } from 'pdf-lib'
+import { RecoveryCodesError } from '../errors.ts'
 import type { ExportFile, ExportFormat } from './types.ts'
 
 /** What an export shows besides the codes. */
@@ -16,27 +17,80 @@ export interface ExportInput {
   expiresAtIso: string | null
 }
 
+/**
+ * Renders one export format that core does not build in (today: `pdf`) to the file's bytes.
+ * Filename and content type are core's; the renderer only returns the body. It receives the
+ * plaintext codes: it must not log, cache or persist them.
+ *
+ * @example
+ * ```ts
+ * import { pdfExport } from '@recovery-codes/pdf'
+ * createRecoveryCodes({ peppers, store, export: { pdf: pdfExport() } })
+ * ```
+ */
+export type ExportRenderer = (input: ExportInput) => Uint8Array | Promise<Uint8Array>
+
+/** Renderers for the formats that are not built in; absent or `null` = format not offered. */
+export interface ExportRenderers {
+  pdf?: ExportRenderer | null
+}
+
 const CONTENT_TYPES: Record<ExportFormat, string> = {
   txt: 'text/plain; charset=utf-8',
   csv: 'text/csv; charset=utf-8',
   pdf: 'application/pdf',
 }
 
-/** The supported formats, for validation. */
+/** Every format the API knows, for validating a request. `pdf` also needs a renderer. */
 export const EXPORT_FORMATS: readonly ExportFormat[] = Object.freeze(['txt', 'csv', 'pdf'])
 
-/** Renders `input` in `format`. */
-export async function renderExport(format: ExportFormat, input: ExportInput): Promise<ExportFile> {
-  const body =
-    format === 'txt'
-      ? new TextEncoder().encode(renderTxt(input))
-      : format === 'csv'
-        ? new TextEncoder().encode(renderCsv(input))
-        : await renderPdf(input)
+/** The formats core renders itself, with no renderer configured. */
+export const BUILT_IN_EXPORT_FORMATS: readonly ExportFormat[] = Object.freeze(['txt', 'csv'])
+
+/** The package that provides the PDF renderer, named in errors and config issues. */
+export const PDF_RENDERER_PACKAGE = '@recovery-codes/pdf'
+
+/** The formats available with `renderers`: the built-in ones, plus each format that has a renderer. */
+export function availableExportFormats(renderers: ExportRenderers = {}): readonly ExportFormat[] {
+  return Object.freeze(renderers.pdf ? [...BUILT_IN_EXPORT_FORMATS, 'pdf'] : [...BUILT_IN_EXPORT_FORMATS])
+}
+
+/** The error for a format that needs a renderer nobody configured. */
+export function pdfRendererMissing(): RecoveryCodesError {
+  return new RecoveryCodesError(
+    'FEATURE_DISABLED',
+    `PDF export is not configured: install ${PDF_RENDERER_PACKAGE} and pass \`export: { pdf: pdfExport() }\`.`,
+  )
+}
+
+/**
+ * Renders `input` in `format`. `txt` and `csv` are built in; `pdf` uses `renderers.pdf`.
+ *
+ * @throws RecoveryCodesError `FEATURE_DISABLED` for `pdf` without a renderer; `INTERNAL` when the
+ * renderer returns something other than bytes.
+ */
+export async function renderExport(
+  format: ExportFormat,
+  input: ExportInput,
+  renderers: ExportRenderers = {},
+): Promise<ExportFile> {
+  let body: Uint8Array
+  if (format === 'txt') body = new TextEncoder().encode(renderTxt(input))
+  else if (format === 'csv') body = new TextEncoder().encode(renderCsv(input))
+  else {
+    const render = renderers.pdf
+    if (!render) throw pdfRendererMissing()
+    const out: unknown = await render(input)
+    if (!(out instanceof Uint8Array)) {
+      throw new RecoveryCodesError('INTERNAL', 'The configured export.pdf renderer did not return bytes.')
+    }
+    body = out
+  }
   return { filename: `${input.fileName}.${format}`, contentType: CONTENT_TYPES[format], body }
 }
 
-function header(input: ExportInput): string[] {
+/** The header lines every format shows above the codes (site, dates, a short warning). */
+export function exportHeader(input: ExportInput): string[] {
   return [
     `${input.siteName}: recovery codes`,
     `Generated: ${input.createdAtIso}`,
@@ -47,7 +101,7 @@ function header(input: ExportInput): string[] {
 
 /** Plain text, one code a line after a short header. */
 export function renderTxt(input: ExportInput): string {
-  return `${[...header(input), '', ...input.codes].join('\n')}\n`
+  return `${[...exportHeader(input), '', ...input.codes].join('\n')}\n`
 }
 
 /**
@@ -66,28 +120,4 @@ export function renderCsv(input: ExportInput): string {
 export function csvCell(value: string): string {
   const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value
   return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe
-}
-
-/** A one-page PDF with the codes in a monospaced font. */
-export async function renderPdf(input: ExportInput): Promise<Uint8Array> {
-  const doc = await PDFDocument.create({ updateMetadata: false })
-  const page = doc.addPage([595, 842])
-  const sans = await doc.embedFont(StandardFonts.Helvetica)
-  const mono = await doc.embedFont(StandardFonts.Courier)
-  let y = 790
-  for (const [i, line] of header(input).entries()) {
-    page.drawText(winAnsi(line), { x: 50, y, size: i === 0 ? 16 : 10, font: sans })
-    y -= i === 0 ? 28 : 16
-  }
-  y -= 12
-  input.codes.forEach((code, i) => {
-    page.drawText(`${String(i + 1).padStart(2, ' ')}. ${code}`, { x: 60, y, size: 13, font: mono })
-    y -= 22
-  })
-  return doc.save({ useObjectStreams: false })
-}
-
-// The standard fonts only encode WinAnsi; replace anything else rather than throw.
-function winAnsi(s: string): string {
-  return s.replace(/[^\x20-\x7E\u00A0-\u00FF]/g, '?')
 }
