@@ -27,7 +27,24 @@ export default defineConfig({
       pkg('packages/ui', '@recovery-codes/ui'),
       pkg('examples/express-sqlite', '@recovery-codes/example-express-sqlite'),
       pkg('examples/hono-postgres', '@recovery-codes/example-hono-postgres'),
-      { test: { name: 'repo', root: './scripts', include: ['**/*.test.ts'] } },
+      {
+        test: {
+          name: 'repo',
+          root: './scripts',
+          include: ['**/*.test.ts'],
+          exclude: ['pack/**', '**/node_modules/**'],
+        },
+      },
+      // The packed-tarball test builds, packs and installs every package (CPU-heavy): it runs after
+      // every other project has finished, so it never starves their multi-process race tests.
+      {
+        test: {
+          name: 'pack',
+          root: './scripts/pack',
+          include: ['*.test.ts'],
+          sequence: { groupOrder: 1 },
+        },
+      },
     ],
   },
 })

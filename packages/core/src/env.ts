@@ -168,7 +168,9 @@ function parsePeppers(name: string, raw: string, issues: RecoveryCodesIssue[]): 
  * @throws RecoveryCodesError `CONFIG_INVALID` listing every bad variable.
  * @example
  * ```ts
- * const rc = createRecoveryCodes({ ...configFromEnv(process.env), store: kyselyStore(db) })
+ * const fromEnv = configFromEnv(process.env)
+ * if (!fromEnv.peppers) throw new Error('Set RECOVERY_CODES_PEPPER')
+ * const rc = createRecoveryCodes({ ...fromEnv, peppers: fromEnv.peppers, store: kyselyStore(db) })
  * ```
  */
 export function configFromEnv(
@@ -185,7 +187,7 @@ export function configFromEnv(
     if (!name.startsWith(ENV_PREFIX) || raw === undefined || ignore.has(name)) continue
     const spec = known.get(name)
     if (!spec && name !== ENV_PEPPERS && name !== ENV_PEPPER) {
-      issues.push({ path: name, message: 'is not a known variable (see docs/configuration.md)' })
+      issues.push({ path: name, message: 'is not a known variable (see https://github.com/recovery-codes/recovery-codes/blob/main/packages/core/docs/configuration.md)' })
       continue
     }
     if (raw === '') {
