@@ -598,7 +598,10 @@ describe('the packed packages in an app outside the repository', () => {
 
           // Log out, sign in again: now a recovery code is owed.
           const out = await b.request('POST', '/account/logout', { form: { _csrf: csrfOf(shown) } })
-          expect(out.location, why('POST /account/logout (default: the pages\' sign-in under the mount)')).toBe('/account/signin')
+          expect(
+            out.location,
+            why("POST /account/logout (default: the pages' sign-in under the mount)"),
+          ).toBe('/account/signin')
           const signin2 = await b.go('GET', '/account/signin')
           const second = await b.request('POST', '/account/signin', {
             form: {

@@ -78,7 +78,11 @@ const rc: RecoveryCodes = createRecoveryCodes({
 // The documented idiom (configFromEnv's @example): peppers must come from somewhere.
 const fromEnv = configFromEnv(process.env)
 if (!fromEnv.peppers) throw new Error('Set RECOVERY_CODES_PEPPER')
-export const rcSql: RecoveryCodes = createRecoveryCodes({ ...fromEnv, peppers: fromEnv.peppers, store: sqlStore })
+export const rcSql: RecoveryCodes = createRecoveryCodes({
+  ...fromEnv,
+  peppers: fromEnv.peppers,
+  store: sqlStore,
+})
 export const problems = checkConfig({ peppers: [pepper], store: memory })
 
 export async function flow(userId: string): Promise<number> {
