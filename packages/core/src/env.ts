@@ -187,7 +187,11 @@ export function configFromEnv(
     if (!name.startsWith(ENV_PREFIX) || raw === undefined || ignore.has(name)) continue
     const spec = known.get(name)
     if (!spec && name !== ENV_PEPPERS && name !== ENV_PEPPER) {
-      issues.push({ path: name, message: 'is not a known variable (see https://github.com/recovery-codes/recovery-codes/blob/main/packages/core/docs/configuration.md)' })
+      issues.push({
+        path: name,
+        message:
+          'is not a known variable (see https://github.com/recovery-codes/recovery-codes/blob/main/packages/core/docs/configuration.md)',
+      })
       continue
     }
     if (raw === '') {
