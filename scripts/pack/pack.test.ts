@@ -808,4 +808,24 @@ describe('the packed packages in an app outside the repository', () => {
     },
     LONG,
   )
+
+  it(
+    'h. CommonJS: require() of every library entry works (require(esm), the Node range in engines)',
+    async () => {
+      const entries = [
+        '@recovery-codes/core',
+        '@recovery-codes/store-kysely',
+        '@recovery-codes/store-memory',
+        '@recovery-codes/express',
+        '@recovery-codes/fastify',
+        '@recovery-codes/ui/express',
+        '@recovery-codes/pdf',
+      ]
+      const script = `for (const e of ${JSON.stringify(entries)}) { const m = require(e); if (Object.keys(m).length === 0) throw new Error(e + ': no exports') } console.log('cjs ok')`
+      const r = await inApp('node', ['--no-warnings', '-e', script], {})
+      expectExit(r)
+      expect(r.stdout, report(r)).toContain('cjs ok')
+    },
+    LONG,
+  )
 })

@@ -11,7 +11,7 @@ import {
   type HttpRequest,
   type RecoveryCodes,
   type SessionHooksOptions,
-  sessionHooks,
+  withSessionDefaults,
 } from '@recovery-codes/core'
 import express, { type Express, type Request, type Response } from 'express'
 import { bodyErrorOf, expressSession, mountable, originOf, queryOf } from './mount.ts'
@@ -32,17 +32,6 @@ export interface ExpressRecoveryOptions extends HttpHandlerOptions, SessionHooks
    */
   session?: (ctx: ExpressRecoveryContext) => HostSession
 }
-
-/** The hooks that read or write the session (the rest have defaults that need none). */
-const SESSION_HOOKS = [
-  'getUserId',
-  'getPendingUserId',
-  'getRevealToken',
-  'setRevealToken',
-  'regenerateSession',
-  'logIn',
-  'isFreshlyAuthenticated',
-] as const
 
 /**
  * The recovery-codes JSON API, to mount with `app.use(path, …)` after express-session. With no
@@ -66,9 +55,13 @@ export function recoveryCodesRouter(
   hooks: Partial<HttpHooks<ExpressRecoveryContext>> = {},
   options: ExpressRecoveryOptions = {},
 ): Express {
-  const session = options.session ?? (({ req }: ExpressRecoveryContext) => expressSession(req))
-  const defaults = sessionHooks<ExpressRecoveryContext>(session, ({ req }) => req.ip, options)
-  const handler = createHttpHandler(rc, { ...defaults, ...hooks }, options)
+  const merged = withSessionDefaults<ExpressRecoveryContext>(
+    hooks,
+    ({ req }) => expressSession(req),
+    ({ req }) => req.ip,
+    options,
+  )
+  const handler = createHttpHandler(rc, merged.hooks, options)
   const router = express.Router()
   const raw = express.raw({ type: () => true, limit: handler.bodyLimit })
 
@@ -105,6 +98,5 @@ export function recoveryCodesRouter(
     if (res.headersSent || typeof err?.type !== 'string') return next(err)
     serve(req, res, { bodyError: bodyErrorOf(err) }).catch(next)
   })
-  const needsSession = !options.session && SESSION_HOOKS.some((name) => hooks[name] === undefined)
-  return mountable(router, needsSession, '@recovery-codes/express')
+  return mountable(router, merged.needsSession, '@recovery-codes/express')
 }

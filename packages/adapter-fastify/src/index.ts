@@ -13,7 +13,7 @@ import {
   missingSession,
   type RecoveryCodes,
   type SessionHooksOptions,
-  sessionHooks,
+  withSessionDefaults,
 } from '@recovery-codes/core'
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 
@@ -30,17 +30,6 @@ export interface FastifyRecoveryOptions extends HttpHandlerOptions, SessionHooks
 }
 
 const SESSION_PLUGIN = '@fastify/session'
-/** The hooks whose defaults read or write the session. */
-const SESSION_HOOKS = [
-  'getUserId',
-  'getPendingUserId',
-  'getRevealToken',
-  'setRevealToken',
-  'regenerateSession',
-  'logIn',
-  'isFreshlyAuthenticated',
-] as const
-
 /** Bridges @fastify/session's `request.session` (read on each access: `regenerate()` replaces it). */
 export function fastifyHostSession(request: FastifyRequest): HostSession {
   return callbackSession(() => (request as { session?: unknown }).session, SESSION_PLUGIN)
@@ -66,10 +55,13 @@ export function recoveryCodesFastify(
   hooks: Partial<HttpHooks<FastifyRecoveryContext>> = {},
   options: FastifyRecoveryOptions = {},
 ): FastifyPluginAsync {
-  const session = options.session ?? (({ request }: FastifyRecoveryContext) => fastifyHostSession(request))
-  const defaults = sessionHooks<FastifyRecoveryContext>(session, ({ request }) => request.ip, options)
-  const handler = createHttpHandler(rc, { ...defaults, ...hooks }, options)
-  const needsSession = !options.session && SESSION_HOOKS.some((name) => hooks[name] === undefined)
+  const { hooks: merged, needsSession } = withSessionDefaults<FastifyRecoveryContext>(
+    hooks,
+    ({ request }) => fastifyHostSession(request),
+    ({ request }) => request.ip,
+    options,
+  )
+  const handler = createHttpHandler(rc, merged, options)
 
   return async (instance) => {
     if (needsSession && !instance.hasRequestDecorator('session')) throw missingSession(SESSION_PLUGIN)

@@ -1,25 +1,17 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import { createRecoveryCodes, type HttpContext, type HttpHooks, markFirstFactor } from '@recovery-codes/core'
+import { createRecoveryCodes, markFirstFactor } from '@recovery-codes/core'
 import { memoryStore } from '@recovery-codes/store-memory'
+import { randomPepperSecret, signedInHooks } from '@recovery-codes/testing'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { fastifyHostSession, recoveryCodesFastify } from '../src/index.ts'
 
-const hooks = {
-  getUserId: () => 'u1',
-  getPendingUserId: () => null,
-  getRevealToken: () => null,
-  setRevealToken: () => {},
-  regenerateSession: () => {},
-  logIn: () => {},
-  isFreshlyAuthenticated: () => true,
-  getClientKey: () => '192.0.2.1',
-} satisfies HttpHooks<HttpContext>
+const hooks = signedInHooks()
 
 const rc = () =>
   createRecoveryCodes({
-    peppers: [{ id: 'k1', secret: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))) }],
+    peppers: [{ id: 'k1', secret: randomPepperSecret() }],
     store: memoryStore(),
   })
 

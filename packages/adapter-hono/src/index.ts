@@ -12,7 +12,7 @@ import {
   type RecoveryCodes,
   readLimitedBody,
   type SessionHooksOptions,
-  sessionHooks,
+  withSessionDefaults,
 } from '@recovery-codes/core'
 import { type Context, Hono } from 'hono'
 import { basePath } from 'hono/route'
@@ -56,9 +56,13 @@ export function recoveryCodes(
   hooks: Partial<HttpHooks<HonoRecoveryContext>> = {},
   options: HonoRecoveryOptions = {},
 ): Hono {
-  const session = options.session ?? (({ c }: HonoRecoveryContext) => honoSession(c))
-  const defaults = sessionHooks<HonoRecoveryContext>(session, () => null, options)
-  const handler = createHttpHandler(rc, { ...defaults, ...hooks }, options)
+  const { hooks: merged } = withSessionDefaults<HonoRecoveryContext>(
+    hooks,
+    ({ c }) => honoSession(c),
+    () => null,
+    options,
+  )
+  const handler = createHttpHandler(rc, merged, options)
   const app = new Hono()
   app.all('*', async (c) => {
     const url = new URL(c.req.url)

@@ -1,23 +1,15 @@
-import { createRecoveryCodes, type HttpContext, type HttpHooks } from '@recovery-codes/core'
+import { createRecoveryCodes } from '@recovery-codes/core'
 import { memoryStore } from '@recovery-codes/store-memory'
+import { randomPepperSecret, signedInHooks } from '@recovery-codes/testing'
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { recoveryCodes } from '../src/index.ts'
 
-const hooks = {
-  getUserId: () => 'u1',
-  getPendingUserId: () => null,
-  getRevealToken: () => null,
-  setRevealToken: () => {},
-  regenerateSession: () => {},
-  logIn: () => {},
-  isFreshlyAuthenticated: () => true,
-  getClientKey: () => '192.0.2.1',
-} satisfies HttpHooks<HttpContext>
+const hooks = signedInHooks()
 
 describe('hono adapter: mount points', () => {
   const rc = createRecoveryCodes({
-    peppers: [{ id: 'k1', secret: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))) }],
+    peppers: [{ id: 'k1', secret: randomPepperSecret() }],
     store: memoryStore(),
   })
 

@@ -89,3 +89,25 @@ export function nextTimeBase(): number {
   windows += 1
   return FIRST_TIME_BASE - windows * TEST_TIME_WINDOW
 }
+
+/**
+ * Hooks for adapter tests that need a signed-in, freshly authenticated user and nothing else:
+ * user `userId`, no pending user, no reveal token, client `192.0.2.1`.
+ */
+export function signedInHooks(userId = 'u1') {
+  return {
+    getUserId: () => userId,
+    getPendingUserId: () => null,
+    getRevealToken: () => null,
+    setRevealToken: () => {},
+    regenerateSession: () => {},
+    logIn: () => {},
+    isFreshlyAuthenticated: () => true,
+    getClientKey: () => '192.0.2.1',
+  }
+}
+
+/** A random 32-byte pepper secret (base64), for a throwaway service in a test. */
+export function randomPepperSecret(): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))
+}

@@ -22,8 +22,10 @@ export {
   FIRST_TIME_BASE,
   nextTimeBase,
   randomDigest,
+  randomPepperSecret,
   type SeededBatch,
   seedBatch,
+  signedInHooks,
   TEST_TIME_WINDOW,
   uniqueId,
 } from './fixtures.ts'

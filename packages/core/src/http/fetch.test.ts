@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
 // Core cannot depend on its own dependents; the suite and the store are reached by path.
 import { memoryStore } from '../../../store-memory/src/index.ts'
+import { randomPepperSecret, signedInHooks } from '../../../testing/src/fixtures.ts'
 import { runHttpAdapterConformance } from '../../../testing/src/http-conformance.ts'
 import { RecoveryCodesError } from '../errors.ts'
 import { createRecoveryCodes } from '../service/create.ts'
-import { createFetchHandler, type FetchRecoveryContext } from './fetch.ts'
-import type { HttpHooks } from './types.ts'
+import { createFetchHandler } from './fetch.ts'
 
 runHttpAdapterConformance({
   name: 'fetch',
@@ -20,20 +20,11 @@ runHttpAdapterConformance({
   },
 })
 
-const hooks = {
-  getUserId: () => 'u1',
-  getPendingUserId: () => null,
-  getRevealToken: () => null,
-  setRevealToken: () => {},
-  regenerateSession: () => {},
-  logIn: () => {},
-  isFreshlyAuthenticated: () => true,
-  getClientKey: () => '192.0.2.1',
-} satisfies HttpHooks<FetchRecoveryContext>
+const hooks = signedInHooks()
 
 const rc = () =>
   createRecoveryCodes({
-    peppers: [{ id: 'k1', secret: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))) }],
+    peppers: [{ id: 'k1', secret: randomPepperSecret() }],
     store: memoryStore(),
   })
 

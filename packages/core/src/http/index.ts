@@ -21,8 +21,10 @@ export {
   markSignedIn,
   missingSession,
   SESSION_KEYS,
+  type SessionDefaultsOptions,
   type SessionHooksOptions,
   sessionHooks,
+  withSessionDefaults,
 } from './session.ts'
 export type {
   Awaitable,

@@ -12,7 +12,12 @@ import {
 
 /** An express-session-like object: properties plus callback regenerate/destroy. */
 function fakeReq() {
-  const req: { session?: Record<string, unknown> & { regenerate: Function; destroy: Function } } = {}
+  const req: {
+    session?: Record<string, unknown> & {
+      regenerate: (cb: (e?: unknown) => void) => void
+      destroy: (cb: (e?: unknown) => void) => void
+    }
+  } = {}
   const make = () => {
     const s = {
       regenerate(cb: (e?: unknown) => void) {

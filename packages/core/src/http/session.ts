@@ -177,6 +177,42 @@ export function sessionHooks<Ctx>(
   }
 }
 
+/** The hooks whose defaults read or write the session. */
+const SESSION_HOOK_NAMES = [
+  'getUserId',
+  'getPendingUserId',
+  'getRevealToken',
+  'setRevealToken',
+  'regenerateSession',
+  'logIn',
+  'isFreshlyAuthenticated',
+] as const
+
+/** Options an adapter passes to {@link withSessionDefaults}. */
+export interface SessionDefaultsOptions<Ctx> extends SessionHooksOptions {
+  /** The host's own session for the defaults; when given, no framework session is required. */
+  session?: (ctx: Ctx) => HostSession
+}
+
+/**
+ * What every adapter does with the host's (partial) hooks: each given hook replaces the default
+ * of {@link sessionHooks} over `options.session ?? frameworkSession`. `needsSession` tells the
+ * adapter whether the framework's session middleware must be present (some default still reads
+ * it), so it can refuse to start without one.
+ */
+export function withSessionDefaults<Ctx>(
+  hooks: Partial<HttpHooks<Ctx>>,
+  frameworkSession: (ctx: Ctx) => HostSession,
+  getClientKey: (ctx: Ctx) => Awaitable<string | null | undefined>,
+  options: SessionDefaultsOptions<Ctx> = {},
+): { hooks: HttpHooks<Ctx>; needsSession: boolean } {
+  const defaults = sessionHooks<Ctx>(options.session ?? frameworkSession, getClientKey, options)
+  return {
+    hooks: { ...defaults, ...hooks },
+    needsSession: !options.session && SESSION_HOOK_NAMES.some((name) => hooks[name] === undefined),
+  }
+}
+
 /**
  * Records in `session` that `userId` passed the host's first factor (e.g. the password) and now
  * owes a recovery code: what `POST /redeem` of the JSON API and the pages' `/login` read.
