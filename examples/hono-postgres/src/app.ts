@@ -8,7 +8,7 @@ import { configFromEnv, createRecoveryCodes, type RecoveryCodes } from '@recover
 import { demoUsers, type UsersDatabase } from '@recovery-codes/example-demo-users'
 import { recoveryCodes } from '@recovery-codes/hono'
 import { pdfExport } from '@recovery-codes/pdf'
-import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+import { createPgPool, kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
 import { recoveryCodesPages } from '@recovery-codes/ui/hono'
 import { Hono } from 'hono'
 import { Kysely, PostgresDialect } from 'kysely'
@@ -50,9 +50,12 @@ export async function createHonoDemo(options: HonoDemoOptions): Promise<HonoDemo
       await admin.end()
     }
   }
-  const pool = new pg.Pool({
+  // Error listeners on the pool and every client (a killed backend is logged, not fatal) and a
+  // 5 s deadline enforced by PostgreSQL itself (statement, lock and idle-in-transaction timeouts).
+  const pool = createPgPool(pg.Pool, {
     connectionString: options.databaseUrl,
     max: 10,
+    logger: console,
     ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
   })
   const db = new Kysely<UsersDatabase>({ dialect: new PostgresDialect({ pool }) })

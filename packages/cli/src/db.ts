@@ -4,11 +4,14 @@
  * that kind of database. The URL is never printed (it may hold a password).
  */
 import { existsSync } from 'node:fs'
-import type { RecoveryCodesDialect } from '@recovery-codes/store-kysely'
+import { createPgPool, type RecoveryCodesDialect } from '@recovery-codes/store-kysely'
 import type Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import { CliError, usageError } from './io.ts'
 import { loadOptional } from './optional.ts'
+
+/** The database-enforced deadline of every statement the CLI runs on PostgreSQL, in milliseconds. */
+const CLI_DEADLINE_MS = 120_000
 
 /** Where the database is, parsed from `--database`. */
 export type DatabaseTarget =
@@ -85,14 +88,17 @@ export async function openDatabase(
 ): Promise<OpenDatabase> {
   if (target.dialect === 'postgres') {
     const { default: pg } = await loadOptional('pg', 'PostgreSQL', () => import('pg'))
-    const pool = new pg.Pool({
+    // Error listeners on the pool and on every client: a server restart or a killed backend must
+    // not crash the CLI with an unhandled 'error' event. The deadline is enforced by PostgreSQL
+    // (statement, lock and idle-in-transaction timeouts): an operator's command, so it allows a
+    // migration's index build or a stats scan on a large table, yet never hangs on a lock forever.
+    const pool = createPgPool(pg.Pool, {
       connectionString: target.url,
       max: 2,
       connectionTimeoutMillis: 10_000,
+      deadlineMs: CLI_DEADLINE_MS,
       ...(target.schema === undefined ? {} : { options: `-c search_path=${target.schema}` }),
     })
-    // An idle client error (server restart) must not crash the CLI with an unhandled event.
-    pool.on('error', () => {})
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
     return { db, dialect: 'postgres', target, close: () => db.destroy() }
   }

@@ -284,6 +284,14 @@ export interface RecoveryCodesConfig {
   cooldown?: Partial<CooldownOptions>
   /** TTL of cached reads. */
   cacheTtl?: Partial<CacheTtlOptions>
+  /**
+   * Deadline of each cache call, in milliseconds, from 10 to 5,000. A call that throws or does not
+   * answer within it is treated as a miss (reads go to the store) or skipped (writes, removes): a
+   * dead cache slows no operation by more than this and decides nothing. After a call times out
+   * the cache is skipped for a second, so a dead cache costs one deadline, not one per call.
+   * @default 150
+   */
+  cacheTimeoutMs?: number
   /** History paging. */
   history?: Partial<HistoryOptions>
   /** Reveal slot. */
@@ -382,6 +390,7 @@ export interface ResolvedConfig {
   readonly cacheTtl: Readonly<CacheTtlOptions>
   /** `cacheTtl.seconds` clamped to `[minSeconds, maxSeconds]`: the TTL to pass to the cache. */
   readonly cacheTtlSeconds: number
+  readonly cacheTimeoutMs: number
   readonly history: Readonly<HistoryOptions>
   readonly reveal: Readonly<RevealOptions>
   /** `reveal.ttlSeconds` in milliseconds. */
@@ -439,6 +448,7 @@ export const DEFAULTS = deepFreeze({
   clientMaxAttempts: 50,
   cooldown: { baseSeconds: 60, multiplier: 2, cutoffSeconds: 3600 },
   cacheTtl: { seconds: 300, minSeconds: 60, maxSeconds: 3600 },
+  cacheTimeoutMs: 150,
   history: { perPage: 10, maxVisible: 20 },
   reveal: { ttlSeconds: 600 },
   purge: {
@@ -501,6 +511,7 @@ export const NUMERIC_OPTIONS = deepFreeze({
   'cooldown.multiplier': { min: 1, max: 10, integer: false, nullable: false },
   'cooldown.cutoffSeconds': int(1, THIRTY_DAYS_S),
   'cacheTtl.seconds': int(1, ONE_DAY_S),
+  cacheTimeoutMs: int(10, 5000),
   'cacheTtl.minSeconds': int(1, ONE_DAY_S),
   'cacheTtl.maxSeconds': int(1, ONE_DAY_S),
   'history.perPage': int(1, 100),
@@ -627,6 +638,7 @@ const ConfigSchema = z.strictObject(
       multiplier: numeric('cooldown.multiplier').optional(),
       cutoffSeconds: numeric('cooldown.cutoffSeconds').optional(),
     }),
+    cacheTimeoutMs: numeric('cacheTimeoutMs').optional(),
     cacheTtl: group({
       seconds: numeric('cacheTtl.seconds').optional(),
       minSeconds: numeric('cacheTtl.minSeconds').optional(),
@@ -1228,6 +1240,7 @@ function build(
     }),
     cacheTtl: Object.freeze(cacheTtl),
     cacheTtlSeconds: Math.min(cacheTtl.maxSeconds, Math.max(cacheTtl.minSeconds, cacheTtl.seconds)),
+    cacheTimeoutMs: d.cacheTimeoutMs ?? D.cacheTimeoutMs,
     history: Object.freeze({
       perPage: d.history?.perPage ?? D.history.perPage,
       maxVisible: d.history?.maxVisible ?? D.history.maxVisible,

@@ -53,6 +53,7 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
       ['COOLDOWN_BASE_SECONDS', 'cooldown.baseSeconds', 'integer'],
       ['COOLDOWN_MULTIPLIER', 'cooldown.multiplier', 'decimal'],
       ['COOLDOWN_CUTOFF_SECONDS', 'cooldown.cutoffSeconds', 'integer'],
+      ['CACHE_TIMEOUT_MS', 'cacheTimeoutMs', 'integer'],
       ['CACHE_TTL_SECONDS', 'cacheTtl.seconds', 'integer'],
       ['CACHE_TTL_MIN_SECONDS', 'cacheTtl.minSeconds', 'integer'],
       ['CACHE_TTL_MAX_SECONDS', 'cacheTtl.maxSeconds', 'integer'],

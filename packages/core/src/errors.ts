@@ -41,6 +41,12 @@ export const ERROR_HTTP_STATUS = {
   FEATURE_DISABLED: 501,
   /** A port (store, cache, mailer, queue) failed; the operation was denied. */
   STORE_UNAVAILABLE: 503,
+  /**
+   * A store call ran past its deadline (PostgreSQL `statement_timeout` / `lock_timeout`, or the
+   * client's query timeout); the operation was denied. When the database enforced the deadline
+   * (e.g. `createPgPool` of the Kysely store) it rolled the statement back, so nothing committed.
+   */
+  STORE_TIMEOUT: 503,
   /** The mailer failed. */
   MAIL_FAILED: 502,
   /** Anything unexpected. */

@@ -109,3 +109,31 @@ export function platformHmacSha256(crypto: NativeCrypto | null = nativeCrypto() 
 
 /** The HMAC the service uses: {@link platformHmacSha256} resolved once at load. */
 export const systemHmacSha256: HmacSha256 = platformHmacSha256()
+
+/** A monotonic clock in milliseconds (`performance.now()`): for timings that must not follow `clock`. */
+export const monotonicNow = (): number => globalThis.performance.now()
+
+/**
+ * `work`, or a rejection named `TimeoutError` once `ms` have passed (an unref'd `setTimeout`,
+ * cleared when `work` settles). A late rejection of `work` is handled, never unhandled.
+ */
+export function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const error = new Error(`No answer within ${ms} ms.`)
+      error.name = 'TimeoutError'
+      reject(error)
+    }, ms)
+    ;(timer as { unref?: () => void }).unref?.()
+    work.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
+}

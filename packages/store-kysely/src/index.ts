@@ -12,6 +12,16 @@ export {
   pgPreparedStatements,
   preparedStatementName,
 } from './pg-prepared.ts'
+export {
+  type CreatePgPoolOptions,
+  createPgPool,
+  DEFAULT_PG_CONNECTION_TIMEOUT_MS,
+  DEFAULT_PG_DEADLINE_MS,
+  DEFAULT_PG_IDLE_TIMEOUT_MS,
+  PG_QUERY_TIMEOUT_SLACK_MS,
+  type PgClientLike,
+  type PgPoolLike,
+} from './pool.ts'
 export type * from './schema.ts'
 export {
   type CachedSqliteDatabase,

@@ -84,9 +84,9 @@ function sqlState(e: unknown): string | undefined {
  * ```ts
  * import pg from 'pg'
  * import { Kysely, PostgresDialect } from 'kysely'
- * import { kyselyStore, pgPreparedStatements } from '@recovery-codes/store-kysely'
+ * import { createPgPool, kyselyStore, pgPreparedStatements } from '@recovery-codes/store-kysely'
  *
- * const pool = pgPreparedStatements(new pg.Pool({ connectionString: process.env.DATABASE_URL }))
+ * const pool = pgPreparedStatements(createPgPool(pg.Pool, { connectionString: process.env.DATABASE_URL }))
  * const db = new Kysely({ dialect: new PostgresDialect({ pool }) })
  * const store = kyselyStore(db)
  * ```

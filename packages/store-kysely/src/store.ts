@@ -793,6 +793,24 @@ const NO_AUDIT = (at: number): RedeemQueryInput['audit'] => ({
 /** Rolls a transaction back from inside without surfacing an error. */
 class Rollback extends Error {}
 
+/** SQLSTATEs of a statement PostgreSQL cancelled at its deadline: `statement_timeout`, `lock_timeout`. */
+const TIMEOUT_SQLSTATES = new Set(['57014', '55P03'])
+
+/**
+ * Why `e` (or an error in its `cause` chain) is a deadline, for the message of `STORE_TIMEOUT`:
+ * `SQLSTATE 57014` (query_canceled) / `SQLSTATE 55P03` (lock_not_available) from the server, or
+ * node-postgres' client-side `query_timeout` ("Query read timeout"). Never echoes the driver's message.
+ */
+function timeoutKind(e: unknown): string | undefined {
+  let x = e as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined
+  for (let depth = 0; depth < 4 && typeof x === 'object' && x !== null; depth++) {
+    if (typeof x.code === 'string' && TIMEOUT_SQLSTATES.has(x.code)) return `SQLSTATE ${x.code}`
+    if (x.message === 'Query read timeout') return 'client query_timeout'
+    x = x.cause as typeof x
+  }
+  return undefined
+}
+
 function summary(r: Record<string, unknown>): BatchSummary {
   return {
     id: r.id as string,
@@ -841,7 +859,9 @@ function parseData(v: unknown): AuditRecord['data'] {
  * for all keys (given back, or rolled back on SQLite, when any key is closed) and a settle one statement;
  * flags and state changes are compare-and-set; purge deletes bounded chunks and re-checks
  * eligibility in the DELETE. Database failures throw `RecoveryCodesError('STORE_UNAVAILABLE')` with
- * the driver error as `cause`; bad input throws `INVALID_INPUT` before any SQL runs.
+ * the driver error as `cause`; a statement cancelled at its deadline (`57014`, `55P03`, pg's
+ * "Query read timeout"; see `createPgPool`) throws `STORE_TIMEOUT` instead, also with the
+ * driver error as `cause`; bad input throws `INVALID_INPUT` before any SQL runs.
  *
  * @example
  * ```ts
@@ -1038,6 +1058,12 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
       return await fn()
     } catch (e) {
       if (e instanceof RecoveryCodesError) throw e
+      const timeout = timeoutKind(e)
+      if (timeout !== undefined) {
+        throw new RecoveryCodesError('STORE_TIMEOUT', `store-kysely: ${op} timed out (${timeout})`, {
+          cause: e,
+        })
+      }
       throw new RecoveryCodesError('STORE_UNAVAILABLE', `store-kysely: ${op} failed`, { cause: e })
     }
   }

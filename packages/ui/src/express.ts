@@ -22,7 +22,10 @@ export type ExpressPagesHooks = Omit<PagesHooks<ExpressPagesContext>, 'session' 
  * redirects follow the mount path; nothing is claimed at the site root unless you mount it
  * there) after express-session; `app.use` throws when no session middleware was mounted before
  * it, unless you pass a `session` hook. Works after global `express.json()` /
- * `express.urlencoded()`. Paths it does not know fall through to `next()`.
+ * `express.urlencoded()`. Paths it does not know fall through to `next()` with their bodies
+ * unread. On its own paths a body over `bodyLimit` is 413 whatever the method or content type,
+ * also when a global parser rejected it first or read it under a larger limit (by its
+ * `Content-Length`).
  *
  * @example
  * ```ts
@@ -50,7 +53,13 @@ export function recoveryCodesPages(
   )
   const router = express.Router()
   const base = (options.basePath ?? '').replace(/\/+$/, '')
-  const form = express.raw({ type: 'application/x-www-form-urlencoded', limit: handler.bodyLimit })
+  // Every body sent to one of our routes is read within the limit, whatever its content type or
+  // method, so an oversize body is 413 everywhere (a small non-form POST is refused by the handler).
+  const body = express.raw({ type: () => true, limit: handler.bodyLimit })
+  const routes = new Set(Object.values(handler.paths).map((p) => p.slice(base.length) || '/'))
+  // Only our routes: a host's own routes keep their bodies and their parsers' errors.
+  const isOurs = (path: string) =>
+    (!base || path.startsWith(`${base}/`) || path === base) && routes.has(path.slice(base.length) || '/')
 
   async function serve(
     req: Request,
@@ -59,7 +68,12 @@ export function recoveryCodesPages(
     bodyError?: 'too-large' | 'unreadable',
   ) {
     const path = req.path
-    if (base && !path.startsWith(`${base}/`) && path !== base) return next()
+    if (!isOurs(path)) return next()
+    // A body a host's parser already read (with a larger limit) still counts by its declared size.
+    if (bodyError === 'too-large' || declaredLength(req.get('content-length')) > handler.bodyLimit) {
+      res.status(413).set(TOO_LARGE_HEADERS).end(TOO_LARGE_BODY)
+      return
+    }
     const isForm = req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded'
     const formData = req.method === 'POST' && isForm && !bodyError ? formOf(req.body) : null
     const out = await handler.handle(
@@ -84,14 +98,34 @@ export function recoveryCodesPages(
     res.end(typeof out.body === 'string' ? out.body : Buffer.from(out.body))
   }
 
-  router.use(form, (req, res, next) => {
-    serve(req, res, next).catch(next)
-  })
-  router.use((err: { type?: unknown }, req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent || typeof err?.type !== 'string') return next(err)
-    serve(req, res, next, err.type === 'entity.too.large' ? 'too-large' : 'unreadable').catch(next)
+  router.use(
+    (req, res, next) => (isOurs(req.path) ? body(req, res, next) : next()),
+    (req, res, next) => {
+      serve(req, res, next).catch(next)
+    },
+  )
+  // Body-parser errors, ours or those of a host's global parser mounted before us (its 413s:
+  // `entity.too.large`, `parameters.too.many`).
+  router.use((err: { type?: unknown; status?: unknown }, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent || typeof err?.type !== 'string' || !isOurs(req.path)) return next(err)
+    const tooLarge = err.status === 413 || err.type === 'entity.too.large'
+    serve(req, res, next, tooLarge ? 'too-large' : 'unreadable').catch(next)
   })
   return mountable(router, hooks.session === undefined, '@recovery-codes/ui')
+}
+
+/** The 413 of every route: the body was not read, so the connection is not kept for another request. */
+const TOO_LARGE_HEADERS = {
+  'Content-Type': 'text/plain; charset=utf-8',
+  'Cache-Control': 'no-store',
+  Connection: 'close',
+}
+const TOO_LARGE_BODY = 'The request body is too large.'
+
+/** A `Content-Length` as a number; 0 when absent or malformed (the body read then decides). */
+function declaredLength(header: string | undefined): number {
+  const n = header === undefined ? 0 : Number(header)
+  return Number.isSafeInteger(n) && n > 0 ? n : 0
 }
 
 /**

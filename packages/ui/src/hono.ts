@@ -20,7 +20,8 @@ export type HonoPagesHooks = Omit<PagesHooks<HonoPagesContext>, 'session' | 'get
  * given once, links and redirects follow the concrete mount. The session defaults to what your
  * middleware put in `c.set('session', …)` (`get`, `set`, `regenerate`, `destroy`); pass
  * `getClientKey` with your runtime's `getConnInfo(c)` (without it all clients share one limiter
- * key). Unknown paths answer 404 from Hono.
+ * key). Unknown paths answer 404 from Hono. On its own paths a body over `bodyLimit` is 413
+ * whatever the method or content type.
  */
 export function recoveryCodesPages(
   rc: RecoveryCodes,
@@ -37,23 +38,35 @@ export function recoveryCodesPages(
     options,
   )
   const base = (options.basePath ?? '').replace(/\/+$/, '')
+  const routes = new Set(Object.values(handler.paths).map((p) => p.slice(base.length) || '/'))
   const app = new Hono()
   app.all('*', async (c, next) => {
     const url = new URL(c.req.url)
     const mount = mountOf(c) === '/' ? '' : mountOf(c)
     const path = c.req.path.slice(mount.length) || '/'
     if (base && !path.startsWith(`${base}/`) && path !== base) return next()
+    if (!routes.has(path.slice(base.length) || '/')) return next()
     const isPost = c.req.method === 'POST'
     const isForm =
       (c.req.header('content-type') ?? '').split(';', 1)[0]!.trim().toLowerCase() ===
       'application/x-www-form-urlencoded'
     let form: URLSearchParams | null = null
     let bodyError: 'too-large' | 'unreadable' | 'unsupported' | undefined
-    if (isPost && isForm) {
-      const read = await readLimitedBody(c.req.raw.body, handler.bodyLimit, c.req.header('content-length'))
-      if (read.ok) form = new URLSearchParams(new TextDecoder().decode(read.bytes))
-      else bodyError = read.reason
-    } else if (isPost) bodyError = 'unsupported'
+    // Every body is read within the limit, whatever its method or content type: an oversize one
+    // is 413 on every route (a declared length over the limit is refused before reading).
+    const declared = c.req.header('content-length')
+    if (isPost || c.req.raw.body !== null || (declared !== undefined && declared !== '0')) {
+      const read = await readLimitedBody(c.req.raw.body, handler.bodyLimit, declared)
+      if (!read.ok && read.reason === 'too-large') {
+        return c.body(TOO_LARGE_BODY, 413, TOO_LARGE_HEADERS)
+      }
+      // Only a POST's body is used; for the other methods its size was all that mattered.
+      if (isPost) {
+        if (!read.ok) bodyError = read.reason
+        else if (isForm) form = new URLSearchParams(new TextDecoder().decode(read.bytes))
+        else bodyError = 'unsupported'
+      }
+    }
     const out = await handler.handle(
       {
         method: c.req.method,
@@ -76,3 +89,7 @@ export function recoveryCodesPages(
   })
   return app
 }
+
+/** The 413 of every route. */
+const TOO_LARGE_HEADERS = { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }
+const TOO_LARGE_BODY = 'The request body is too large.'

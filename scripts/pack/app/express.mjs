@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { createRecoveryCodes } from '@recovery-codes/core'
 import { recoveryCodesRouter } from '@recovery-codes/express'
-import { kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
+import { createPgPool, kyselyStore, migrateRecoveryCodes } from '@recovery-codes/store-kysely'
 import { recoveryCodesPages } from '@recovery-codes/ui/express'
 import express from 'express'
 import session from 'express-session'
@@ -18,7 +18,11 @@ if (!PG_URL || !RC_SCHEMA || !RC_PEPPER || !SESSION_SECRET) {
   process.exit(2)
 }
 
-const pool = new pg.Pool({ connectionString: PG_URL, options: `-c search_path=${RC_SCHEMA}`, max: 5 })
+const pool = createPgPool(pg.Pool, {
+  connectionString: PG_URL,
+  options: `-c search_path=${RC_SCHEMA}`,
+  max: 5,
+})
 const db = new Kysely({ dialect: new PostgresDialect({ pool }) })
 await migrateRecoveryCodes(db)
 

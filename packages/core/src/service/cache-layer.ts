@@ -1,8 +1,60 @@
 /**
  * The read-through cache of history pages and status, keyed by a per-user version that every write
- * bumps: a bump makes every page cached under the old version unreachable at once.
+ * bumps: a bump makes every page cached under the old version unreachable at once. Also the
+ * deadline every call to a configured cache runs under ({@link withBoundedCache}).
  */
+import type { Cache } from '../ports/cache.ts'
+import { monotonicNow, settleWithin } from '../runtime.ts'
 import { errorName, type ServiceContext } from './context.ts'
+
+/** After a cache call times out, calls fail at once for this long: a dead cache costs one deadline. */
+export const CACHE_SKIP_AFTER_TIMEOUT_MS = 1000
+
+/**
+ * `cache` with a deadline on every call: a call that does not settle within `timeoutMs` rejects
+ * with a `TimeoutError` (the call itself is left to finish or not). After a timeout every call
+ * rejects at once (`CacheSkippedError`) for {@link CACHE_SKIP_AFTER_TIMEOUT_MS}, then the cache is
+ * tried again. A method that throws synchronously rejects instead. Callers treat every rejection
+ * as a miss or a skipped write, so the cache never blocks nor decides anything.
+ */
+export function boundedCache(cache: Cache, timeoutMs: number, now: () => number = monotonicNow): Cache {
+  let skipUntil = Number.NEGATIVE_INFINITY
+  function call<T>(run: () => Promise<T>): Promise<T> {
+    if (now() < skipUntil) return Promise.reject(skipped())
+    let work: Promise<T>
+    try {
+      work = Promise.resolve(run())
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return settleWithin(work, timeoutMs).catch((error: unknown) => {
+      if (error instanceof Error && error.name === 'TimeoutError') {
+        skipUntil = now() + CACHE_SKIP_AFTER_TIMEOUT_MS
+      }
+      throw error
+    })
+  }
+  return {
+    getItem: <T>(key: string) => call(() => cache.getItem<T>(key)),
+    setItem: (key, value, options) => call(() => cache.setItem(key, value, options)),
+    removeItem: (key) => call(() => cache.removeItem(key)),
+  }
+}
+
+/**
+ * `sc` with its cache under {@link boundedCache} (`config.cacheTimeoutMs`). The default in-process
+ * cache answers at once and stays as it is.
+ */
+export function withBoundedCache(sc: ServiceContext): ServiceContext {
+  if (sc.cacheIsPrivate) return sc
+  return { ...sc, cache: boundedCache(sc.cache, sc.config.cacheTimeoutMs) }
+}
+
+function skipped(): Error {
+  const error = new Error('The cache timed out recently; skipped.')
+  error.name = 'CacheSkippedError'
+  return error
+}
 
 /** What {@link createCacheLayer} returns. */
 export interface CacheLayer {
@@ -20,7 +72,7 @@ export interface CacheLayer {
  * prefix).
  */
 export function createCacheLayer(sc: ServiceContext): CacheLayer {
-  const { config, cache, logger, memoised, userLabel } = sc
+  const { config, cache, clock, logger, memoised, userLabel } = sc
   const cacheTtlMs = config.cacheTtlSeconds * 1000
 
   const versionKey = (userId: string) => memoised('version-key', userId, () => `rc:ver:${userLabel(userId)}`)
@@ -36,15 +88,45 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
   // A dropped local version only costs a miss: the next read starts a version never used before.
   const local = sc.cacheIsPrivate ? new Map<string, string>() : null
 
+  // Users whose last bump failed (the cache threw or timed out): a page cached under their old
+  // version may be stale, so their reads skip the cache until a later bump succeeds or until every
+  // page written before the failure has expired (pages carry their own expiry, checked on read).
+  // The marks are in process: another instance sharing the cache learns of the write only from a
+  // bump that reached it (a cache that is down for one instance and up for another).
+  // `seq` orders bumps: a success clears only a mark set before it started, since a bump that
+  // landed earlier says nothing about a write committed after it.
+  const unbumped = new Map<string, { until: number; seq: number }>()
+  let allUnbumpedUntil = Number.NEGATIVE_INFINITY
+  let bumpSeq = 0
+
+  function isUnbumped(owner: string, now: number): boolean {
+    if (now < allUnbumpedUntil) return true
+    const mark = unbumped.get(owner)
+    if (mark === undefined) return false
+    if (now < mark.until) return true
+    unbumped.delete(owner)
+    return false
+  }
+
   async function bumpVersion(userId: string): Promise<void> {
+    const owner = userLabel(userId)
     if (local !== null) {
-      local.delete(userLabel(userId))
+      local.delete(owner)
       return
     }
+    const started = ++bumpSeq
     try {
       await cache.setItem(versionKey(userId), nextVersion())
+      const mark = unbumped.get(owner)
+      if (mark !== undefined && mark.seq < started) unbumped.delete(owner)
     } catch (error) {
-      // Pages already cached may then be served until their TTL runs out (≤ cacheTtl.maxSeconds).
+      const until = clock.now() + cacheTtlMs
+      if (unbumped.size >= MAX_LOCAL_VERSIONS) {
+        // Too many to track one by one: every user skips the cache for one TTL instead.
+        unbumped.clear()
+        allUnbumpedUntil = Math.max(allUnbumpedUntil, until)
+      }
+      unbumped.set(owner, { until, seq: ++bumpSeq })
       logger.warn('recovery-codes: cache version bump failed', { error: errorName(error) })
     }
   }
@@ -61,7 +143,9 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
       }
       return version
     }
-    let version = (await cache.getItem<string>(versionKey(userId))) ?? null
+    const stored = await cache.getItem<unknown>(versionKey(userId))
+    // A value that is not a version (unset, or unreadable) starts a new one: a miss, never stale.
+    let version = typeof stored === 'string' && stored.length > 0 ? stored : null
     if (version === null) {
       version = nextVersion()
       await cache.setItem(versionKey(userId), version)
@@ -76,6 +160,7 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
     now: number,
   ): Promise<T> {
     const owner = userLabel(userId)
+    if (local === null && isUnbumped(owner, now)) return load()
     let version: string
     try {
       version = await currentVersion(userId)

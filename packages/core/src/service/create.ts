@@ -14,7 +14,7 @@ import { RecoveryCodesError } from '../errors.ts'
 import type { LogFields } from '../ports/logger.ts'
 import { type AttemptState, type BatchSummary, composeRedeemCode } from '../ports/store.ts'
 import { systemHmacSha256 } from '../runtime.ts'
-import { createCacheLayer } from './cache-layer.ts'
+import { createCacheLayer, withBoundedCache } from './cache-layer.ts'
 import { createServiceContext, errorName } from './context.ts'
 import { availableExportFormats, EXPORT_FORMATS, pdfRendererMissing, renderExport } from './export.ts'
 import { createLimiter, type Subject } from './limiter.ts'
@@ -57,7 +57,9 @@ export interface RecoveryCodes {
   readonly exportFormats: readonly ExportFormat[]
   /**
    * Generates a batch, superseding the active one atomically. Regenerating inside the cooldown
-   * returns `COOLDOWN_ACTIVE` and grows the penalty.
+   * returns `COOLDOWN_ACTIVE` and grows the penalty. A thrown error means nothing changed: once the
+   * batch is committed the codes are returned, and what follows (cooldown, reveal slot, cache,
+   * audit, events) is best-effort, logged by error name only.
    */
   generate(input: GenerateInput): Promise<GenerateResult>
   /** Remaining codes, low-codes warning, `shouldRegenerate`, and when `generate` is allowed. */
@@ -124,7 +126,8 @@ export interface RecoveryCodes {
  * @throws RecoveryCodesError `CONFIG_INVALID` listing every problem.
  */
 export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
-  const sc = createServiceContext(resolveConfig(input))
+  // Every call to a configured cache runs under `cacheTimeoutMs`: a dead cache blocks nothing.
+  const sc = withBoundedCache(createServiceContext(resolveConfig(input)))
   const { config, store, clock, random, logger, cache, label, userLabel, newId, guardStore } = sc
   const { auditRecord, audit, emit } = sc
   const format = config.format
@@ -213,23 +216,27 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         const batchId = newId(now)
         const expiresAt = days === null ? null : now + days * DAY_MS
         const current = peppers[0]!
-        await guardStore(() =>
-          store.createBatch(
-            { id: batchId, userId, keyId: current.id, createdAt: now, expiresAt },
-            canonical.map((c) => ({
-              id: newId(now),
-              digest: digestCandidates([current], userId, c, systemHmacSha256)[0]!.digest,
-            })),
-          ),
-        )
-        await guardStore(async () => {
-          await store.settleAttempts({ reset: [key], release: [] })
-          await store.lockAttempts({ key, until: now + cooldownMs(policy, 0) })
-        })
+        // Everything that can fail without changing anything runs before the commit; after it,
+        // the caller gets the codes whatever else fails, so an error always means "nothing changed".
+        const rows = canonical.map((c) => ({
+          id: newId(now),
+          digest: digestCandidates([current], userId, c, systemHmacSha256)[0]!.digest,
+        }))
         const codes = canonical.map((c) => formatCode(c, format))
         const owner = userLabel(userId)
         const revealExpiresAt = now + revealTtlMs
         const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
+        await guardStore(() =>
+          store.createBatch({ id: batchId, userId, keyId: current.id, createdAt: now, expiresAt }, rows),
+        )
+        // Committed. The cooldown is best-effort from here: a failure only lets the next
+        // generation in early (the claim still keeps it from running beside this one).
+        try {
+          await store.settleAttempts({ reset: [key], release: [] })
+          await store.lockAttempts({ key, until: now + cooldownMs(policy, 0) })
+        } catch (error) {
+          logger.warn('recovery-codes: regeneration cooldown not recorded', { error: errorName(error) })
+        }
         await dropOwnerSlot(userId)
         try {
           await cache.setItem(slotKey(sealed.slotId), sealed.slot, { ttl: config.reveal.ttlSeconds })
@@ -250,9 +257,12 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         await emit('generated', now, userId, batchId, { count })
         return { ok: true, batchId, codes, createdAt: now, expiresAt, reveal: sealed.token, revealExpiresAt }
       } finally {
-        await store.settleAttempts({ reset: [claimKey], release: [] }).catch((error: unknown) => {
+        // Never thrown: an error here would turn a committed batch into a failed call.
+        try {
+          await store.settleAttempts({ reset: [claimKey], release: [] })
+        } catch (error) {
           logger.warn('recovery-codes: regeneration claim release failed', { error: errorName(error) })
-        })
+        }
       }
     },
 
