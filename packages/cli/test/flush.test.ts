@@ -2,33 +2,15 @@ import { execFileSync } from 'node:child_process'
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { confirm, ensureFlushConfirmed, flushQuestion } from '../src/commands/flush.ts'
-import type { CliIO } from '../src/io.ts'
 import { run } from '../src/main.ts'
 import type { QueueClient, QueueFactory, Schedule, ScheduleInput } from '../src/queue.ts'
-import { CLI_SHELL, cleanEnv, runCli } from './helpers.ts'
+import { CLI_SHELL, cleanEnv, fakeIO, runCli } from './helpers.ts'
 
 function streams(answer: string | null, tty = true) {
   const stdin = Object.assign(new PassThrough(), { isTTY: tty })
   if (answer === null) stdin.end()
   else stdin.end(answer)
-  const out = { stdout: '', stderr: '' }
-  const io: CliIO = {
-    stdin,
-    stdout: {
-      write: (s: string) => {
-        out.stdout += s
-        return true
-      },
-    },
-    stderr: {
-      write: (s: string) => {
-        out.stderr += s
-        return true
-      },
-    },
-    env: { DATABASE_URL: 'postgres://127.0.0.1:1/none' },
-  }
-  return { io, out }
+  return fakeIO({ DATABASE_URL: 'postgres://127.0.0.1:1/none' }, stdin)
 }
 
 /** An in-memory stand-in for `pgBossQueue` that records every call. */

@@ -188,7 +188,7 @@ export const randomSchema = (prefix: string) =>
   `${prefix}_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
 
 /** In-process streams for `run()`: what the commands wrote, and an environment of your choice. */
-export function fakeIO(env: Record<string, string> = {}) {
+export function fakeIO(env: Record<string, string> = {}, stdin: CliIO['stdin'] = new PassThrough()) {
   const out = { stdout: '', stderr: '' }
   const io: CliIO = {
     stdout: {
@@ -203,7 +203,7 @@ export function fakeIO(env: Record<string, string> = {}) {
         return true
       },
     },
-    stdin: new PassThrough(),
+    stdin,
     env,
   }
   return { io, out }
