@@ -52,8 +52,11 @@ export function buildOpenApiDocument(
   info: { title: string; mountPath?: string },
 ): Record<string, unknown> {
   const components: Record<string, unknown> = { Error: toSchema(errorResponse, 'output') }
+  // Only the request schemas of routes served (no `LoginRequest` when the login route is off).
+  const used = new Set(routes.flatMap((r) => [r.body, r.query]))
   for (const [key, name] of Object.entries(REQUEST_NAMES)) {
-    components[name] = toSchema(schemas[key as keyof RequestSchemas], 'input')
+    if (used.has(key as keyof RequestSchemas))
+      components[name] = toSchema(schemas[key as keyof RequestSchemas], 'input')
   }
   for (const [key, name] of Object.entries(RESPONSE_NAMES)) {
     components[name] = toSchema(responseSchemas[key as keyof typeof responseSchemas], 'output')
