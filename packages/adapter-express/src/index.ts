@@ -16,7 +16,7 @@ import {
 import express, { type Express, type Request, type Response } from 'express'
 import { bodyErrorOf, expressSession, mountable, originOf, queryOf } from './mount.ts'
 
-export { expressSession, mountable } from './mount.ts'
+export { bodyErrorOf, expressSession, mountable, originOf, queryOf } from './mount.ts'
 
 /** What the hooks receive: Express's `req` and `res` plus the adapter-neutral helpers. */
 export interface ExpressRecoveryContext extends HttpContext {

@@ -66,7 +66,10 @@ export function originOf(req: Request): string {
   return `${req.protocol}://${req.host}`
 }
 
-/** The body-parser error types Express reports, as core's body errors. */
-export function bodyErrorOf(err: { type?: unknown }): 'too-large' | 'unreadable' {
-  return err.type === 'entity.too.large' ? 'too-large' : 'unreadable'
+/**
+ * A body-parser error as core's body error: every 413 of a parser (`entity.too.large`,
+ * `parameters.too.many`, ours or a host's global one) is too large, anything else unreadable.
+ */
+export function bodyErrorOf(err: { type?: unknown; status?: unknown }): 'too-large' | 'unreadable' {
+  return err.type === 'entity.too.large' || err.status === 413 ? 'too-large' : 'unreadable'
 }

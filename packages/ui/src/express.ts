@@ -3,7 +3,7 @@
  * on express-session by default.
  */
 import type { RecoveryCodes } from '@recovery-codes/core'
-import { expressSession, mountable } from '@recovery-codes/express'
+import { bodyErrorOf, expressSession, mountable, originOf, queryOf } from '@recovery-codes/express'
 import express, { type Express, type NextFunction, type Request, type Response } from 'express'
 import { createPagesHandler, type PagesHooks, type PagesOptions } from './handler.ts'
 
@@ -80,7 +80,7 @@ export function recoveryCodesPages(
       {
         method: req.method,
         path: path.slice(base.length) || '/',
-        query: new URLSearchParams(req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : ''),
+        query: queryOf(req),
         form: formData,
         ...(bodyError
           ? { bodyError }
@@ -88,7 +88,7 @@ export function recoveryCodesPages(
             ? { bodyError: 'unsupported' as const }
             : {}),
         header: (name) => req.get(name),
-        origin: `${req.protocol}://${req.host}`,
+        origin: originOf(req),
         mountPath: req.baseUrl,
       },
       { req, res },
@@ -108,8 +108,7 @@ export function recoveryCodesPages(
   // `entity.too.large`, `parameters.too.many`).
   router.use((err: { type?: unknown; status?: unknown }, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent || typeof err?.type !== 'string' || !isOurs(req.path)) return next(err)
-    const tooLarge = err.status === 413 || err.type === 'entity.too.large'
-    serve(req, res, next, tooLarge ? 'too-large' : 'unreadable').catch(next)
+    serve(req, res, next, bodyErrorOf(err)).catch(next)
   })
   return mountable(router, hooks.session === undefined, '@recovery-codes/ui')
 }
