@@ -23,6 +23,7 @@ export {
   behindReservation,
   composeRedeemCode,
   consumedAudit,
+  purgedAudit,
   STORE_SCOPE,
   settlement,
 } from './ports/store.ts'

@@ -9,6 +9,7 @@ import {
   type ConsumedCode,
   composeRedeemCode,
   consumedAudit,
+  purgedAudit,
   type EmailLogRecord,
   type NewBatch,
   type NewCode,
@@ -1101,6 +1102,22 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
       data: record.data === null ? null : JSON.stringify(record.data),
     })
 
+  /**
+   * A purge chunk: `purge` alone (autocommit) without an audit row; with one, `purge` and the row
+   * ({@link purgedAudit}, written only when something was deleted) in one transaction.
+   */
+  async function withPurgeAudit(
+    audit: AuditRecord | undefined,
+    purge: (db: Db) => Promise<number>,
+  ): Promise<number> {
+    if (audit === undefined) return purge(k)
+    return tx(async (trx) => {
+      const deleted = await purge(trx)
+      if (deleted > 0) await exec(trx, appendAuditQuery(purgedAudit(audit, deleted)))
+      return deleted
+    })
+  }
+
   /** A transaction that can be rolled back quietly with `Rollback`, resolving to `fallback`. */
   async function tx<T>(
     fn: (trx: Transaction<RecoveryCodesDatabase>) => Promise<T>,
@@ -1115,8 +1132,9 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
   }
 
   const store = {
-    createBatch: (batch: NewBatch, codes: readonly NewCode[]) =>
+    createBatch: (batch: NewBatch, codes: readonly NewCode[], audit?: AuditRecord) =>
       run('createBatch', async () => {
+        if (audit !== undefined) auditRecord(audit)
         writeText('batch.id', batch.id)
         writeText('batch.userId', batch.userId)
         writeText('batch.keyId', batch.keyId)
@@ -1136,6 +1154,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
           for (let i = 0; i < codes.length; i += INSERT_CHUNK) {
             await q.insertCodes(trx, batch, codes.slice(i, i + INSERT_CHUNK)).execute()
           }
+          if (audit !== undefined) await exec(trx, appendAuditQuery(audit))
         })
       }),
 
@@ -1188,28 +1207,44 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         return null
       }),
 
-    setCodeState: (input: { userId: string; codeId: string; to: 'invalidated' | 'deleted'; now: number }) =>
+    setCodeState: (input: {
+      userId: string
+      codeId: string
+      to: 'invalidated' | 'deleted'
+      now: number
+      audit?: AuditRecord
+    }) =>
       run('setCodeState', async () => {
         oneOf('to', input.to, ['invalidated', 'deleted'])
         time('now', input.now)
+        if (input.audit !== undefined) auditRecord(input.audit)
         if (unreadable(input.userId, input.codeId)) return false
         return tx(async (trx) => {
           const row = await q.setCodeState(trx, input).executeTakeFirst()
           if (row === undefined) return false
           await q.countStateChange(trx, { batchId: row.batch_id, to: input.to }).execute()
+          if (input.audit !== undefined) await exec(trx, appendAuditQuery(input.audit))
           return true
         })
       }),
 
-    endBatch: (input: { userId: string; batchId: string; to: 'disabled' | 'deleted'; now: number }) =>
+    endBatch: (input: {
+      userId: string
+      batchId: string
+      to: 'disabled' | 'deleted'
+      now: number
+      audit?: AuditRecord
+    }) =>
       run('endBatch', async () => {
         oneOf('to', input.to, ['disabled', 'deleted'])
         time('now', input.now)
+        if (input.audit !== undefined) auditRecord(input.audit)
         if (unreadable(input.userId, input.batchId)) return false
         return tx(async (trx) => {
           await q.endBatchCodes(trx, input).execute()
           const row = await q.endBatch(trx, input).executeTakeFirst()
           if (row === undefined) throw new Rollback()
+          if (input.audit !== undefined) await exec(trx, appendAuditQuery(input.audit))
           return true
         }, false)
       }),
@@ -1463,24 +1498,30 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         return attempts(await q.lockAttempts(k, input).executeTakeFirst())
       }),
 
-    purgeCodes: (input: { before: number; limit: number }) =>
+    purgeCodes: (input: { before: number; limit: number; audit?: AuditRecord }) =>
       run('purgeCodes', async () => {
         time('before', input.before)
         count('limit', input.limit)
+        if (input.audit !== undefined) auditRecord(input.audit)
         if (input.limit === 0) return 0
-        // One short statement (autocommit): no transaction spans chunks.
-        const r = await exec(k, hot.purge({ before: ts(input.before), limit: input.limit }))
-        const deleted = Number(r.numAffectedRows ?? 0)
-        return deleted
+        // One short statement, or one chunk-sized transaction with its audit row: no transaction
+        // spans chunks.
+        return withPurgeAudit(input.audit, async (db) => {
+          const r = await exec(db, hot.purge({ before: ts(input.before), limit: input.limit }))
+          return Number(r.numAffectedRows ?? 0)
+        })
       }),
 
-    purgeEmptyBatches: (input: { before: number; limit: number }) =>
+    purgeEmptyBatches: (input: { before: number; limit: number; audit?: AuditRecord }) =>
       run('purgeEmptyBatches', async () => {
         time('before', input.before)
         count('limit', input.limit)
+        if (input.audit !== undefined) auditRecord(input.audit)
         if (input.limit === 0) return 0
-        const r = await q.purgeEmptyBatches(k, input).executeTakeFirst()
-        return Number(r.numDeletedRows)
+        return withPurgeAudit(input.audit, async (db) => {
+          const r = await q.purgeEmptyBatches(db, input).executeTakeFirst()
+          return Number(r.numDeletedRows)
+        })
       }),
 
     appendAudit: (record: AuditRecord) =>

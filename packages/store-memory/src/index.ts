@@ -13,7 +13,7 @@ import type {
   RecoveryCodeStore,
   RedeemCodeOutcome,
 } from '@recovery-codes/core'
-import { consumedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
+import { consumedAudit, purgedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -419,11 +419,12 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   }
 
   const store = {
-    async createBatch(batch, newCodes) {
+    async createBatch(batch, newCodes, record?: AuditRecord) {
       const { id, userId, keyId, createdAt, expiresAt } = batch
       assertTime(createdAt, 'createdAt')
       if (expiresAt !== null) assertTime(expiresAt, 'expiresAt')
       if (batches.has(id)) throw conflict('duplicate batch id')
+      if (record !== undefined) checkAudit(record)
       // Check everything before the first write: all or nothing.
       const seen = new Set<string>()
       const ids = new Set<string>()
@@ -482,6 +483,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         at++
       list.splice(at, 0, row)
       batchesByUser.set(userId, list)
+      if (record !== undefined) appendNow(record)
     },
 
     async consumeCode({ userId, digests, now }) {
@@ -494,19 +496,23 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       return match ? { codeId: match.code.id, batchId: match.batch.id, keyId: match.batch.keyId } : null
     },
 
-    async setCodeState({ userId, codeId, to, now }) {
+    async setCodeState({ userId, codeId, to, now, audit: record }) {
       assertTime(now, 'now')
+      if (record !== undefined) checkAudit(record)
       const code = codes.get(codeId)
       if (!code || code.userId !== userId || code.state !== 'active') return false
       moveCode(code, code.batch, to, now)
+      if (record !== undefined) appendNow(record)
       return true
     },
 
-    async endBatch({ userId, batchId, to, now }) {
+    async endBatch({ userId, batchId, to, now, audit: record }) {
       assertTime(now, 'now')
+      if (record !== undefined) checkAudit(record)
       const batch = batches.get(batchId)
       if (!batch || batch.userId !== userId || batch.status !== 'active') return false
       endBatchRow(batch, to, now)
+      if (record !== undefined) appendNow(record)
       return true
     },
 
@@ -582,9 +588,10 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       settleNow(reset, release)
     },
 
-    async purgeCodes({ before, limit }) {
+    async purgeCodes({ before, limit, audit: record }) {
       assertTime(before, 'before')
       assertCount(limit, 'limit')
+      if (record !== undefined) checkAudit(record)
       let deleted = 0
       // Codes that left `active` before `before`; stale entries (already purged) are dropped.
       for (let top = endedCodes.peek(); deleted < limit && top && top.at < before; top = endedCodes.peek()) {
@@ -612,12 +619,14 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         }
         deadBatches.pop()
       }
+      if (record !== undefined && deleted > 0) appendNow(purgedAudit(record, deleted))
       return deleted
     },
 
-    async purgeEmptyBatches({ before, limit }) {
+    async purgeEmptyBatches({ before, limit, audit: record }) {
       assertTime(before, 'before')
       assertCount(limit, 'limit')
+      if (record !== undefined) checkAudit(record)
       let deleted = 0
       for (const id of emptyEnded) {
         if (deleted >= limit) break
@@ -640,6 +649,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         if (list.length === 0) batchesByUser.delete(batch.userId)
         deleted++
       }
+      if (record !== undefined && deleted > 0) appendNow(purgedAudit(record, deleted))
       return deleted
     },
 

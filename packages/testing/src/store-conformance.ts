@@ -20,6 +20,7 @@ import {
   seedBatch,
   uniqueId,
 } from './fixtures.ts'
+import { auditedChangeTests } from './store-conformance-audit.ts'
 
 /** What {@link runStoreConformance} hands to `additionalTests`. Read its fields inside tests only. */
 export interface StoreConformanceContext {
@@ -1123,6 +1124,8 @@ export function runStoreConformance(options: StoreConformanceOptions): void {
         expect(await ctx.store.listAudit({ limit: 10, userId })).toEqual([])
       })
     })
+
+    auditedChangeTests(ctx)
 
     describe(`redeemCode${'' /* the store's own, or the composition when it has none */}`, () => {
       const ZERO: AttemptState = { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }

@@ -175,11 +175,14 @@ export interface RecoveryCodeStore {
    * Writes a batch and its codes, and supersedes the user's previous `active` batch
    * (`status = 'superseded'`, `endedAt = batch.createdAt`), all or nothing.
    *
+   * `audit`, when given, is appended in the same transaction: the batch never exists without its
+   * audit row, nor the row without the batch.
+   *
    * Concurrency: after this resolves no code of any earlier batch can be consumed; two concurrent
    * calls for one user leave exactly one `active` batch. A failure leaves no trace.
    * Rejects when a digest repeats within the user's rows (unique `(user_id, digest)`).
    */
-  createBatch(batch: NewBatch, codes: readonly NewCode[]): Promise<void>
+  createBatch(batch: NewBatch, codes: readonly NewCode[], audit?: AuditRecord): Promise<void>
 
   /**
    * Consumes one code: the first of `digests` that matches a code that is `active`, in the user's
@@ -202,25 +205,29 @@ export interface RecoveryCodeStore {
 
   /**
    * Compare-and-set on one code: moves it from `active` to `to` only if it is still `active`.
-   * Returns `true` when this call made the change.
+   * Returns `true` when this call made the change; `audit`, when given, is appended with the change
+   * in one transaction (and not at all when nothing changed).
    */
   setCodeState(input: {
     userId: string
     codeId: string
     to: 'invalidated' | 'deleted'
     now: number
+    audit?: AuditRecord
   }): Promise<boolean>
 
   /**
    * Compare-and-set on a batch's status: moves an `active` batch to `to`, setting `endedAt = now`.
    * Returns `true` when this call made the change. Codes keep their own state; verification
-   * checks the batch status in the same statement.
+   * checks the batch status in the same statement. `audit`, when given, is appended with the change
+   * in one transaction (and not at all when nothing changed).
    */
   endBatch(input: {
     userId: string
     batchId: string
     to: 'disabled' | 'deleted'
     now: number
+    audit?: AuditRecord
   }): Promise<boolean>
 
   /**
@@ -303,16 +310,19 @@ export interface RecoveryCodeStore {
    * non-active batch whose `endedAt < before`, and codes whose `expiresAt < before`.
    * Eligibility is re-checked inside the delete. Returns the number deleted.
    *
+   * `audit`, when given, is appended in the same transaction when at least one row was deleted,
+   * with `data.deleted` set to the number deleted ({@link purgedAudit}).
+   *
    * Concurrency: safe beside itself and beside `consumeCode`; never deletes a code that could
    * still verify. Idempotent; holds no long transaction.
    */
-  purgeCodes(input: { before: number; limit: number }): Promise<number>
+  purgeCodes(input: { before: number; limit: number; audit?: AuditRecord }): Promise<number>
 
   /**
    * Deletes at most `limit` non-active batches with no code rows left and `endedAt < before`.
-   * Returns the number deleted.
+   * Returns the number deleted; `audit` as for `purgeCodes`.
    */
-  purgeEmptyBatches(input: { before: number; limit: number }): Promise<number>
+  purgeEmptyBatches(input: { before: number; limit: number; audit?: AuditRecord }): Promise<number>
 
   /** Appends an audit record. The audit API is append-only; only `purgeAudit` deletes. */
   appendAudit(record: AuditRecord): Promise<void>
@@ -408,4 +418,9 @@ export async function composeRedeemCode(
 /** The audit row of a consume: `batchId` and `data.remaining` from the consumed code. */
 export function consumedAudit(audit: AuditRecord, code: ConsumedCode): AuditRecord {
   return { ...audit, batchId: code.batchId, data: { ...audit.data, remaining: code.remaining } }
+}
+
+/** The audit row of a purge chunk: `data.deleted` set to the rows it deleted. */
+export function purgedAudit(audit: AuditRecord, deleted: number): AuditRecord {
+  return { ...audit, data: { ...audit.data, deleted } }
 }

@@ -96,7 +96,10 @@ export interface RecoveryCodes {
   ): Promise<{ sentTo: string; queued: boolean }>
   /** Destroys a reveal slot (call on logout and session regeneration). */
   discardReveal(input: { reveal: RevealToken | null | undefined }): Promise<void>
-  /** Purges codes past retention in chunks; one audit record per run. */
+  /**
+   * Purges codes past retention in chunks. Each chunk commits with its own audit row
+   * (`codes.purged`, `batches.purged`, with `data.deleted`); one `purge.run` row sums up the run.
+   */
   purge(input?: PurgeRunInput): Promise<PurgeReport>
   /** Purges audit records past retention. */
   purgeAudit(
@@ -226,8 +229,22 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         const owner = userLabel(userId)
         const revealExpiresAt = now + revealTtlMs
         const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
+        // The batch and its `batch.generated` row commit together.
+        const generated = auditRecord({
+          at: now,
+          event: 'batch.generated',
+          userId,
+          batchId,
+          outcome: 'success',
+          ctx: inp,
+          data: { count, expires: expiresAt !== null },
+        })
         await guardStore(() =>
-          store.createBatch({ id: batchId, userId, keyId: current.id, createdAt: now, expiresAt }, rows),
+          store.createBatch(
+            { id: batchId, userId, keyId: current.id, createdAt: now, expiresAt },
+            rows,
+            generated,
+          ),
         )
         // Committed. The cooldown is best-effort from here: a failure only lets the next
         // generation in early (the claim still keeps it from running beside this one).
@@ -245,15 +262,6 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
           logger.warn('recovery-codes: reveal slot write failed', { error: errorName(error) })
         }
         await bumpVersion(userId)
-        await audit({
-          at: now,
-          event: 'batch.generated',
-          userId,
-          batchId,
-          outcome: 'success',
-          ctx: inp,
-          data: { count, expires: expiresAt !== null },
-        })
         await emit('generated', now, userId, batchId, { count })
         return { ok: true, batchId, codes, createdAt: now, expiresAt, reveal: sealed.token, revealExpiresAt }
       } finally {
@@ -404,11 +412,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       const userId = requireUserId(inp?.userId)
       const now = clock.now()
       const active = await activeBatchOrThrow(userId)
-      const ended = await guardStore(() => store.endBatch({ userId, batchId: active.id, to: 'deleted', now }))
-      if (!ended) throw new RecoveryCodesError('NOT_FOUND', 'There is no active batch of recovery codes.')
-      await dropOwnerSlot(userId)
-      await bumpVersion(userId)
-      await audit({
+      const deleted = auditRecord({
         at: now,
         event: 'batch.deleted',
         userId,
@@ -416,6 +420,12 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         outcome: 'success',
         ctx: context(inp),
       })
+      const ended = await guardStore(() =>
+        store.endBatch({ userId, batchId: active.id, to: 'deleted', now, audit: deleted }),
+      )
+      if (!ended) throw new RecoveryCodesError('NOT_FOUND', 'There is no active batch of recovery codes.')
+      await dropOwnerSlot(userId)
+      await bumpVersion(userId)
       await emit('batchDeleted', now, userId, active.id)
       return { batchId: active.id }
     },
@@ -562,19 +572,22 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       lookup: behindLimiter(now, async (digests) => {
         const match = await store.findCode({ userId, digests, now })
         if (!match) return null
-        return (await store.setCodeState({ userId, codeId: match.codeId, to, now })) ? match : null
+        // The change and its audit row commit together.
+        const changed = auditRecord({
+          at: now,
+          event: to === 'invalidated' ? 'code.invalidated' : 'code.deleted',
+          userId,
+          batchId: match.batchId,
+          outcome: 'success',
+          ctx,
+        })
+        return (await store.setCodeState({ userId, codeId: match.codeId, to, now, audit: changed }))
+          ? match
+          : null
       }),
     })
     if (!r.ok) return r
     await bumpVersion(userId)
-    await audit({
-      at: now,
-      event: to === 'invalidated' ? 'code.invalidated' : 'code.deleted',
-      userId,
-      batchId: r.value.batchId,
-      outcome: 'success',
-      ctx,
-    })
     await emit(to, now, userId, r.value.batchId)
     return { ok: true, batchId: r.value.batchId }
   }

@@ -57,7 +57,7 @@ export interface Limiter {
 
 /** Builds the limiter of one service; a hard-capped batch is disabled through `cacheLayer`. */
 export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limiter {
-  const { config, store, memoised, label, guardStore, audit, emit } = sc
+  const { config, store, memoised, label, guardStore, audit, auditRecord, emit } = sc
   const { bumpVersion } = cacheLayer
   const format = config.format
   const peppers = config.peppers
@@ -163,19 +163,28 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
     if (f.consecutive >= config.hardFailureCap) {
       // Same store calls for every subject: an unknown user's lookup finds no batch.
       const active = await guardStore(() => store.getActiveBatch(args.userId))
+      // The batch ends with its `batch.disabled` row, in one transaction.
+      const disabled = active
+        ? auditRecord({
+            at: now,
+            event: 'batch.disabled',
+            userId: args.userId,
+            batchId: active.id,
+            outcome: 'info',
+            reason: 'hard-cap',
+          })
+        : undefined
       const ended = await guardStore(() =>
-        store.endBatch({ userId: args.userId, batchId: active?.id ?? '', to: 'disabled', now }),
+        store.endBatch({
+          userId: args.userId,
+          batchId: active?.id ?? '',
+          to: 'disabled',
+          now,
+          ...(disabled ? { audit: disabled } : {}),
+        }),
       )
       if (ended && active) {
         await bumpVersion(args.userId)
-        await audit({
-          at: now,
-          event: 'batch.disabled',
-          userId: args.userId,
-          batchId: active.id,
-          outcome: 'info',
-          reason: 'hard-cap',
-        })
         await emit('disabled', now, args.userId, active.id, { consecutiveFailures: f.consecutive })
       }
     }

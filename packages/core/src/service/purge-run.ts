@@ -39,7 +39,10 @@ export type PurgeAuditInput = Pick<
 
 /** What {@link createPurgeRuns} returns. */
 export interface PurgeRuns {
-  /** Purges codes past retention in chunks; one audit record per run. */
+  /**
+   * Purges codes past retention in chunks. Each chunk commits with its own audit row
+   * (`codes.purged`, `batches.purged`, with `data.deleted`); one `purge.run` row sums up the run.
+   */
   purge(input?: PurgeRunInput): Promise<PurgeReport>
   /** Purges audit records past retention. */
   purgeAudit(input?: PurgeAuditInput): Promise<PurgeReport>
@@ -51,14 +54,17 @@ export interface PurgeRuns {
 
 /** Builds the purge runs of one service. */
 export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
-  const { config, store, clock, logger, audit, emit } = sc
+  const { config, store, clock, logger, audit, auditRecord, emit } = sc
+
+  /** The audit row each purge chunk commits with ({@link purgedAudit} fills in the count). */
+  const chunkAudit = (event: string, at: number) => auditRecord({ at, event, userId: null, outcome: 'success' })
 
   async function purge(inp: PurgeRunInput = {}): Promise<PurgeReport> {
     const opts = purgeOptions(inp)
     const now = clock.now()
     const before = now - opts.retentionDays * DAY_MS
     const run = await runPurge({
-      deleteChunk: (limit) => store.purgeCodes({ before, limit }),
+      deleteChunk: (limit) => store.purgeCodes({ before, limit, audit: chunkAudit('codes.purged', now) }),
       chunkSize: opts.chunkSize,
       maxDeletionsPerRun: opts.maxDeletionsPerRun,
       ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
@@ -73,7 +79,8 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
     let error = run.error
     if (opts.deleteEmptyBatches && error === undefined && !inp.shouldStop?.()) {
       const b = await runPurge({
-        deleteChunk: (limit) => store.purgeEmptyBatches({ before, limit }),
+        deleteChunk: (limit) =>
+          store.purgeEmptyBatches({ before, limit, audit: chunkAudit('batches.purged', now) }),
         chunkSize: opts.chunkSize,
         maxDeletionsPerRun: null,
       })
