@@ -57,7 +57,8 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
   const { config, store, clock, logger, audit, auditRecord, emit } = sc
 
   /** The audit row each purge chunk commits with ({@link purgedAudit} fills in the count). */
-  const chunkAudit = (event: string, at: number) => auditRecord({ at, event, userId: null, outcome: 'success' })
+  const chunkAudit = (event: string, at: number) =>
+    auditRecord({ at, event, userId: null, outcome: 'success' })
 
   async function purge(inp: PurgeRunInput = {}): Promise<PurgeReport> {
     const opts = purgeOptions(inp)
