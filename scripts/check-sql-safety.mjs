@@ -14,7 +14,13 @@ import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Explicit exceptions: `{ file, line text (substring), reason }`. Keep it short and justified. */
-const ALLOW = []
+const ALLOW = [
+  {
+    file: 'packages/store-kysely/src/migrations.ts',
+    line: 'const constantSql = (text: string) => sql.raw(text)',
+    reason: 'the rc_redeem function bodies: constants of the file, no input reaches them',
+  },
+]
 
 const root = resolve(process.argv[2] ?? join(fileURLToPath(new URL('.', import.meta.url)), '..'))
 const SQL_WORDS =

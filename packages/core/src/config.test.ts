@@ -74,7 +74,7 @@ describe('resolveConfig: numbers', () => {
     }
     walk(DEFAULTS, '')
     expect(numericPaths).toEqual(expect.arrayContaining([...leaves, 'defaultExpiryDays']))
-    expect(numericPaths.length).toBe(20)
+    expect(numericPaths.length).toBe(21)
   })
 
   const BAD: [string, unknown][] = [

@@ -133,6 +133,13 @@ export interface PurgeOptions {
    */
   retentionDays: number
   /**
+   * Days a limiter counter is kept after its last failure (and after its lock ended) before purge
+   * deletes it, from 1 to 3650. A failure after that starts the key's count from zero, so the
+   * `rc_attempts` table holds only recent failures.
+   * @default 30
+   */
+  attemptRetentionDays: number
+  /**
    * Rows deleted per statement (chunk size).
    * @default 50
    */
@@ -453,6 +460,7 @@ export const DEFAULTS = deepFreeze({
   reveal: { ttlSeconds: 600 },
   purge: {
     retentionDays: 90,
+    attemptRetentionDays: 30,
     batchSize: 50,
     maxDeletionsPerRun: 1000 as number | null,
     deleteEmptyBatches: false,
@@ -518,6 +526,7 @@ export const NUMERIC_OPTIONS = deepFreeze({
   'history.maxVisible': int(1, 1000),
   'reveal.ttlSeconds': int(30, 900),
   'purge.retentionDays': int(0, 3650),
+  'purge.attemptRetentionDays': int(1, 3650),
   'purge.batchSize': int(1, 100_000),
   'purge.maxDeletionsPerRun': int(1, 10_000_000, true),
   'audit.retentionDays': int(1, 3650),
@@ -651,6 +660,7 @@ const ConfigSchema = z.strictObject(
     reveal: group({ ttlSeconds: numeric('reveal.ttlSeconds').optional() }),
     purge: group({
       retentionDays: numeric('purge.retentionDays').optional(),
+      attemptRetentionDays: numeric('purge.attemptRetentionDays').optional(),
       batchSize: numeric('purge.batchSize').optional(),
       maxDeletionsPerRun: numeric('purge.maxDeletionsPerRun').nullable().optional(),
       deleteEmptyBatches: bool().optional(),
@@ -751,6 +761,7 @@ export const STORE_METHODS = Object.freeze([
   'lockAttempts',
   'purgeCodes',
   'purgeEmptyBatches',
+  'purgeAttempts',
   'appendAudit',
   'listAudit',
   'purgeAudit',
@@ -1249,6 +1260,7 @@ function build(
     revealTtlMs: reveal.ttlSeconds * 1000,
     purge: Object.freeze({
       retentionDays: d.purge?.retentionDays ?? D.purge.retentionDays,
+      attemptRetentionDays: d.purge?.attemptRetentionDays ?? D.purge.attemptRetentionDays,
       batchSize: d.purge?.batchSize ?? D.purge.batchSize,
       maxDeletionsPerRun:
         d.purge?.maxDeletionsPerRun === undefined ? D.purge.maxDeletionsPerRun : d.purge.maxDeletionsPerRun,

@@ -50,6 +50,7 @@ const FULL_ENV = {
   RECOVERY_CODES_HISTORY_MAX_VISIBLE: '25',
   RECOVERY_CODES_REVEAL_TTL_SECONDS: '300',
   RECOVERY_CODES_PURGE_RETENTION_DAYS: '60',
+  RECOVERY_CODES_PURGE_ATTEMPT_RETENTION_DAYS: '7',
   RECOVERY_CODES_PURGE_BATCH_SIZE: '500',
   RECOVERY_CODES_PURGE_MAX_DELETIONS_PER_RUN: 'unlimited',
   RECOVERY_CODES_PURGE_DELETE_EMPTY_BATCHES: '1',
@@ -93,6 +94,7 @@ describe('configFromEnv', () => {
       reveal: { ttlSeconds: 300 },
       purge: {
         retentionDays: 60,
+        attemptRetentionDays: 7,
         batchSize: 500,
         maxDeletionsPerRun: null,
         deleteEmptyBatches: true,

@@ -61,6 +61,7 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
       ['HISTORY_MAX_VISIBLE', 'history.maxVisible', 'integer'],
       ['REVEAL_TTL_SECONDS', 'reveal.ttlSeconds', 'integer'],
       ['PURGE_RETENTION_DAYS', 'purge.retentionDays', 'integer'],
+      ['PURGE_ATTEMPT_RETENTION_DAYS', 'purge.attemptRetentionDays', 'integer'],
       ['PURGE_BATCH_SIZE', 'purge.batchSize', 'integer'],
       ['PURGE_MAX_DELETIONS_PER_RUN', 'purge.maxDeletionsPerRun', 'integer-or-unlimited'],
       ['PURGE_DELETE_EMPTY_BATCHES', 'purge.deleteEmptyBatches', 'boolean'],

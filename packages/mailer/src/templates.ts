@@ -136,6 +136,7 @@ export function purgeReportEmail(input: { siteName: string; report: PurgeReport 
   if (!r || typeof r !== 'object') throw invalid('report', 'must be a purge report')
   const deleted = count(r.deleted, 'report.deleted')
   const batches = count(r.batchesDeleted ?? 0, 'report.batchesDeleted')
+  const attempts = count(r.attemptsDeleted ?? 0, 'report.attemptsDeleted')
   const rounds = count(r.rounds, 'report.rounds')
   const error = typeof r.error === 'string' ? r.error.replace(/[^\w.:-]/g, '').slice(0, 64) : undefined
   const status = error ? `stopped by an error (${error})` : r.done ? 'complete' : 'stopped at the per-run cap'
@@ -143,6 +144,7 @@ export function purgeReportEmail(input: { siteName: string; report: PurgeReport 
     `Recovery-code purge on ${siteName}: ${status}.`,
     `Codes deleted: ${deleted}`,
     `Empty batches deleted: ${batches}`,
+    `Expired limiter counters deleted: ${attempts}`,
     `Rounds: ${rounds}`,
   ]
   const subject = subjectOf(`${siteName}: recovery-code purge report`)

@@ -43,15 +43,23 @@ describe('templates', () => {
   it('purgeReportEmail carries counts only', () => {
     const mail = purgeReportEmail({
       siteName: 'Example',
-      report: { deleted: 1234, batchesDeleted: 5, rounds: 25, done: false },
+      report: { deleted: 1234, batchesDeleted: 5, attemptsDeleted: 7, rounds: 25, done: false },
     })
     expect(mail.subject).toBe('Example: recovery-code purge report')
     expect(mail.text).toContain('Codes deleted: 1234')
     expect(mail.text).toContain('Empty batches deleted: 5')
+    expect(mail.text).toContain('Expired limiter counters deleted: 7')
     expect(mail.text).toContain('per-run cap')
     const failed = purgeReportEmail({
       siteName: 'Example',
-      report: { deleted: 1, batchesDeleted: 0, rounds: 1, done: false, error: 'STORE_UNAVAILABLE\r\nX' },
+      report: {
+        deleted: 1,
+        batchesDeleted: 0,
+        attemptsDeleted: 0,
+        rounds: 1,
+        done: false,
+        error: 'STORE_UNAVAILABLE\r\nX',
+      },
     })
     expect(failed.text).toContain('stopped by an error (STORE_UNAVAILABLEX)')
   })
@@ -77,7 +85,10 @@ describe('templates', () => {
       ).toBe('siteName')
       expect(
         invalidPath(() =>
-          purgeReportEmail({ siteName, report: { deleted: 0, batchesDeleted: 0, rounds: 0, done: true } }),
+          purgeReportEmail({
+            siteName,
+            report: { deleted: 0, batchesDeleted: 0, attemptsDeleted: 0, rounds: 0, done: true },
+          }),
         ),
       ).toBe('siteName')
       expect(invalidPath(() => notificationEmail({ siteName, kind: 'locked', at: 0 }))).toBe('siteName')

@@ -186,37 +186,11 @@ const init: Migration = {
   },
 }
 
-/**
- * `0002_redeem` (PostgreSQL; a no-op on SQLite): the function `rc_redeem`, a whole redeem in one
- * statement and one round trip (`kyselyStore().redeemCode`). Created unqualified, so it lands in the
- * schema the migration runs in, beside the tables, and resolves the `rc_` tables through the
- * caller's `search_path` exactly like every other statement of the store.
- *
- * In one transaction (the caller's autocommit statement):
- * 1. reserve: the multi-row conditional upsert of `reserveAttempts`, rows in byte order
- *    (`COLLATE "C"`, the order every limiter statement locks in). A closed key's row is locked too
- *    (`ON CONFLICT DO UPDATE … WHERE` locks the row it does not update), so when some key is closed
- *    the reservations just taken are given back before anyone can see them: `denied`, strictly all
- *    or nothing;
- * 2. consume: the conditional UPDATE of `consumeCode` (one digest: the `(user_id, digest)` row;
- *    several: the first usable one in digest order, `FOR UPDATE`), then the batch counters;
- *    nothing usable: `missed`, the reservations stay;
- * 3. settle: the `p_reset` keys deleted, every other key of `p_keys` given back (`failures > 0`);
- * 4. audit: the row appended with `batch_id` and `data.remaining` from the consumed code.
- *
- * Returns one row per key (`denied`, `missed`: the counters after the call; one all-null row when
- * there are no keys) or one row with the code (`consumed`). Locks: attempts rows (in byte order),
- * then the code row, then the batch row, the order of the store's other statements.
- *
- * `plan_cache_mode = force_generic_plan`: every statement here is a key lookup whose generic plan
- * is the right one, but PostgreSQL's cost comparison (it cannot see the array lengths) would
- * otherwise re-plan them on every call, about a fifth of the function's time.
- */
-const redeem: Migration = {
-  async up(db) {
-    if (detectDialect(db) !== 'postgres') return
-    await sql`
-create or replace function rc_redeem(
+/** A statement whose whole text is a constant of this file (a function body): nothing is bound. */
+const constantSql = (text: string) => sql.raw(text)
+
+/** The `rc_redeem` function of `0002_redeem`, as it was released (migrations never change). */
+const REDEEM_FUNCTION_V1 = `create or replace function rc_redeem(
   p_keys text[],
   p_max integer[],
   p_reset text[],
@@ -345,7 +319,38 @@ begin
     from (select 1) as one
     left join (unnest(p_keys) as u(k) left join rc_attempts as a on a.key = u.k) on true;
 end
-$rc$`.execute(db)
+$rc$`
+
+/**
+ * `0002_redeem` (PostgreSQL; a no-op on SQLite): the function `rc_redeem`, a whole redeem in one
+ * statement and one round trip (`kyselyStore().redeemCode`). Created unqualified, so it lands in the
+ * schema the migration runs in, beside the tables, and resolves the `rc_` tables through the
+ * caller's `search_path` exactly like every other statement of the store.
+ *
+ * In one transaction (the caller's autocommit statement):
+ * 1. reserve: the multi-row conditional upsert of `reserveAttempts`, rows in byte order
+ *    (`COLLATE "C"`, the order every limiter statement locks in). A closed key's row is locked too
+ *    (`ON CONFLICT DO UPDATE … WHERE` locks the row it does not update), so when some key is closed
+ *    the reservations just taken are given back before anyone can see them: `denied`, strictly all
+ *    or nothing;
+ * 2. consume: the conditional UPDATE of `consumeCode` (one digest: the `(user_id, digest)` row;
+ *    several: the first usable one in digest order, `FOR UPDATE`), then the batch counters;
+ *    nothing usable: `missed`, the reservations stay;
+ * 3. settle: the `p_reset` keys deleted, every other key of `p_keys` given back (`failures > 0`);
+ * 4. audit: the row appended with `batch_id` and `data.remaining` from the consumed code.
+ *
+ * Returns one row per key (`denied`, `missed`: the counters after the call; one all-null row when
+ * there are no keys) or one row with the code (`consumed`). Locks: attempts rows (in byte order),
+ * then the code row, then the batch row, the order of the store's other statements.
+ *
+ * `plan_cache_mode = force_generic_plan`: every statement here is a key lookup whose generic plan
+ * is the right one, but PostgreSQL's cost comparison (it cannot see the array lengths) would
+ * otherwise re-plan them on every call, about a fifth of the function's time.
+ */
+const redeem: Migration = {
+  async up(db) {
+    if (detectDialect(db) !== 'postgres') return
+    await constantSql(REDEEM_FUNCTION_V1).execute(db)
   },
 
   async down(db) {
@@ -395,6 +400,78 @@ const purgeAt: Migration = {
 }
 
 /**
+ * The `rc_redeem` of `0004_attempts_touched`: `0002_redeem`'s function with the reserve also setting
+ * `touched_at`, and a start deadline `p_deadline` (the server's clock; `NULL` = none): a call that
+ * reaches the server after it (held in a socket buffer while the server was frozen, say) raises
+ * `57014` and changes nothing, instead of consuming a code for a caller that gave up long ago.
+ */
+function redeemFunctionV2(): string {
+  const edits: [string, string][] = [
+    [
+      '  p_audit_data jsonb\n) returns table (',
+      '  p_audit_data jsonb,\n  p_deadline timestamptz\n) returns table (',
+    ],
+    [
+      'begin\n  if v_n > 0 then',
+      "begin\n  if p_deadline is not null and clock_timestamp() > p_deadline then\n    raise exception 'rc_redeem: start deadline passed' using errcode = '57014';\n  end if;\n  if v_n > 0 then",
+    ],
+    [
+      'insert into rc_attempts as a (key, failures, consecutive, lockouts, locked_until)\n      select u.k, 1, 1, 0, to_timestamp(0)\n',
+      'insert into rc_attempts as a (key, failures, consecutive, lockouts, locked_until, touched_at)\n      select u.k, 1, 1, 0, to_timestamp(0), p_now\n',
+    ],
+    [
+      'set failures = a.failures + 1, consecutive = a.consecutive + 1\n',
+      'set failures = a.failures + 1, consecutive = a.consecutive + 1, touched_at = p_now\n',
+    ],
+  ]
+  let text = REDEEM_FUNCTION_V1
+  for (const [from, to] of edits) {
+    if (text.split(from).length !== 2) throw new Error('rc_redeem: a statement of 0002_redeem moved')
+    text = text.replace(from, to)
+  }
+  return text
+}
+
+/** The argument list of `0002_redeem`'s `rc_redeem`, for `drop function`. */
+const REDEEM_V1_ARGS = sql`(text[], integer[], text[], timestamptz, text, bytea[], text, timestamptz, text, text, text, text, text, text, jsonb)`
+/** The argument list of `0004_attempts_touched`'s `rc_redeem`. */
+const REDEEM_V2_ARGS = sql`(text[], integer[], text[], timestamptz, text, bytea[], text, timestamptz, text, text, text, text, text, text, jsonb, timestamptz)`
+
+/**
+ * `0004_attempts_touched`: `rc_attempts.touched_at`, when the counter was last reserved, so purge
+ * can delete counters nobody has failed on for `purge.attemptRetentionDays`. Existing rows count
+ * as touched at the migration (their age is unknown: none is dropped early). No index: see the
+ * store's `purgeAttempts`. On PostgreSQL `rc_redeem` is replaced by {@link redeemFunctionV2}: it sets
+ * `touched_at` and takes a start deadline.
+ */
+const attemptsTouched: Migration = {
+  async up(db) {
+    const dialect = detectDialect(db)
+    const { ts } = types(dialect)
+    await db.schema
+      .alterTable('rc_attempts')
+      .addColumn('touched_at', ts, (c) =>
+        c.notNull().defaultTo(dialect === 'postgres' ? sql`to_timestamp(0)` : 0),
+      )
+      .execute()
+    const now = dialect === 'postgres' ? sql`now()` : sql`cast(unixepoch('subsec') * 1000 as integer)`
+    await sql`update rc_attempts set touched_at = ${now}`.execute(db)
+    if (dialect === 'postgres') {
+      await sql`drop function rc_redeem${REDEEM_V1_ARGS}`.execute(db)
+      await constantSql(redeemFunctionV2()).execute(db)
+    }
+  },
+
+  async down(db) {
+    if (detectDialect(db) === 'postgres') {
+      await sql`drop function rc_redeem${REDEEM_V2_ARGS}`.execute(db)
+      await constantSql(REDEEM_FUNCTION_V1).execute(db)
+    }
+    await db.schema.alterTable('rc_attempts').dropColumn('touched_at').execute()
+  },
+}
+
+/**
  * The package's migrations, as code, for the host's own Kysely `Migrator`. Keys sort in order.
  * Give the Migrator this package's own table names so the host's migration history is untouched.
  *
@@ -413,6 +490,7 @@ export const recoveryCodesMigrations: Record<string, Migration> = Object.freeze(
   '0001_init': init,
   '0002_redeem': redeem,
   '0003_purge_at': purgeAt,
+  '0004_attempts_touched': attemptsTouched,
 })
 
 /** Options for {@link migrateRecoveryCodes}. */

@@ -61,6 +61,11 @@ export interface RcAttemptsTable {
   lockouts: number
   /** Epoch 0 when never locked. */
   locked_until: RcTimestamp
+  /**
+   * When the counter was last reserved (since `0004_attempts_touched`); purge deletes counters
+   * untouched and unlocked for `purge.attemptRetentionDays`.
+   */
+  touched_at: ColumnType<number | Date, number | Date | undefined, number | Date>
 }
 
 /** `rc_audit`: append-only audit records. */

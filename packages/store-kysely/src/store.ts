@@ -28,7 +28,9 @@ import {
   sql,
   type Transaction,
 } from 'kysely'
+import { storeError } from './errors.ts'
 import { detectDialect, PURGE_AT_PRESENT, purgeAtSql, type RecoveryCodesDialect } from './migrations.ts'
+import { DEFAULT_PG_DEADLINE_MS } from './pool.ts'
 import type { RecoveryCodesDatabase } from './schema.ts'
 
 /** Options for {@link kyselyStore}. */
@@ -38,6 +40,16 @@ export interface KyselyStoreOptions {
    * @default detected from `db.getExecutor().adapter`
    */
   dialect?: RecoveryCodesDialect
+  /**
+   * PostgreSQL: how long after the call a redeem may still start in the database, in milliseconds;
+   * `null` turns the check off. A redeem that reaches the server later (it sat in a socket buffer
+   * while the server was frozen, or waited for a connection that long) is refused by the server
+   * (`STORE_TIMEOUT`) and changes nothing, so it cannot consume a code after its caller gave up.
+   * Give it the `deadlineMs` of {@link createPgPool}. Measured on the server's clock: the store
+   * reads the offset between the two clocks once, and again every 10 minutes.
+   * @default 5000 (`DEFAULT_PG_DEADLINE_MS`)
+   */
+  startDeadlineMs?: number | null
 }
 
 type Db = Kysely<RecoveryCodesDatabase> | Transaction<RecoveryCodesDatabase>
@@ -52,6 +64,8 @@ const MAX_DATE_MS = 253_402_300_799_999
 const MIN_DATE_MS = -62_135_596_800_000
 /** Limiter statements with more slots than this (many keys) are compiled per call, not cached. */
 const MAX_CACHED_SLOTS = 32
+/** How long a measured offset between the app's and PostgreSQL's clocks is trusted. */
+const SERVER_OFFSET_TTL_MS = 600_000
 /** Rows per multi-row insert of codes (well under SQLite's 32,766 bound parameters). */
 const INSERT_CHUNK = 200
 
@@ -162,6 +176,8 @@ export interface RedeemQueryInput {
   /** Empty: no lookup (the redeem can only be `denied` or `missed`). */
   digests: readonly Uint8Array[]
   audit: Omit<AuditRecord, 'batchId' | 'data'> & { data: string | null }
+  /** Server-clock epoch ms after which the call must not start; `null` = no deadline. */
+  deadline: number | null
 }
 
 /** Reads a timestamp column (integer ms in SQLite; `Date` from a PostgreSQL `timestamptz`). */
@@ -291,7 +307,7 @@ export function createQueries(dialect: RecoveryCodesDialect) {
      */
     redeem: (db: Db, i: RedeemQueryInput) => {
       const a = i.audit
-      const call = sql`rc_redeem(array[${boundList(i.keys)}]::text[], array[${boundList(i.max)}]::integer[], array[${boundList(i.reset)}]::text[], ${ts(i.now)}::timestamptz, ${i.userId}::text, array[${boundList(i.digests.map(bytes))}]::bytea[], ${a.id}::text, ${ts(a.at)}::timestamptz, ${a.event}::text, ${a.userId}::text, ${a.identifierHash}::text, ${a.clientHash}::text, ${a.outcome}::text, ${a.reason}::text, ${a.data}::jsonb)`
+      const call = sql`rc_redeem(array[${boundList(i.keys)}]::text[], array[${boundList(i.max)}]::integer[], array[${boundList(i.reset)}]::text[], ${ts(i.now)}::timestamptz, ${i.userId}::text, array[${boundList(i.digests.map(bytes))}]::bytea[], ${a.id}::text, ${ts(a.at)}::timestamptz, ${a.event}::text, ${a.userId}::text, ${a.identifierHash}::text, ${a.clientHash}::text, ${a.outcome}::text, ${a.reason}::text, ${a.data}::jsonb, ${i.deadline === null ? null : ts(i.deadline)}::timestamptz)`
       return (db as Kysely<RecoveryCodesDatabase>).selectFrom(call.as('r')).selectAll()
     },
 
@@ -488,7 +504,14 @@ export function createQueries(dialect: RecoveryCodesDialect) {
       db
         .insertInto('rc_attempts')
         .values(
-          i.keys.map((k) => ({ key: k.key, failures: 1, consecutive: 1, lockouts: 0, locked_until: ts(0) })),
+          i.keys.map((k) => ({
+            key: k.key,
+            failures: 1,
+            consecutive: 1,
+            lockouts: 0,
+            locked_until: ts(0),
+            touched_at: ts(i.now),
+          })),
         )
         .onConflict((oc) =>
           oc
@@ -496,6 +519,7 @@ export function createQueries(dialect: RecoveryCodesDialect) {
             .doUpdateSet((eb) => ({
               failures: eb('rc_attempts.failures', '+', 1),
               consecutive: eb('rc_attempts.consecutive', '+', 1),
+              touched_at: ts(i.now),
             }))
             .where('rc_attempts.locked_until', '<=', ts(i.now))
             .where((eb) =>
@@ -627,6 +651,26 @@ export function createQueries(dialect: RecoveryCodesDialect) {
             : sql<boolean>`rowid in (${pick.select(sql`rowid`.as('r'))})`,
         )
         .where(sql<boolean>`${purgeAt} < ${ts(i.before)}`)
+    },
+
+    /**
+     * One chunk of expired limiter counters: last reserved before `before` and not locked at or
+     * after it. No index serves it (one on `touched_at` would cost every reserve a write and, on
+     * PostgreSQL, its HOT update): the sub-select scans the table until it has `limit` rows, and
+     * hands back physical addresses as {@link purgeChunk} does. The predicate is checked again on
+     * the DELETE.
+     */
+    purgeAttempts: (db: Db, i: { before: number; limit: number }) => {
+      const expired = sql<boolean>`touched_at < ${ts(i.before)} and locked_until < ${ts(i.before)}`
+      const pick = db.selectFrom('rc_attempts').where(expired).limit(i.limit)
+      return db
+        .deleteFrom('rc_attempts')
+        .where(
+          pg
+            ? sql<boolean>`ctid = any(array(${pick.select(sql`ctid`.as('t')).forUpdate().skipLocked()}))`
+            : sql<boolean>`rowid in (${pick.select(sql`rowid`.as('r'))})`,
+        )
+        .where(expired)
     },
 
     purgeEmptyBatches: (db: Db, i: { before: number; limit: number }) =>
@@ -794,24 +838,6 @@ const NO_AUDIT = (at: number): RedeemQueryInput['audit'] => ({
 /** Rolls a transaction back from inside without surfacing an error. */
 class Rollback extends Error {}
 
-/** SQLSTATEs of a statement PostgreSQL cancelled at its deadline: `statement_timeout`, `lock_timeout`. */
-const TIMEOUT_SQLSTATES = new Set(['57014', '55P03'])
-
-/**
- * Why `e` (or an error in its `cause` chain) is a deadline, for the message of `STORE_TIMEOUT`:
- * `SQLSTATE 57014` (query_canceled) / `SQLSTATE 55P03` (lock_not_available) from the server, or
- * node-postgres' client-side `query_timeout` ("Query read timeout"). Never echoes the driver's message.
- */
-function timeoutKind(e: unknown): string | undefined {
-  let x = e as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined
-  for (let depth = 0; depth < 4 && typeof x === 'object' && x !== null; depth++) {
-    if (typeof x.code === 'string' && TIMEOUT_SQLSTATES.has(x.code)) return `SQLSTATE ${x.code}`
-    if (x.message === 'Query read timeout') return 'client query_timeout'
-    x = x.cause as typeof x
-  }
-  return undefined
-}
-
 function summary(r: Record<string, unknown>): BatchSummary {
   return {
     id: r.id as string,
@@ -882,6 +908,11 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
   const q = createQueries(dialect)
   const pg = dialect === 'postgres'
   const ts = q.ts
+  const startDeadlineMs =
+    options.startDeadlineMs === undefined ? DEFAULT_PG_DEADLINE_MS : options.startDeadlineMs
+  if (startDeadlineMs !== null) count('startDeadlineMs', startDeadlineMs, 1)
+  /** The server's clock minus ours (ms) and when it was read ({@link redeemDeadline}). */
+  let serverOffset: { ms: number; at: number } | null = null
 
   // Hot paths (redeem, limiter, audit, purge), compiled once per store: see `template`.
   type S = any
@@ -900,6 +931,13 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     appendAudit: template(
       (i: S) => q.appendAudit(k, i),
       ['id', 'at', 'event', 'userId', 'batchId', 'identifierHash', 'clientHash', 'outcome', 'reason', 'data'],
+    ),
+    /** PostgreSQL: the server's clock, epoch ms. */
+    serverClock: template(
+      () => ({
+        compile: () => sql`select (extract(epoch from clock_timestamp()) * 1000)::float8 as ms`.compile(k),
+      }),
+      [],
     ),
     /** Transaction control for {@link writeTx} (SQLite). */
     beginImmediate: template(() => ({ compile: () => sql`begin immediate`.compile(k) }), []),
@@ -990,6 +1028,57 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
           release: names('l', release.length).map((n) => i[n]),
         }),
     )(slotValues('l', release, slotValues('r', reset)))
+  /**
+   * PostgreSQL: the server-clock time after which a redeem sent now must not start, or `null` when
+   * `startDeadlineMs` is off. Wall-clock time, not the service's `now` (which a test clock may
+   * drive): the deadline is about this call's real wait. The clock offset is read on first use and
+   * every {@link SERVER_OFFSET_TTL_MS}, with an error of at most half a round trip.
+   */
+  async function redeemDeadline(): Promise<number | null> {
+    if (startDeadlineMs === null) return null
+    const sent = Date.now()
+    if (serverOffset === null || sent - serverOffset.at > SERVER_OFFSET_TTL_MS) {
+      const { rows } = await exec<{ ms: number | string }>(k, hot.serverClock({}))
+      const back = Date.now()
+      serverOffset = { ms: Number(rows[0]!.ms) - (sent + back) / 2, at: back }
+    }
+    return sent + serverOffset.ms + startDeadlineMs
+  }
+
+  /**
+   * PostgreSQL `reserveAttempts` as `rc_redeem` with no lookup: `missed` is "reserved", `denied`
+   * "refused, nothing changed". `null` before migration `0004_attempts_touched`'s function exists.
+   */
+  async function reserveThroughRedeem(
+    keys: readonly { key: string; maxAttempts: number }[],
+    now: number,
+  ): Promise<AttemptReservation | null> {
+    const call = redeemQuery({
+      deadline: await redeemDeadline(),
+      keys: keys.map((x) => x.key),
+      max: keys.map((x) => x.maxAttempts),
+      reset: [],
+      now,
+      userId: '',
+      digests: [],
+      audit: NO_AUDIT(now),
+    })
+    type Row = Record<string, unknown> & { key: string | null; outcome: string; failures: number | null }
+    let rows: Row[]
+    try {
+      rows = (await exec<Row>(k, call)).rows
+    } catch (e) {
+      if ((e as { code?: unknown })?.code === '42883' && String(e).includes('rc_redeem')) return null
+      throw e
+    }
+    const outcome = rows[0]?.outcome
+    if (outcome !== 'missed' && outcome !== 'denied') {
+      throw new RecoveryCodesError('INTERNAL', 'store-kysely: unexpected rc_redeem result')
+    }
+    const byKey = new Map(rows.filter((r) => r.key !== null && r.failures !== null).map((r) => [r.key, r]))
+    return { allowed: outcome === 'missed', states: keys.map((x) => attempts(byKey.get(x.key))) }
+  }
+
   /** PostgreSQL: the one-statement redeem, compiled once per shape. */
   const redeemQuery = (i: RedeemQueryInput) => {
     const nk = i.keys.length
@@ -1022,12 +1111,17 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
             userId: s.userId,
             digests: ds.map((n) => s[n]),
             audit: Object.fromEntries(AUDIT.map((f, j) => [f, s[audit[j]!]])) as RedeemQueryInput['audit'],
+            deadline: s.deadline,
           }),
-        [...ks, ...ms, ...rs, ...ds, 'now', 'userId', ...audit],
+        [...ks, ...ms, ...rs, ...ds, 'now', 'userId', 'deadline', ...audit],
       )
       if (nk + nr + nd <= MAX_CACHED_SLOTS) hot.redeem.set(shape, t)
     }
-    const values: Record<string, unknown> = { now: ts(i.now), userId: i.userId }
+    const values: Record<string, unknown> = {
+      now: ts(i.now),
+      userId: i.userId,
+      deadline: i.deadline === null ? null : ts(i.deadline),
+    }
     slotValues('k', i.keys, values)
     slotValues('m', i.max, values)
     slotValues('r', i.reset, values)
@@ -1054,24 +1148,20 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
   const exec = <R = Record<string, unknown>>(db: Db, c: CompiledQuery): Promise<QueryResult<R>> =>
     db.executeQuery(c as CompiledQuery<R>)
 
+  /** Store call `op`: its failure as a `RecoveryCodesError` with the original as `cause` (see `storeError`). */
   async function run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn()
     } catch (e) {
-      if (e instanceof RecoveryCodesError) throw e
-      const timeout = timeoutKind(e)
-      if (timeout !== undefined) {
-        throw new RecoveryCodesError('STORE_TIMEOUT', `store-kysely: ${op} timed out (${timeout})`, {
-          cause: e,
-        })
-      }
-      throw new RecoveryCodesError('STORE_UNAVAILABLE', `store-kysely: ${op} failed`, { cause: e })
+      throw storeError(op, e)
     }
   }
 
   /**
    * SQLite: a transaction that holds the write lock from its start (`BEGIN IMMEDIATE`, which waits
-   * through the busy handler), so it may read before it writes; rolled back when `fn` throws.
+   * through the busy handler), so it may read before it writes; rolled back when `fn` (or the
+   * COMMIT) throws, and that error is rethrown. A failed ROLLBACK is ignored: after SQLITE_FULL,
+   * SQLITE_IOERR, … SQLite may have rolled back already ("no transaction is active").
    */
   async function writeTx<T>(fn: (conn: Kysely<RecoveryCodesDatabase>) => Promise<T>): Promise<T> {
     return k.connection().execute(async (conn) => {
@@ -1118,16 +1208,27 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
     })
   }
 
-  /** A transaction that can be rolled back quietly with `Rollback`, resolving to `fallback`. */
-  async function tx<T>(
-    fn: (trx: Transaction<RecoveryCodesDatabase>) => Promise<T>,
-    fallback?: T,
-  ): Promise<T> {
+  /**
+   * A transaction that can be rolled back quietly with `Rollback`, resolving to `fallback`. SQLite:
+   * {@link writeTx}; PostgreSQL: Kysely's (a host's driver may hook BEGIN, see `pgPreparedStatements`).
+   * When `fn` throws, its error is the one rethrown, never a failed ROLLBACK's after it.
+   */
+  async function tx<T>(fn: (trx: Kysely<RecoveryCodesDatabase>) => Promise<T>, fallback?: T): Promise<T> {
+    let failed: { error: unknown } | undefined
+    const body = async (trx: Kysely<RecoveryCodesDatabase>) => {
+      try {
+        return await fn(trx)
+      } catch (error) {
+        failed = { error }
+        throw error
+      }
+    }
     try {
-      return await k.transaction().execute(fn)
+      return await (pg ? k.transaction().execute(body) : writeTx(body))
     } catch (e) {
-      if (e instanceof Rollback) return fallback as T
-      throw e
+      const error = failed === undefined ? e : failed.error
+      if (error instanceof Rollback) return fallback as T
+      throw error
     }
   }
 
@@ -1290,9 +1391,15 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         }
         const read = async () => statesOf((await exec<Row>(k, readQuery(keys.map((x) => x.key)))).rows)
         if (keys.some((x) => x.maxAttempts < 1)) return { allowed: false, states: await read() }
+        if (pg) {
+          // `rc_redeem` without a lookup: the reserve, all or nothing in one transaction, under the
+          // start deadline (a reserve that reaches a thawed server late changes nothing).
+          const reserved = await reserveThroughRedeem(keys, input.now)
+          if (reserved !== null) return reserved
+        }
         const reserve = reserveQuery(byteOrder(keys), input.now)
         if (pg) {
-          // One autocommit statement. When a key is closed the others may have been reserved: give
+          // Before `0002_redeem`: one autocommit statement. When a key is closed the others may have been reserved: give
           // them back before returning (one more statement, only on the denied path).
           const { rows } = await exec<Row>(k, reserve)
           if (rows.length === keys.length) return { allowed: true, states: statesOf(rows) }
@@ -1386,6 +1493,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
             remaining: number | string | null
           }
           const call = redeemQuery({
+            deadline: await redeemDeadline(),
             keys: keys.map((x) => x.key),
             max: keys.map((x) => x.maxAttempts),
             reset,
@@ -1555,6 +1663,15 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
             data: parseData(r.data),
           }),
         )
+      }),
+
+    purgeAttempts: (input: { before: number; limit: number }) =>
+      run('purgeAttempts', async () => {
+        time('before', input.before)
+        count('limit', input.limit)
+        if (input.limit === 0) return 0
+        const r = await q.purgeAttempts(k, input).executeTakeFirst()
+        return Number(r.numDeletedRows)
       }),
 
     purgeAudit: (input: { before: number; limit: number }) =>

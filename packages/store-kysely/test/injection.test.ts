@@ -116,6 +116,7 @@ function everyQuery(db: Kysely<any>, dialect: 'sqlite' | 'postgres', p: string):
         max: [5, 3],
         reset: [p],
         now: 1,
+        deadline: 2,
         userId: p,
         digests: [d, d],
         audit: {

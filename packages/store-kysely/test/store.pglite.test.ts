@@ -3,7 +3,7 @@ import { runServiceConformance, runStoreConformance } from '@recovery-codes/test
 import { Kysely, sql } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { migrateRecoveryCodes, recoveryCodesMigrations } from '../src/migrations.ts'
+import { migrateRecoveryCodes } from '../src/migrations.ts'
 import type { RecoveryCodesDatabase } from '../src/schema.ts'
 import { kyselyStore } from '../src/store.ts'
 import { type Backend, dumpTables, pgliteBackend } from './backends.ts'
@@ -45,7 +45,9 @@ describe('redeemCode on a database without migration 0002_redeem', () => {
     const db = new Kysely<RecoveryCodesDatabase>({ dialect: new PGliteDialect(new PGlite()) })
     try {
       await migrateRecoveryCodes(db)
-      await recoveryCodesMigrations['0002_redeem']!.down!(db)
+      // The tables of the latest schema without the function (0004 replaced 0002's).
+      await sql`drop function rc_redeem(text[], integer[], text[], timestamptz, text, bytea[], text,
+        timestamptz, text, text, text, text, text, text, jsonb, timestamptz)`.execute(db)
       const { rows } = await sql<{
         n: number
       }>`select count(*)::int as n from pg_proc where proname = 'rc_redeem'`.execute(db)
@@ -77,6 +79,29 @@ describe('redeemCode on a database without migration 0002_redeem', () => {
         states: [{ failures: 1, consecutive: 1 }],
       })
       expect(await store.listAudit({ limit: 5 })).toMatchObject([{ id: 'a1', data: { remaining: 1 } }])
+    } finally {
+      await db.destroy()
+    }
+  })
+})
+
+describe('rc_redeem start deadline', () => {
+  it('a call that reaches the server after p_deadline raises 57014 and changes nothing', async () => {
+    const db = new Kysely<RecoveryCodesDatabase>({ dialect: new PGliteDialect(new PGlite()) })
+    try {
+      await migrateRecoveryCodes(db)
+      const call = (deadline: string) =>
+        sql`select * from rc_redeem(array['id:u1']::text[], array[5]::integer[],
+        array[]::text[], now(), ''::text, array[]::bytea[], ''::text, now(), ''::text, null::text, null::text,
+        null::text, 'info'::text, null::text, null::jsonb, ${deadline}::timestamptz)`.execute(db)
+      const late = new Date(Date.now() - 1_000).toISOString()
+      await expect(call(late)).rejects.toMatchObject({ code: '57014' })
+      const count = async () =>
+        (await sql<{ n: number }>`select count(*)::int as n from rc_attempts`.execute(db)).rows[0]!.n
+      expect(await count()).toBe(0)
+      const inTime = new Date(Date.now() + 60_000).toISOString()
+      expect((await call(inTime)).rows).toMatchObject([{ outcome: 'missed', key: 'id:u1', failures: 1 }])
+      expect(await count()).toBe(1)
     } finally {
       await db.destroy()
     }

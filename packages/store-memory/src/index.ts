@@ -210,6 +210,8 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   /** Per user, sorted newest first (`createdAt` desc, then `id` desc by UTF-16 order). */
   const batchesByUser = new Map<string, BatchRow[]>()
   const attempts = new Map<string, AttemptState>()
+  /** When each counter was last reserved (for `purgeAttempts`); absent = never reserved. */
+  const touched = new Map<string, number>()
   /** Sorted by `at` ascending; equal times keep insertion order. */
   const audit: AuditRecord[] = []
   const auditIds = new Set<string>()
@@ -373,14 +375,21 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         lockedUntil: c.lockedUntil,
       }
       attempts.set(keys[i]!.key, next)
+      touched.set(keys[i]!.key, now)
       states.push({ ...next })
     }
     return { allowed: true, states }
   }
 
+  /** Drops a counter and its reservation time. */
+  const forget = (key: string): void => {
+    attempts.delete(key)
+    touched.delete(key)
+  }
+
   /** Deletes `reset`, gives one reservation back on each other key of `release`. */
   const settleNow = (reset: readonly string[], release: readonly string[]): void => {
-    for (const key of reset) attempts.delete(key)
+    for (const key of reset) forget(key)
     for (const key of new Set<string>(release)) {
       if (reset.includes(key)) continue
       const current = attempts.get(key)
@@ -558,7 +567,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       const match = usableAt(userId, digests, now)
       if (!match) return { outcome: 'missed', states: reserveNow(keys, now).states }
       const code = consumeNow(match.code, match.batch, now)
-      for (const k of keys) if (reset.includes(k.key)) attempts.delete(k.key)
+      for (const k of keys) if (reset.includes(k.key)) forget(k.key)
       // `consumedAudit` returns a new record: the store keeps it without another copy.
       insertAudit(consumedAudit(record, code))
       return { outcome: 'consumed', code }
@@ -650,6 +659,19 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         deleted++
       }
       if (record !== undefined && deleted > 0) appendNow(purgedAudit(record, deleted))
+      return deleted
+    },
+
+    async purgeAttempts({ before, limit }) {
+      assertTime(before, 'before')
+      assertCount(limit, 'limit')
+      let deleted = 0
+      for (const [key, state] of attempts) {
+        if (deleted >= limit) break
+        if ((touched.get(key) ?? 0) >= before || state.lockedUntil >= before) continue
+        forget(key)
+        deleted++
+      }
       return deleted
     },
 

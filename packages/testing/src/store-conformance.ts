@@ -20,6 +20,7 @@ import {
   seedBatch,
   uniqueId,
 } from './fixtures.ts'
+import { purgeAttemptsTests } from './store-conformance-attempts.ts'
 import { auditedChangeTests } from './store-conformance-audit.ts'
 
 /** What {@link runStoreConformance} hands to `additionalTests`. Read its fields inside tests only. */
@@ -1126,6 +1127,7 @@ export function runStoreConformance(options: StoreConformanceOptions): void {
     })
 
     auditedChangeTests(ctx)
+    purgeAttemptsTests(ctx)
 
     describe(`redeemCode${'' /* the store's own, or the composition when it has none */}`, () => {
       const ZERO: AttemptState = { failures: 0, consecutive: 0, lockouts: 0, lockedUntil: 0 }

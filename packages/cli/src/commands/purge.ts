@@ -45,6 +45,8 @@ export interface PurgeCommandResult {
   deleted: number
   /** Empty batches deleted (codes with `deleteEmptyBatches` only). */
   batchesDeleted: number
+  /** Expired limiter counters deleted (codes purge only). */
+  attemptsDeleted: number
   /** Chunks run. */
   rounds: number
   /** Nothing eligible is left. */
@@ -183,7 +185,7 @@ export async function runPurgeCommand(options: PurgeCommandOptions): Promise<Pur
   const counter = options.kind === 'codes' ? countEligibleCodes : countEligibleAudit
   const eligible = await counter(options.db, options.dialect, before)
   const cap = resolved.purge.maxDeletionsPerRun
-  const base = { kind: options.kind, eligible, retentionDays, batchesDeleted: 0 }
+  const base = { kind: options.kind, eligible, retentionDays, batchesDeleted: 0, attemptsDeleted: 0 }
 
   if (options.dryRun) {
     return {
@@ -207,7 +209,14 @@ export async function runPurgeCommand(options: PurgeCommandOptions): Promise<Pur
   progress?.start(cap === null ? eligible : Math.min(eligible, cap))
   const onChunk = (p: { deleted: number }) => progress?.update(p.deleted)
 
-  let report: { deleted: number; batchesDeleted: number; rounds: number; done: boolean; error?: string }
+  let report: {
+    deleted: number
+    batchesDeleted: number
+    attemptsDeleted: number
+    rounds: number
+    done: boolean
+    error?: string
+  }
   try {
     const rc = createRecoveryCodes({ ...input, clock })
     report =
@@ -223,6 +232,7 @@ export async function runPurgeCommand(options: PurgeCommandOptions): Promise<Pur
     dryRun: false,
     deleted: report.deleted,
     batchesDeleted: report.batchesDeleted,
+    attemptsDeleted: report.attemptsDeleted,
     rounds: report.rounds,
     done: report.done,
     interrupted: stopped && !report.done,
@@ -269,7 +279,7 @@ export function formatPurge(r: PurgeCommandResult): string {
   }
   const rate = r.seconds > 0 ? Math.round(r.deleted / r.seconds) : r.deleted
   const lines = [
-    `${cmd}: deleted ${r.deleted} ${what}${r.kind === 'codes' ? ` and ${r.batchesDeleted} empty batches` : ''} in ${r.rounds} chunks (${r.seconds.toFixed(1)} s, ${rate} rows/s)`,
+    `${cmd}: deleted ${r.deleted} ${what}${r.kind === 'codes' ? `, ${r.batchesDeleted} empty batches and ${r.attemptsDeleted} expired limiter counters` : ''} in ${r.rounds} chunks (${r.seconds.toFixed(1)} s, ${rate} rows/s)`,
     `eligible before: ${r.eligible}, remaining: ${r.remaining}`,
   ]
   if (r.error !== undefined)

@@ -324,6 +324,13 @@ export interface RecoveryCodeStore {
    */
   purgeEmptyBatches(input: { before: number; limit: number; audit?: AuditRecord }): Promise<number>
 
+  /**
+   * Deletes at most `limit` limiter counters that nothing depends on any more: last reserved
+   * before `before` and not locked at or after it (`lockedUntil < before`). A later failure on the
+   * key starts from zero. Returns the number deleted; idempotent, one short statement per call.
+   */
+  purgeAttempts(input: { before: number; limit: number }): Promise<number>
+
   /** Appends an audit record. The audit API is append-only; only `purgeAudit` deletes. */
   appendAudit(record: AuditRecord): Promise<void>
 

@@ -9,6 +9,11 @@ import { errorName, type ServiceContext } from './context.ts'
 import type { PurgeReport } from './types.ts'
 
 const DAY_MS = 86_400_000
+/**
+ * Limiter counters deleted per statement. Larger than a code chunk: no index serves the pick (see
+ * the store's `purgeAttempts`), so each statement scans, and fewer statements scan less.
+ */
+const ATTEMPT_CHUNK = 5_000
 
 /** Job names of scheduled purges. A schedule's options travel in the payload. */
 export const PURGE_JOB = 'recovery-codes.purge'
@@ -88,9 +93,22 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
       batchesDeleted = b.deleted
       error = b.error
     }
+    let attemptsDeleted = 0
+    if (error === undefined && !inp.shouldStop?.()) {
+      const attemptsBefore = now - config.purge.attemptRetentionDays * DAY_MS
+      const a = await runPurge({
+        deleteChunk: (limit) => store.purgeAttempts({ before: attemptsBefore, limit }),
+        chunkSize: ATTEMPT_CHUNK,
+        maxDeletionsPerRun: null,
+        ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
+      })
+      attemptsDeleted = a.deleted
+      error = a.error
+    }
     const report: PurgeReport = {
       deleted: run.deleted,
       batchesDeleted,
+      attemptsDeleted,
       rounds: run.rounds,
       done: run.done && error === undefined,
       ...(error === undefined ? {} : { error: errorName(error) }),
@@ -100,7 +118,13 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
       event: 'purge.run',
       userId: null,
       outcome: error === undefined ? 'success' : 'failure',
-      data: { deleted: report.deleted, batchesDeleted, rounds: report.rounds, done: report.done },
+      data: {
+        deleted: report.deleted,
+        batchesDeleted,
+        attemptsDeleted,
+        rounds: report.rounds,
+        done: report.done,
+      },
       ...(error === undefined ? {} : { reason: report.error ?? 'error' }),
     })
     if (error !== undefined)
@@ -114,7 +138,7 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
         await config.mailer.send({
           to: config.email.adminEmail,
           subject: `${config.siteName}: recovery-code purge report`,
-          text: `Deleted ${report.deleted} codes and ${batchesDeleted} empty batches in ${report.rounds} rounds. Done: ${report.done}.${report.error ? ` Error: ${report.error}.` : ''}\n`,
+          text: `Deleted ${report.deleted} codes, ${batchesDeleted} empty batches and ${attemptsDeleted} expired limiter counters in ${report.rounds} rounds. Done: ${report.done}.${report.error ? ` Error: ${report.error}.` : ''}\n`,
         })
       } catch (e) {
         logger.error('recovery-codes: purge report mail failed', { error: errorName(e) })
@@ -137,6 +161,7 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
     const report: PurgeReport = {
       deleted: run.deleted,
       batchesDeleted: 0,
+      attemptsDeleted: 0,
       rounds: run.rounds,
       done: run.done && run.error === undefined,
       ...(run.error === undefined ? {} : { error: errorName(run.error) }),

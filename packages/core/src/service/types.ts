@@ -133,6 +133,8 @@ export interface ExportFile {
 export interface PurgeReport {
   deleted: number
   batchesDeleted: number
+  /** Expired limiter counters deleted (`purge.attemptRetentionDays`); 0 for an audit purge. */
+  attemptsDeleted: number
   rounds: number
   /** False when the per-run cap stopped the run before everything eligible was gone. */
   done: boolean
