@@ -1,7 +1,10 @@
 /**
  * "Dependable under faults" on a real PostgreSQL: backends killed under the pool (idle and under
  * load) must not kill the process, and a statement that cannot finish by its deadline is cancelled
- * by the server (`STORE_TIMEOUT`), committing nothing after the caller gave up.
+ * by the server (`STORE_TIMEOUT`), committing nothing after the caller gave up. After every
+ * scenario both sweeps run over every user it touched, through the port (`checkStoreInvariants`)
+ * and in SQL over the rows (`checkSqlInvariants`): one active batch per user, no batch with missing
+ * codes, used codes = `login.success` rows, every batch with its `batch.generated` row.
  */
 import {
   createRecoveryCodes,
@@ -9,14 +12,22 @@ import {
   type RecoveryCodes,
   type RecoveryCodesError,
 } from '@recovery-codes/core'
-import { createCaptureLogger, createManualClock, TEST_PEPPER } from '@recovery-codes/testing'
+import {
+  checkStoreInvariants,
+  createCaptureLogger,
+  createManualClock,
+  expectInvariantReport,
+  formatViolation,
+  TEST_PEPPER,
+} from '@recovery-codes/testing'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { migrateRecoveryCodes } from '../src/migrations.ts'
 import { createPgPool } from '../src/pool.ts'
 import { kyselyStore } from '../src/store.ts'
-import { isCI, PG_URL, pgUnavailable } from './backends.ts'
+import { type Backend, isCI, PG_URL, pgUnavailable, sqliteBackend } from './backends.ts'
+import { checkSqlInvariants } from './invariants.ts'
 
 const RUN = crypto.randomUUID().replaceAll('-', '').slice(0, 12)
 /** Generated from hex digits here, never from input. */
@@ -53,6 +64,185 @@ async function until(what: string, ok: () => boolean, timeoutMs = 5_000): Promis
   }
 }
 
+const DAY_MS = 86_400_000
+
+/** Rolls a self-test transaction back after its check. */
+class Rollback extends Error {}
+
+/**
+ * The SQL sweep must be able to fail: on a clean service-written state (no violation), each rule is
+ * broken in its own transaction, checked inside it, and rolled back. `schema` qualifies the tables.
+ */
+async function sqlSweepSelfTest(db: Kysely<any>, schema?: string) {
+  const clock = createManualClock()
+  const rc = createRecoveryCodes({
+    peppers: [{ id: 'k1', secret: TEST_PEPPER }],
+    store: kyselyStore(db),
+    clock,
+  })
+  const users = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7'].map((u) => `${u}_${crypto.randomUUID()}`)
+  const batchOf: Record<string, string> = {}
+  for (const userId of users) {
+    const g = await rc.generate({ userId, count: 3 })
+    if (!g.ok) throw new Error('generate refused')
+    batchOf[userId] = g.batchId
+    expect(await rc.redeem({ userId, code: g.codes[0]! })).toMatchObject({ ok: true, remaining: 2 })
+  }
+  const [b1, b2, b3, b4, b5, b6, b7] = users as [string, string, string, string, string, string, string]
+  clock.advance(DAY_MS)
+  const second = await rc.generate({ userId: b7, count: 3 })
+  if (!second.ok) throw new Error('generate refused')
+  const clean = await checkSqlInvariants(db, { schema, userIds: users })
+  expectInvariantReport(clean, 'self-test, clean')
+  expect(clean.checked).toEqual({
+    users: 7,
+    batches: 8,
+    usedCodes: 7,
+    redeemAuditRows: 7,
+    generatedAuditRows: 8,
+  })
+  const t = (d: Kysely<any>) => (schema === undefined ? d : d.withSchema(schema))
+
+  /** `rules` as `[rule, user, batch]`, from a sweep inside a transaction that `breakIt` changed. */
+  const broken = async (userId: string, breakIt: (trx: Kysely<any>) => Promise<void>) => {
+    let found: unknown[] = []
+    await db
+      .transaction()
+      .execute(async (trx) => {
+        await breakIt(trx)
+        const report = await checkSqlInvariants(trx, { schema, userIds: [userId] })
+        found = report.violations.map((v) => [v.rule, v.userId, v.batchId])
+        expect(JSON.stringify(report)).not.toMatch(/[0-9a-f]{64}/)
+        throw new Rollback()
+      })
+      .catch((e: unknown) => {
+        if (!(e instanceof Rollback)) throw e
+      })
+    return found
+  }
+  const activeCode = (trx: Kysely<any>, userId: string) =>
+    t(trx)
+      .selectFrom('rc_codes')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('state', '=', 'active')
+      .orderBy('id')
+      .executeTakeFirstOrThrow()
+
+  // A code row lost: the counters still balance, the rows do not.
+  expect(
+    await broken(b1, async (trx) => {
+      const { id } = await activeCode(trx, b1)
+      await t(trx).deleteFrom('rc_codes').where('id', '=', id).execute()
+    }),
+  ).toEqual([['code-rows-match-counters', b1, batchOf[b1]]])
+  // The batch committed without its batch.generated row.
+  expect(
+    await broken(b2, (trx) =>
+      t(trx)
+        .deleteFrom('rc_audit')
+        .where('user_id', '=', b2)
+        .where('event', '=', 'batch.generated')
+        .execute()
+        .then(() => {}),
+    ),
+  ).toEqual([['batch-generated-audited', b2, batchOf[b2]]])
+  // A code used behind the counters' back and without an audit row.
+  expect(
+    await broken(b3, async (trx) => {
+      const { id } = await activeCode(trx, b3)
+      await t(trx).updateTable('rc_codes').set({ state: 'used' }).where('id', '=', id).execute()
+    }),
+  ).toEqual([
+    ['code-rows-match-counters', b3, batchOf[b3]],
+    ['used-rows-match-redeem-audit', b3, null],
+  ])
+  // A consume whose login.success row is missing.
+  expect(
+    await broken(b4, (trx) =>
+      t(trx)
+        .deleteFrom('rc_audit')
+        .where('user_id', '=', b4)
+        .where('event', '=', 'login.success')
+        .execute()
+        .then(() => {}),
+    ),
+  ).toEqual([
+    ['used-matches-redeem-audit', b4, null],
+    ['used-rows-match-redeem-audit', b4, null],
+  ])
+  // Counters that no longer add up to `issued`.
+  expect(
+    await broken(b5, (trx) =>
+      t(trx)
+        .updateTable('rc_batches')
+        .set((e) => ({ deleted: e('deleted', '+', 1) }))
+        .where('user_id', '=', b5)
+        .execute()
+        .then(() => {}),
+    ),
+  ).toEqual([
+    ['batch-counts-balance', b5, batchOf[b5]],
+    ['code-rows-match-counters', b5, batchOf[b5]],
+  ])
+  // A batch of zero codes (with its audit row): only the nonzero rule.
+  expect(
+    await broken(b6, async (trx) => {
+      const row = await t(trx)
+        .selectFrom('rc_batches')
+        .selectAll()
+        .where('user_id', '=', b6)
+        .executeTakeFirstOrThrow()
+      const id = `empty_${crypto.randomUUID()}`
+      await t(trx)
+        .insertInto('rc_batches')
+        .values({ ...row, id, status: 'superseded', ended_at: row.created_at, issued: 0, unused: 0, used: 0 })
+        .execute()
+      const audit = await t(trx)
+        .selectFrom('rc_audit')
+        .selectAll()
+        .where('user_id', '=', b6)
+        .where('event', '=', 'batch.generated')
+        .executeTakeFirstOrThrow()
+      await t(trx)
+        .insertInto('rc_audit')
+        .values({ ...audit, id: `a_${id}`, batch_id: id })
+        .execute()
+    }),
+  ).toEqual([['batch-issued-nonzero', b6, expect.stringMatching(/^empty_/)]])
+  // Two active batches (past the partial unique index, dropped inside the transaction).
+  expect(
+    await broken(b7, async (trx) => {
+      await (schema === undefined ? trx.schema : trx.schema.withSchema(schema))
+        .dropIndex('rc_batches_one_active')
+        .execute()
+      await t(trx)
+        .updateTable('rc_batches')
+        .set({ status: 'active', ended_at: null })
+        .where('id', '=', batchOf[b7]!)
+        .execute()
+    }),
+  ).toEqual([['one-active-batch', b7, null]])
+  // Every breakage was rolled back.
+  expectInvariantReport(
+    await checkSqlInvariants(db, { schema, userIds: users }),
+    'self-test, after rollbacks',
+  )
+}
+
+describe('checkSqlInvariants can fail: SQLite', () => {
+  let backend: Backend
+  beforeAll(async () => {
+    backend = await sqliteBackend()
+  })
+  afterAll(async () => {
+    await backend?.close()
+  })
+  it('reports exactly the broken rule, for each rule', async () => {
+    await sqlSweepSelfTest(backend.db)
+  })
+})
+
 if (pgUnavailable !== null) {
   describe('PostgreSQL faults', () => {
     it.runIf(isCI)(`requires PostgreSQL at ${PG_URL} under CI=true`, () => {
@@ -64,6 +254,10 @@ if (pgUnavailable !== null) {
   const uncaught: unknown[] = []
   const onUncaught = (e: unknown) => uncaught.push(e)
   const opened: Kysely<any>[] = []
+  /** Users the current scenario touched (every generate of `roundTrip` and each test's own). */
+  let touched: string[] = []
+  /** A plain pool on the schema (no deadline, no kills) the sweeps read through. */
+  let sweeper: Kysely<any>
 
   function open(app: string, options: { max?: number; deadlineMs?: number; serverDeadline?: false } = {}) {
     const logger = createCaptureLogger()
@@ -103,6 +297,7 @@ if (pgUnavailable !== null) {
 
   /** One generate and one redeem of its first code, both succeeding. */
   async function roundTrip(rc: RecoveryCodes, userId = `u_${crypto.randomUUID()}`) {
+    touched.push(userId)
     const g = await rc.generate({ userId, count: 3 })
     if (!g.ok) throw new Error('unexpected cooldown')
     expect(await rc.redeem({ userId, code: g.codes[0]! })).toMatchObject({ ok: true, remaining: 2 })
@@ -116,6 +311,31 @@ if (pgUnavailable !== null) {
     const password = new URL(PG_URL).password
     if (password) expect(text).not.toContain(password)
     for (const line of logger.lines) expect(Object.keys(line.fields ?? {}).sort()).toEqual(['code', 'error'])
+  }
+
+  /**
+   * Both sweeps over every user the scenario touched; each logs its figures and violations before
+   * either assertion runs, so a failure shows both.
+   */
+  async function sweep(label: string) {
+    const userIds = [...new Set(touched)]
+    const port = await checkStoreInvariants(kyselyStore(sweeper), { userIds })
+    const rows = await checkSqlInvariants(sweeper, { schema: SCHEMA, userIds })
+    for (const [via, report] of [
+      ['port', port],
+      ['sql', rows],
+    ] as const) {
+      const byRule: Record<string, number> = {}
+      for (const v of report.violations) byRule[v.rule] = (byRule[v.rule] ?? 0) + 1
+      console.info(
+        `[faults] invariants (${via}) ${label}: ${JSON.stringify(report.checked)}, ${report.violations.length} violations ${JSON.stringify(byRule)}`,
+      )
+      for (const v of report.violations.slice(0, 5)) console.info(`[faults]   ${formatViolation(v)}`)
+    }
+    expectInvariantReport(port, `port, ${label}`)
+    expectInvariantReport(rows, `sql, ${label}`)
+    expect(port.checked.users).toBe(userIds.length)
+    expect(rows.checked.batches).toBe(port.checked.batches)
   }
 
   beforeAll(async () => {
@@ -132,6 +352,16 @@ if (pgUnavailable !== null) {
     } finally {
       await db.destroy()
     }
+    sweeper = new Kysely<any>({
+      dialect: new PostgresDialect({
+        pool: new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${SCHEMA}` }),
+      }),
+    })
+    opened.push(sweeper)
+  })
+
+  beforeEach(() => {
+    touched = []
   })
 
   afterEach(() => {
@@ -159,6 +389,7 @@ if (pgUnavailable !== null) {
       expectCleanLogs(logger)
       await roundTrip(rc)
       await roundTrip(rc)
+      await sweep('after idle backends were terminated')
     })
 
     it('survives pg_terminate_backend under 8 concurrent generate/redeem workers; later calls succeed', async () => {
@@ -198,12 +429,14 @@ if (pgUnavailable !== null) {
       expect(uncaught).toEqual([])
       expectCleanLogs(logger)
       await roundTrip(rc)
+      await sweep(`after ${killed} backends were terminated under 8 workers`)
     })
 
     it('a row lock held past the deadline: redeem and generate reject with STORE_TIMEOUT and commit nothing', async () => {
       const app = `rc_faults_lock_${RUN}`
       const { db, rc, clock } = open(app, { deadlineMs: DEADLINE_MS })
       const userId = `u_${crypto.randomUUID()}`
+      touched.push(userId)
       const g = await rc.generate({ userId, count: 3 })
       if (!g.ok) throw new Error('unexpected cooldown')
       clock.advance(24 * 3_600_000) // past the regeneration cooldown
@@ -272,12 +505,14 @@ if (pgUnavailable !== null) {
         used: 0,
       })
       expect(await rc.redeem({ userId, code: g.codes[0]! })).toMatchObject({ ok: true, remaining: 2 })
+      await sweep('after a row lock past the deadline')
     })
 
     it('why the deadline belongs in the database: a client-only timeout gives up, the statement commits later', async () => {
       const app = `rc_faults_client_${RUN}`
       const { db, rc } = open(app, { deadlineMs: DEADLINE_MS, serverDeadline: false })
       const userId = `u_${crypto.randomUUID()}`
+      touched.push(userId)
       const g = await rc.generate({ userId, count: 3 })
       if (!g.ok) throw new Error('unexpected cooldown')
       const locker = await openLocker()
@@ -318,6 +553,12 @@ if (pgUnavailable !== null) {
         await new Promise((r) => setTimeout(r, 20))
       }
       expect(Number(await used())).toBe(1)
+      // The statement the client gave up on committed its consume and its audit row together.
+      await sweep('after a client-only timeout')
+    })
+
+    it('checkSqlInvariants can fail: reports exactly the broken rule, for each rule (PostgreSQL)', async () => {
+      await sqlSweepSelfTest(sweeper, SCHEMA)
     })
   })
 }

@@ -8,6 +8,8 @@
  * - Race wideners: {@link createBarrier}, {@link startTogether}, {@link createSlowStore};
  *   {@link createCountingStore} for same-work (enumeration) tests.
  * - Data builders in `fixtures`.
+ * - {@link checkStoreInvariants}: the post-fault sweep (one active batch, no missing codes, every
+ *   used code audited, every batch's `batch.generated` row).
  *
  * `vitest` is a peer dependency: the suites register `describe`/`it` blocks.
  */
@@ -34,6 +36,17 @@ export {
   type MountedAdapter,
   runHttpAdapterConformance,
 } from './http-conformance.ts'
+export {
+  checkStoreInvariants,
+  expectInvariantReport,
+  expectStoreInvariants,
+  formatViolation,
+  GENERATED_AUDIT_EVENT,
+  type InvariantReport,
+  type InvariantRule,
+  type InvariantViolation,
+  REDEEM_AUDIT_EVENT,
+} from './invariants.ts'
 export { type CapturedLevel, type CapturedLine, type CaptureLogger, createCaptureLogger } from './logger.ts'
 export { createRecordingMailer, type RecordingMailer } from './mailer.ts'
 export { createInlineQueue, type InlineJobRun, type InlineQueue } from './queue.ts'

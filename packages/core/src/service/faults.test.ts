@@ -2,13 +2,16 @@
  * Dependable under faults. Regression tests for "Redis killed: 0 operations per second for 10 s,
  * no error; pending generates each left an active batch" (a cache that hangs or throws blocks
  * nothing and decides nothing) and "generate commits the batch, then fails the call on a second
- * store call" (no error after the commit).
+ * store call" (no error after the commit). After every scenario the store is swept
+ * (`expectStoreInvariants`): one active batch per user, no batch with missing codes, every used
+ * code with its `login.success` row, every batch with its `batch.generated` row.
  */
 import { createStorage } from 'unstorage'
 import memoryDriver from 'unstorage/drivers/memory'
 import { describe, expect, it } from 'vitest'
 import { memoryStore } from '../../../store-memory/src/index.ts'
 import { randomPepperSecret } from '../../../testing/src/fixtures.ts'
+import { expectStoreInvariants } from '../../../testing/src/invariants.ts'
 import { createCaptureLogger } from '../../../testing/src/logger.ts'
 import { isRecoveryCodesError } from '../errors.ts'
 import type { Cache } from '../ports/cache.ts'
@@ -55,9 +58,10 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
     it(`every operation answers within the deadline with correct results: a cache that ${name}`, async () => {
       const pepper = randomPepperSecret()
       const logger = createCaptureLogger()
+      const store = memoryStore()
       const rc = createRecoveryCodes({
         peppers: [{ id: 'k1', secret: pepper }],
-        store: memoryStore(),
+        store,
         cache: cache(),
         cacheTimeoutMs: DEADLINE_MS,
         logger,
@@ -103,13 +107,15 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
       expect(text).not.toContain(pepper)
       expect(text).not.toContain(reveal)
       console.info(`cache that ${name}: latency ms`, JSON.stringify(roundAll(latencies)))
+      await expectStoreInvariants(store, { userIds: ['u1'] }, `cache that ${name}`)
     })
   }
 
   it('a hanging cache, retried before every operation: each still answers within one deadline', async () => {
+    const store = memoryStore()
     const rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: randomPepperSecret() }],
-      store: memoryStore(),
+      store,
       cache: hangingCache(),
       cacheTimeoutMs: DEADLINE_MS,
     })
@@ -129,6 +135,7 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
     latencies.view = (await fresh(() => rc.viewCodes({ userId: 'u1', reveal }).catch(() => null))).ms
     for (const [op, ms] of Object.entries(latencies)) expect(ms, op).toBeLessThan(BUDGET_MS)
     console.info('hanging cache, fresh each time: latency ms', JSON.stringify(roundAll(latencies)))
+    await expectStoreInvariants(store, { userIds: ['u1'] }, 'hanging cache, fresh each time')
   }, 20_000)
 
   it('six concurrent generates beside a hanging cache each answer in time, with codes and an active batch', async () => {
@@ -147,6 +154,12 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
       expect(g.codes).toHaveLength(10)
       expect((await store.getActiveBatch(`u${i}`))?.id).toBe(g.batchId)
     }
+    const report = await expectStoreInvariants(
+      store,
+      { userIds: results.map((_, i) => `u${i}`) },
+      'six generates, hanging cache',
+    )
+    expect(report.checked).toMatchObject({ users: 6, batches: 6, generatedAuditRows: 6 })
   })
 
   it('a hanging cache costs each concurrent operation at most one deadline, and is tried again later', async () => {
@@ -187,9 +200,10 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
       setItem: (k, v, o) => (down ? Promise.reject(new Error('down')) : inner.setItem(k, v, o)),
       removeItem: (k) => inner.removeItem(k),
     }
+    const store = memoryStore()
     const rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: randomPepperSecret() }],
-      store: memoryStore(),
+      store,
       cache,
     })
     const g = await rc.generate({ userId: 'u1' })
@@ -207,6 +221,8 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
     expect(await rc.redeem({ userId: 'u1', code: g.codes[1]! })).toMatchObject({ ok: true, remaining: 8 })
     expect((await rc.status({ userId: 'u1' })).remaining).toBe(8)
     expect((await rc.status({ userId: 'u1' })).remaining).toBe(8)
+    const report = await expectStoreInvariants(store, { userIds: ['u1'] }, 'failed version bump')
+    expect(report.checked).toMatchObject({ usedCodes: 2, redeemAuditRows: 2 })
   })
 })
 
@@ -239,8 +255,9 @@ describe('generate reports no failure after its commit', () => {
 
   it('every store call after the commit fails: the caller still gets the codes, and they work', async () => {
     const logger = createCaptureLogger()
+    const inner = memoryStore()
     const { store, calls } = faultyStore(
-      memoryStore(),
+      inner,
       (method, committed) => committed && method !== 'getActiveBatch' && method !== 'consumeCode',
     )
     const rc = createRecoveryCodes({ ...config(), store, logger })
@@ -248,18 +265,22 @@ describe('generate reports no failure after its commit', () => {
     if (!g.ok) throw new Error('generate refused')
     expect(g.codes).toHaveLength(10)
     const after = calls.slice(calls.indexOf('createBatch') + 1)
-    expect(after).toEqual(expect.arrayContaining(['settleAttempts', 'appendAudit']))
+    // The batch.generated row commits with the batch, so no failure after the commit loses it.
+    expect(after).toEqual(expect.arrayContaining(['settleAttempts']))
     const active = await store.getActiveBatch('u1')
     expect(active?.id).toBe(g.batchId)
     expect(active?.unused).toBe(10)
     const text = logger.text()
     for (const code of g.codes) expect(text).not.toContain(code)
     expect(logger.lines.some((l) => l.message.includes('cooldown not recorded'))).toBe(true)
+    // Swept on the inner store: the faulty wrapper would fail the sweep's own reads.
+    await expectStoreInvariants(inner, { userIds: ['u1'] }, 'every call after the commit fails')
   })
 
   it('createBatch fails: the caller gets STORE_UNAVAILABLE, no batch exists, and a retry works', async () => {
     let failing = true
-    const { store } = faultyStore(memoryStore(), (method) => failing && method === 'createBatch')
+    const inner = memoryStore()
+    const { store } = faultyStore(inner, (method) => failing && method === 'createBatch')
     const rc = createRecoveryCodes({ ...config(), store })
     const error = await rc.generate({ userId: 'u1' }).catch((e: unknown) => e)
     expect(isRecoveryCodesError(error, 'STORE_UNAVAILABLE')).toBe(true)
@@ -268,5 +289,7 @@ describe('generate reports no failure after its commit', () => {
     failing = false
     const retry = await rc.generate({ userId: 'u1' })
     expect(retry.ok).toBe(true)
+    const report = await expectStoreInvariants(inner, { userIds: ['u1'] }, 'createBatch fails, then a retry')
+    expect(report.checked).toMatchObject({ batches: 1, generatedAuditRows: 1 })
   })
 })
