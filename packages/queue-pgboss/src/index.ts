@@ -1,6 +1,9 @@
 export {
+  DEFAULT_PGBOSS_POOL,
   DEFAULT_PGBOSS_SCHEMA,
   FREQUENCY_CRON,
+  type PgBossPoolLike,
+  type PgBossPoolSettings,
   type PgBossQueue,
   type PgBossQueueOptions,
   pgBossQueue,

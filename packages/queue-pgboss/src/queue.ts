@@ -72,13 +72,65 @@ export interface PgBossQueue extends Queue {
   stats(): Promise<{ queued: number; active: number; failed: number; completed: number; schedules: number }>
 }
 
+/**
+ * What {@link PgBossQueueOptions.pool} needs of a node-postgres pool: `query(text, values)`.
+ * Pass one built by `createPgPool` from `@recovery-codes/store-kysely`.
+ */
+export interface PgBossPoolLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>
+}
+
+/**
+ * Connection settings of the pool pg-boss opens for a `connectionString` (node-postgres `Pool`
+ * options that pg-boss passes through; its typings only name some of them).
+ */
+export interface PgBossPoolSettings {
+  /**
+   * `application_name` of every connection, to find them in `pg_stat_activity`.
+   * @default 'recovery-codes-queue'
+   */
+  application_name?: string
+  /**
+   * Most connections of this instance's pool.
+   * @default 5
+   */
+  max?: number
+  /**
+   * Wait for a new connection, in ms, before the call fails (node-postgres: forever).
+   * @default 5000
+   */
+  connectionTimeoutMillis?: number
+  /**
+   * Idle time before a pooled connection is closed, in ms.
+   * @default 10000
+   */
+  idleTimeoutMillis?: number
+  /** Client-side deadline of each statement, in ms (node-postgres: none). */
+  query_timeout?: number
+  /** Server-side `statement_timeout` of each connection, in ms (pg-boss's maintenance runs through it too). */
+  statement_timeout?: number
+}
+
 /** Options of {@link pgBossQueue}. */
 export interface PgBossQueueOptions {
-  /** PostgreSQL connection string; pg-boss opens its own pool. Either this or `boss`. */
+  /**
+   * PostgreSQL connection string; pg-boss opens its own pool (see {@link PgBossPoolSettings} for its
+   * defaults). One of `connectionString`, `pool` and `boss` (a `boss` wins over a `connectionString`).
+   */
   connectionString?: string
   /**
+   * Your own node-postgres pool, ideally from `createPgPool` (`@recovery-codes/store-kysely`), which
+   * already logs connection errors and enforces a deadline: pg-boss runs every statement through
+   * `pool.query` (its `db` option) and opens no pool of its own. `stop()` leaves the pool open.
+   * Its deadline applies to pg-boss's maintenance too: give this pool a generous one (e.g. 30 s).
+   */
+  pool?: PgBossPoolLike
+  /**
    * Your own `PgBoss` instance. `start()` starts it if needed; `stop()` leaves it running. Pass the
-   * same `schema` it was built with.
+   * same `schema` it was built with. **Attach your own `'error'` listener to it** before it starts:
+   * pg-boss emits pool and worker errors as `'error'` events, and an `'error'` event without a
+   * listener throws and ends the process. This queue listens (and logs) only between its creation
+   * and `stop()`.
    */
   boss?: PgBoss
   /**
@@ -116,9 +168,16 @@ export interface PgBossQueueOptions {
    * @default 30
    */
   scheduleRefreshSeconds?: number
-  /** Extra pg-boss constructor options (polling, cron monitor, retention …); ignored with `boss`. */
-  bossOptions?: Omit<PgBoss.ConstructorOptions, 'connectionString' | 'schema' | 'db'>
-  /** Receives pg-boss errors (names and queue only). Silent when absent. */
+  /**
+   * Extra pg-boss constructor options (polling, cron monitor, retention …) and, with a
+   * `connectionString`, the pool's settings ({@link PgBossPoolSettings}); ignored with `boss`.
+   */
+  bossOptions?: Omit<PgBoss.ConstructorOptions, 'connectionString' | 'schema' | 'db'> & PgBossPoolSettings
+  /**
+   * Receives pg-boss errors (lost connections, failed polls and maintenance): the error's name,
+   * its SQLSTATE `code` and the queue, never a message, a payload or the connection string.
+   * Without one they are swallowed, never thrown.
+   */
   logger?: Logger
 }
 
@@ -134,6 +193,22 @@ export const FREQUENCY_CRON: Record<Exclude<ScheduleFrequency, 'once'>, string> 
 
 /** The default pg-boss schema. */
 export const DEFAULT_PGBOSS_SCHEMA = 'rc_pgboss'
+
+/**
+ * The pool settings of a boss this queue creates from a `connectionString`; `bossOptions` wins.
+ * pg-boss's own defaults are 10 connections and no connection timeout (a dead server then queues
+ * every call forever).
+ */
+export const DEFAULT_PGBOSS_POOL: Readonly<
+  Required<
+    Pick<PgBossPoolSettings, 'application_name' | 'max' | 'connectionTimeoutMillis' | 'idleTimeoutMillis'>
+  >
+> = Object.freeze({
+  application_name: 'recovery-codes-queue',
+  max: 5,
+  connectionTimeoutMillis: 5_000,
+  idleTimeoutMillis: 10_000,
+})
 
 /** Every queue of this package starts with this; `flush` and `stats` look at nothing else. */
 export const QUEUE_NAMESPACE = 'recovery-codes.'
@@ -274,8 +349,12 @@ function checkPayload(payload: unknown): Job['payload'] {
 export function pgBossQueue(options: PgBossQueueOptions): PgBossQueue {
   const schema = options.schema ?? DEFAULT_PGBOSS_SCHEMA
   if (!SCHEMA_NAME.test(schema)) throw invalid('schema', 'must be letters, digits and _ (at most 50)')
-  if (!options.boss && typeof options.connectionString !== 'string')
-    throw invalid('connectionString', 'is required when no boss is given')
+  if (options.pool !== undefined && (options.boss !== undefined || options.connectionString !== undefined))
+    throw invalid('pool', 'cannot be combined with boss or connectionString')
+  if (!options.boss && !options.pool && typeof options.connectionString !== 'string')
+    throw invalid('connectionString', 'is required when no boss or pool is given')
+  if (options.pool !== undefined && typeof options.pool?.query !== 'function')
+    throw invalid('pool', 'must be a node-postgres pool (with query)')
   const retryLimit = options.retryLimit ?? 5
   int(retryLimit, 'retryLimit', 0, 1000)
   const retryDelay = options.retryDelay ?? 15
@@ -287,30 +366,80 @@ export function pgBossQueue(options: PgBossQueueOptions): PgBossQueue {
   const refreshMs = int(options.scheduleRefreshSeconds ?? 30, 'scheduleRefreshSeconds', 1, 3600) * 1000
   const retry = { retryLimit, retryDelay, retryBackoff }
 
+  // pg-boss emits pool, worker, cron and maintenance errors as 'error' events on the boss; one
+  // without a listener throws and ends the process. Only name, SQLSTATE and queue are logged.
+  const onError = (error: unknown) => {
+    const e = error as { name?: unknown; code?: unknown; queue?: unknown } | null
+    options.logger?.error('recovery-codes: pg-boss error', {
+      error: typeof e?.name === 'string' ? e.name : error instanceof Error ? 'Error' : 'unknown',
+      code: typeof e?.code === 'string' ? e.code : null,
+      queue: typeof e?.queue === 'string' ? e.queue : null,
+    })
+  }
+
   const owned = !options.boss
-  const boss: PgBoss =
-    options.boss ??
-    new PgBoss({ ...options.bossOptions, connectionString: options.connectionString as string, schema })
-  const tables = pgBossTables(boss.getDb(), schema, QUEUE_NAMESPACE)
+  const pool = options.pool
+  const db: PgBoss.Db | undefined = pool && {
+    executeSql: (text, values) => pool.query(text, values),
+  }
+  /** A boss of our own carries our listener for its whole life: it is never taken off. */
+  const makeBoss = (): PgBoss => {
+    const b = db
+      ? new PgBoss({ ...options.bossOptions, db, schema })
+      : new PgBoss({
+          ...DEFAULT_PGBOSS_POOL,
+          ...options.bossOptions,
+          connectionString: options.connectionString as string,
+          schema,
+        })
+    b.on('error', onError)
+    return b
+  }
+  let boss: PgBoss = options.boss ?? makeBoss()
+  // A host's boss: listened to from here to stop() (its owner must have a listener of its own).
+  if (!owned) boss.on('error', onError)
+  let tables = pgBossTables(boss.getDb(), schema, QUEUE_NAMESPACE)
   const handlers = new Map<string, JobHandler>()
   const created = new Set<string>()
+  const creating = new Map<string, Promise<void>>()
   const watched = new Set<string>()
   let starting: Promise<void> | null = null
   let stopped = false
   let refreshTimer: ReturnType<typeof setInterval> | null = null
 
-  const onError = (error: unknown) => {
-    options.logger?.error('recovery-codes: pg-boss error', {
-      error: error instanceof Error ? error.name : 'unknown',
-      queue:
-        typeof (error as { queue?: unknown })?.queue === 'string' ? (error as { queue: string }).queue : null,
-    })
+  /**
+   * After a failed `start()`, pg-boss 10 keeps its "starting" flag and every later `start()`
+   * returns at once with nothing started (no supervision, no cron, and `stop()` does nothing). A
+   * boss of our own is therefore dropped (its pool closed) and a fresh one built for the next try.
+   */
+  async function replaceBoss(): Promise<void> {
+    const old = boss
+    boss = makeBoss()
+    tables = pgBossTables(boss.getDb(), schema, QUEUE_NAMESPACE)
+    created.clear()
+    watched.clear()
+    const oldDb = old.getDb() as { opened?: boolean; close?: () => Promise<void> }
+    if (!db && oldDb.opened && typeof oldDb.close === 'function') await oldDb.close().catch(onError)
   }
 
-  async function ensureQueue(name: string, policy: PgBoss.QueuePolicy = 'standard'): Promise<void> {
-    if (created.has(name)) return
-    await boss.createQueue(name, { name, policy, ...retry })
-    created.add(name)
+  /**
+   * Creates a pg-boss queue once. Concurrent `create_queue` calls for the same new name deadlock in
+   * PostgreSQL (one inserts the queue row and attaches its partition with a foreign key to `queue`,
+   * the other waits on that row while holding a lock the first one needs), so calls in this process
+   * share one attempt, and an existing queue is only looked up.
+   */
+  function ensureQueue(name: string, policy: PgBoss.QueuePolicy = 'standard'): Promise<void> {
+    if (created.has(name)) return Promise.resolve()
+    let pending = creating.get(name)
+    if (!pending) {
+      const owner = boss
+      pending = (async () => {
+        if (!(await owner.getQueue(name))) await owner.createQueue(name, { name, policy, ...retry })
+        if (owner === boss) created.add(name)
+      })().finally(() => creating.delete(name))
+      creating.set(name, pending)
+    }
+    return pending
   }
 
   async function watch(queue: string, run: (data: unknown) => Promise<void>): Promise<void> {
@@ -362,8 +491,12 @@ export function pgBossQueue(options: PgBossQueueOptions): PgBossQueue {
   async function ready(): Promise<void> {
     if (stopped) throw new RecoveryCodesError('STORE_UNAVAILABLE', 'The job queue was stopped.')
     starting ??= (async () => {
-      boss.on('error', onError)
-      await boss.start()
+      try {
+        await boss.start()
+      } catch (error) {
+        if (owned) await replaceBoss()
+        throw error
+      }
       if (!(await tables.installed()))
         throw new RecoveryCodesError(
           'CONFIG_INVALID',
@@ -377,9 +510,10 @@ export function pgBossQueue(options: PgBossQueueOptions): PgBossQueue {
         refreshSchedules().catch(onError)
       }, refreshMs)
       refreshTimer.unref()
-    })().catch((error: unknown) => {
+    })().catch(async (error: unknown) => {
+      if (refreshTimer) clearInterval(refreshTimer)
+      refreshTimer = null
       starting = null
-      boss.off('error', onError)
       throw unavailable(error)
     })
     await starting
@@ -461,7 +595,7 @@ export function pgBossQueue(options: PgBossQueueOptions): PgBossQueue {
       for (const name of watched) await boss.offWork(name).catch(onError)
       watched.clear()
       if (owned && wasStarted) await boss.stop({ graceful: true, wait: true, close: true, timeout: 10_000 })
-      boss.off('error', onError)
+      if (!owned) boss.off('error', onError)
     },
 
     async addSchedule(input) {

@@ -25,7 +25,15 @@ export interface CacheSetOptions {
  * import { createStorage } from 'unstorage'
  * import redisDriver from 'unstorage/drivers/redis'
  *
- * const cache: Cache = createStorage({ driver: redisDriver({ url: process.env.REDIS_URL }) })
+ * // Fail fast while Redis is down, and log its errors (docs/redis.md):
+ * const driver = redisDriver({
+ *   url: process.env.REDIS_URL,
+ *   enableOfflineQueue: false,
+ *   commandTimeout: 500,
+ *   maxRetriesPerRequest: 1,
+ * })
+ * driver.getInstance?.().on('error', (error) => logger.warn('redis error', { error: error.name }))
+ * const cache: Cache = createStorage({ driver })
  * ```
  */
 export interface Cache {
