@@ -93,10 +93,12 @@ export function recoveryCodesRouter(
   }
 
   router.use(raw, (req, res, next) => serve(req, res, {}).catch(next))
-  // Body-parser errors (over the limit, aborted, bad encoding) go to core, which picks the status.
-  router.use((err: { type?: unknown }, req: Request, res: Response, next: (e?: unknown) => void) => {
+  // Body-parser errors (over the limit, aborted, bad encoding), ours or a host's global parser's
+  // (`mountable` hands those to it too), go to core, which picks the status.
+  const bodyErrors = (err: { type?: unknown }, req: Request, res: Response, next: (e?: unknown) => void) => {
     if (res.headersSent || typeof err?.type !== 'string') return next(err)
     serve(req, res, { bodyError: bodyErrorOf(err) }).catch(next)
-  })
-  return mountable(router, merged.needsSession, '@recovery-codes/express')
+  }
+  router.use(bodyErrors)
+  return mountable(router, merged.needsSession, '@recovery-codes/express', bodyErrors)
 }

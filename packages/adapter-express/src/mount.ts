@@ -3,7 +3,7 @@
  * mounted sub-app that checks for a session middleware at start-up, and body/URL helpers.
  */
 import { callbackSession, type HostSession, RecoveryCodesError } from '@recovery-codes/core'
-import express, { type Express, type Request, type Router } from 'express'
+import express, { type ErrorRequestHandler, type Express, type Request, type Router } from 'express'
 
 /** The session middleware the defaults read (`req.session`). */
 const SESSION_MIDDLEWARE = 'express-session'
@@ -22,6 +22,7 @@ interface LayerLike {
 interface AppLike {
   router?: { stack?: readonly LayerLike[] }
   parent?: AppLike
+  use?: (path: unknown, handler: ErrorRequestHandler) => unknown
 }
 
 /**
@@ -31,8 +32,18 @@ interface AppLike {
  * instead of every request failing later. The sub-app inherits every setting of its parent
  * (`trust proxy`, `x-powered-by`, …). Mounted inside a plain `Router`, no `mount` event fires;
  * the first request without `req.session` then fails with the same message.
+ *
+ * Express never hands a mounted app an error raised before it (the mount layer takes no error),
+ * so a host's global body parser that rejects a body on our path would answer with its own error
+ * page (HTML, with a stack trace outside production). `parentErrors`, when given, is added to the
+ * parent at the same path right after the mount layer, so it sees those errors.
  */
-export function mountable(router: Router, requireSession: boolean, what: string): Express {
+export function mountable(
+  router: Router,
+  requireSession: boolean,
+  what: string,
+  parentErrors?: ErrorRequestHandler,
+): Express {
   const app = express()
   app.use(router)
   app.on('mount', (parent: AppLike) => {
@@ -44,6 +55,7 @@ export function mountable(router: Router, requireSession: boolean, what: string)
         `${what}: no session middleware is mounted before it. Add app.use(session({ … })) from ${SESSION_MIDDLEWARE} first, or pass a \`session\` hook.`,
       )
     }
+    if (parentErrors) parent.use?.(app.mountpath, parentErrors)
   })
   return app
 }

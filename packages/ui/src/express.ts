@@ -105,12 +105,18 @@ export function recoveryCodesPages(
     },
   )
   // Body-parser errors, ours or those of a host's global parser mounted before us (its 413s:
-  // `entity.too.large`, `parameters.too.many`).
-  router.use((err: { type?: unknown; status?: unknown }, req: Request, res: Response, next: NextFunction) => {
+  // `entity.too.large`, `parameters.too.many`): `mountable` hands the host's to it too.
+  const bodyErrors = (
+    err: { type?: unknown; status?: unknown },
+    req: Request,
+    res: Response,
+    next: NextFunction,
+  ) => {
     if (res.headersSent || typeof err?.type !== 'string' || !isOurs(req.path)) return next(err)
     serve(req, res, next, bodyErrorOf(err)).catch(next)
-  })
-  return mountable(router, hooks.session === undefined, '@recovery-codes/ui')
+  }
+  router.use(bodyErrors)
+  return mountable(router, hooks.session === undefined, '@recovery-codes/ui', bodyErrors)
 }
 
 /** The 413 of every route: the body was not read, so the connection is not kept for another request. */
