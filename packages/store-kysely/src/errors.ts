@@ -7,7 +7,10 @@ const MAX_DEPTH = 4
 /** A SQLite result code as better-sqlite3 names it: `SQLITE_FULL`, `SQLITE_IOERR_WRITE`, … */
 const SQLITE_CODE = /^SQLITE_[A-Z0-9_]{1,40}$/
 
-type Link = { code?: unknown; message?: unknown; cause?: unknown }
+/** A PostgreSQL SQLSTATE, as node-postgres puts it on a server error (`code` beside `severity`). */
+const SQLSTATE = /^[0-9A-Z]{5}$/
+
+type Link = { code?: unknown; message?: unknown; cause?: unknown; severity?: unknown }
 
 /** `e` and the errors of its `cause` chain (at most {@link MAX_DEPTH}), outermost first. */
 function* chain(e: unknown): Generator<Link> {
@@ -43,10 +46,21 @@ export function sqliteCode(e: unknown): string | undefined {
 }
 
 /**
+ * The SQLSTATE of a PostgreSQL server error in `e`'s `cause` chain (`57P01`, …), for a message:
+ * only an error that carries node-postgres' `severity` beside its `code` counts.
+ */
+export function sqlState(e: unknown): string | undefined {
+  for (const x of chain(e)) {
+    if (typeof x.code === 'string' && SQLSTATE.test(x.code) && typeof x.severity === 'string') return x.code
+  }
+  return undefined
+}
+
+/**
  * The error a store call `op` rejects with when it failed with `e`: `e` itself when it already is a
  * `RecoveryCodesError`; `STORE_TIMEOUT` for a deadline ({@link timeoutKind}); else
- * `STORE_UNAVAILABLE`, naming the SQLite code when there is one (`store-kysely: createBatch failed
- * (SQLITE_FULL)`). `e` is always kept as the `cause`; its message is never copied.
+ * `STORE_UNAVAILABLE`, naming the SQLite code or the PostgreSQL SQLSTATE when there is one
+ * (`store-kysely: createBatch failed (SQLITE_FULL)`, `… failed (SQLSTATE 57P01)`). `e` is always kept as the `cause`; its message is never copied.
  */
 export function storeError(op: string, e: unknown): RecoveryCodesError {
   if (e instanceof RecoveryCodesError) return e
@@ -54,7 +68,8 @@ export function storeError(op: string, e: unknown): RecoveryCodesError {
   if (timeout !== undefined) {
     return new RecoveryCodesError('STORE_TIMEOUT', `store-kysely: ${op} timed out (${timeout})`, { cause: e })
   }
-  const code = sqliteCode(e)
-  const why = code === undefined ? '' : ` (${code})`
+  const sqlite = sqliteCode(e)
+  const state = sqlite === undefined ? sqlState(e) : undefined
+  const why = sqlite !== undefined ? ` (${sqlite})` : state !== undefined ? ` (SQLSTATE ${state})` : ''
   return new RecoveryCodesError('STORE_UNAVAILABLE', `store-kysely: ${op} failed${why}`, { cause: e })
 }

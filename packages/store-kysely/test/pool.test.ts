@@ -123,14 +123,21 @@ describe('store errors at a deadline → STORE_TIMEOUT', () => {
   })
 
   it.each([
-    ['57P01 (admin_shutdown)', pgError('57P01', 'terminating connection due to administrator command')],
-    ['a connect timeout', new Error('timeout exceeded when trying to connect')],
-    ['a non-error', 'boom'],
-  ])('%s stays STORE_UNAVAILABLE', async (_, error) => {
+    [
+      '57P01 (admin_shutdown)',
+      pgError('57P01', 'terminating connection due to administrator command'),
+      ' (SQLSTATE 57P01)',
+    ],
+    ['a connect timeout', new Error('timeout exceeded when trying to connect'), ''],
+    ['a code without severity', Object.assign(new Error('x'), { code: 'ECONNRESET' }), ''],
+    ['a non-error', 'boom', ''],
+  ])('%s stays STORE_UNAVAILABLE', async (_, error, why) => {
     const e = await failingStore(error)
       .getActiveBatch('u1')
       .catch((x: unknown) => x)
     expect(isRecoveryCodesError(e, 'STORE_UNAVAILABLE')).toBe(true)
-    expect(e).toMatchObject({ message: 'store-kysely: getActiveBatch failed', cause: error })
+    expect(e).toMatchObject({ message: `store-kysely: getActiveBatch failed${why}`, cause: error })
+    // The driver's message text never reaches ours.
+    expect((e as Error).message).not.toContain('terminating')
   })
 })
