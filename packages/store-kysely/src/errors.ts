@@ -7,7 +7,7 @@ const MAX_DEPTH = 4
 /** A SQLite result code as better-sqlite3 names it: `SQLITE_FULL`, `SQLITE_IOERR_WRITE`, … */
 const SQLITE_CODE = /^SQLITE_[A-Z0-9_]{1,40}$/
 
-/** A PostgreSQL SQLSTATE, as node-postgres puts it on a server error (`code` beside `severity`). */
+/** The shape of a SQLSTATE: five digits or capitals. */
 const SQLSTATE = /^[0-9A-Z]{5}$/
 
 type Link = { code?: unknown; message?: unknown; cause?: unknown; severity?: unknown }
@@ -34,24 +34,22 @@ export function timeoutKind(e: unknown): string | undefined {
   return undefined
 }
 
-/**
- * The SQLite result code of `e` or of an error in its `cause` chain (`SQLITE_FULL`, …), for a
- * message: a fixed name from the driver, never its message text (which may echo values).
- */
-export function sqliteCode(e: unknown): string | undefined {
-  for (const x of chain(e)) {
-    if (typeof x.code === 'string' && SQLITE_CODE.test(x.code)) return x.code
-  }
-  return undefined
+/** A PostgreSQL server error's SQLSTATE (node-postgres' `DatabaseError`: a `code` beside a `severity`). */
+export function sqlState(e: unknown): string | undefined {
+  const x = e as Link | null
+  return typeof x?.code === 'string' && typeof x.severity === 'string' ? x.code : undefined
 }
 
 /**
- * The SQLSTATE of a PostgreSQL server error in `e`'s `cause` chain (`57P01`, …), for a message:
- * only an error that carries node-postgres' `severity` beside its `code` counts.
+ * The driver's code for `e` or an error in its `cause` chain, for a message: a SQLite result code
+ * (`SQLITE_FULL`) or a server SQLSTATE (`SQLSTATE 57P01`). A fixed name from the driver, never its
+ * message text (which may echo values).
  */
-export function sqlState(e: unknown): string | undefined {
+export function driverCode(e: unknown): string | undefined {
   for (const x of chain(e)) {
-    if (typeof x.code === 'string' && SQLSTATE.test(x.code) && typeof x.severity === 'string') return x.code
+    if (typeof x.code === 'string' && SQLITE_CODE.test(x.code)) return x.code
+    const state = sqlState(x)
+    if (state !== undefined && SQLSTATE.test(state)) return `SQLSTATE ${state}`
   }
   return undefined
 }
@@ -59,8 +57,9 @@ export function sqlState(e: unknown): string | undefined {
 /**
  * The error a store call `op` rejects with when it failed with `e`: `e` itself when it already is a
  * `RecoveryCodesError`; `STORE_TIMEOUT` for a deadline ({@link timeoutKind}); else
- * `STORE_UNAVAILABLE`, naming the SQLite code or the PostgreSQL SQLSTATE when there is one
- * (`store-kysely: createBatch failed (SQLITE_FULL)`, `… failed (SQLSTATE 57P01)`). `e` is always kept as the `cause`; its message is never copied.
+ * `STORE_UNAVAILABLE`, naming the {@link driverCode} when there is one (`store-kysely: createBatch
+ * failed (SQLITE_FULL)`, `… failed (SQLSTATE 57P01)`). `e` is always the `cause`; its message is
+ * never copied.
  */
 export function storeError(op: string, e: unknown): RecoveryCodesError {
   if (e instanceof RecoveryCodesError) return e
@@ -68,8 +67,7 @@ export function storeError(op: string, e: unknown): RecoveryCodesError {
   if (timeout !== undefined) {
     return new RecoveryCodesError('STORE_TIMEOUT', `store-kysely: ${op} timed out (${timeout})`, { cause: e })
   }
-  const sqlite = sqliteCode(e)
-  const state = sqlite === undefined ? sqlState(e) : undefined
-  const why = sqlite !== undefined ? ` (${sqlite})` : state !== undefined ? ` (SQLSTATE ${state})` : ''
+  const code = driverCode(e)
+  const why = code === undefined ? '' : ` (${code})`
   return new RecoveryCodesError('STORE_UNAVAILABLE', `store-kysely: ${op} failed${why}`, { cause: e })
 }

@@ -189,6 +189,11 @@ const init: Migration = {
 /** A statement whose whole text is a constant of this file (a function body): nothing is bound. */
 const constantSql = (text: string) => sql.raw(text)
 
+/** The argument list of `0002_redeem`'s `rc_redeem`, for `drop function`. */
+const REDEEM_V1_ARGS = sql`(text[], integer[], text[], timestamptz, text, bytea[], text, timestamptz, text, text, text, text, text, text, jsonb)`
+/** The argument list of `0004_attempts_touched`'s `rc_redeem`. */
+const REDEEM_V2_ARGS = sql`(text[], integer[], text[], timestamptz, text, bytea[], text, timestamptz, text, text, text, text, text, text, jsonb, timestamptz)`
+
 /** The `rc_redeem` function of `0002_redeem`, as it was released (migrations never change). */
 const REDEEM_FUNCTION_V1 = `create or replace function rc_redeem(
   p_keys text[],
@@ -355,8 +360,7 @@ const redeem: Migration = {
 
   async down(db) {
     if (detectDialect(db) !== 'postgres') return
-    await sql`drop function if exists rc_redeem(text[], integer[], text[], timestamptz, text, bytea[],
-      text, timestamptz, text, text, text, text, text, text, jsonb)`.execute(db)
+    await sql`drop function if exists rc_redeem${REDEEM_V1_ARGS}`.execute(db)
   },
 }
 
@@ -431,11 +435,6 @@ function redeemFunctionV2(): string {
   }
   return text
 }
-
-/** The argument list of `0002_redeem`'s `rc_redeem`, for `drop function`. */
-const REDEEM_V1_ARGS = sql`(text[], integer[], text[], timestamptz, text, bytea[], text, timestamptz, text, text, text, text, text, text, jsonb)`
-/** The argument list of `0004_attempts_touched`'s `rc_redeem`. */
-const REDEEM_V2_ARGS = sql`(text[], integer[], text[], timestamptz, text, bytea[], text, timestamptz, text, text, text, text, text, text, jsonb, timestamptz)`
 
 /**
  * `0004_attempts_touched`: `rc_attempts.touched_at`, when the counter was last reserved, so purge

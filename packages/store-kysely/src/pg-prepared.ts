@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { RecoveryCodesError } from '@recovery-codes/core'
 import type { PostgresPool, PostgresPoolClient } from 'kysely'
+import { sqlState } from './errors.ts'
 
 /** Options for {@link pgPreparedStatements}. */
 export interface PgPreparedStatementsOptions {
@@ -43,12 +44,6 @@ const NAMES_MAX = 1024
 /** The statement name for `text`: `rc_` + the first 16 hex digits of its SHA-256 (never input). */
 export function preparedStatementName(text: string): string {
   return `rc_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`
-}
-
-/** A PostgreSQL server error (node-postgres' `DatabaseError`: a SQLSTATE and a severity). */
-function sqlState(e: unknown): string | undefined {
-  const x = e as { code?: unknown; severity?: unknown } | null
-  return typeof x?.code === 'string' && typeof x.severity === 'string' ? x.code : undefined
 }
 
 /**

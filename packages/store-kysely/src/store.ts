@@ -1064,19 +1064,24 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
       audit: NO_AUDIT(now),
     })
     type Row = Record<string, unknown> & { key: string | null; outcome: string; failures: number | null }
-    let rows: Row[]
-    try {
-      rows = (await exec<Row>(k, call)).rows
-    } catch (e) {
-      if ((e as { code?: unknown })?.code === '42883' && String(e).includes('rc_redeem')) return null
-      throw e
-    }
+    const rows = await execRedeem<Row>(call)
+    if (rows === null) return null
     const outcome = rows[0]?.outcome
     if (outcome !== 'missed' && outcome !== 'denied') {
       throw new RecoveryCodesError('INTERNAL', 'store-kysely: unexpected rc_redeem result')
     }
     const byKey = new Map(rows.filter((r) => r.key !== null && r.failures !== null).map((r) => [r.key, r]))
     return { allowed: outcome === 'missed', states: keys.map((x) => attempts(byKey.get(x.key))) }
+  }
+
+  /** Runs an `rc_redeem` call: its rows, or `null` when the function does not exist (`42883`). */
+  async function execRedeem<R>(call: CompiledQuery): Promise<R[] | null> {
+    try {
+      return (await exec<R>(k, call)).rows
+    } catch (e) {
+      if ((e as { code?: unknown })?.code === '42883' && String(e).includes('rc_redeem')) return null
+      throw e
+    }
   }
 
   /** PostgreSQL: the one-statement redeem, compiled once per shape. */
@@ -1399,8 +1404,8 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
         }
         const reserve = reserveQuery(byteOrder(keys), input.now)
         if (pg) {
-          // Before `0002_redeem`: one autocommit statement. When a key is closed the others may have been reserved: give
-          // them back before returning (one more statement, only on the denied path).
+          // Without `rc_redeem`: one autocommit statement. When a key is closed the others may have
+          // been reserved: give them back before returning (one more statement, only on the denied path).
           const { rows } = await exec<Row>(k, reserve)
           if (rows.length === keys.length) return { allowed: true, states: statesOf(rows) }
           if (rows.length > 0)
@@ -1514,16 +1519,9 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}) {
                 }
               : NO_AUDIT(now),
           })
-          let rows: RedeemRow[]
-          try {
-            rows = (await exec<RedeemRow>(k, call)).rows
-          } catch (e) {
-            // Not migrated to 0002 yet (`undefined_function`): the four calls, same result.
-            if ((e as { code?: unknown })?.code === '42883' && String(e).includes('rc_redeem')) {
-              return composeRedeemCode(store, input)
-            }
-            throw e
-          }
+          const rows = await execRedeem<RedeemRow>(call)
+          // Without the function (`undefined_function`): the four calls, same result.
+          if (rows === null) return composeRedeemCode(store, input)
           const first = rows[0]
           if (first?.outcome === 'consumed') {
             return {
