@@ -107,3 +107,20 @@ describe('rc_redeem start deadline', () => {
     }
   })
 })
+
+describe('kyselyStore startDeadlineMs', () => {
+  it.each([0, -1, 1.5, Number.NaN, '5000'])('refuses %s with INVALID_INPUT, before any SQL', (value) => {
+    const db = new Kysely<RecoveryCodesDatabase>({ dialect: new PGliteDialect(new PGlite()) })
+    try {
+      expect(() => kyselyStore(db, { startDeadlineMs: value as number })).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_INPUT',
+          message: expect.stringContaining('startDeadlineMs'),
+        }),
+      )
+      expect(() => kyselyStore(db, { startDeadlineMs: null })).not.toThrow()
+    } finally {
+      void db.destroy()
+    }
+  })
+})
