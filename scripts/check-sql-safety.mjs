@@ -16,9 +16,14 @@ import { fileURLToPath } from 'node:url'
 /** Explicit exceptions: `{ file, line text (substring), reason }`. Keep it short and justified. */
 const ALLOW = [
   {
-    file: 'packages/store-kysely/src/migrations.ts',
+    file: 'packages/store-kysely/src/migrations/redeem-function.ts',
     line: 'const constantSql = (text: string) => sql.raw(text)',
-    reason: 'the rc_redeem function bodies: constants of the file, no input reaches them',
+    reason: 'the rc_redeem function bodies: constants of the package, no input reaches them',
+  },
+  {
+    file: 'packages/store-kysely/src/migrations/redeem-function-v3.ts',
+    line: 'export const REDEEM_FUNCTION_V3 = `${SIGNATURE}declare',
+    reason: "0005's rc_redeem, assembled from constants of the package (0002's text and its own)",
   },
 ]
 

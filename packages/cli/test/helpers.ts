@@ -141,10 +141,10 @@ export function seedSqlite(file: string, o: { eligible: number; keep?: number; r
   try {
     db.exec('begin')
     db.prepare(
-      `insert into rc_batches (id, user_id, key_id, status, created_at, ended_at, issued, unused, used)
-       values ('b-old', 'u-old', 'k1', 'superseded', 1, 1000, ?, 0, ?),
-              ('b-live', 'u-live', 'k1', 'active', ?, null, ?, ?, ?)`,
-    ).run(o.eligible, o.eligible, now, (o.keep ?? 0) + (o.recent ?? 0), o.keep ?? 0, o.recent ?? 0)
+      `insert into rc_batches (id, user_id, key_id, status, created_at, ended_at, issued, purged_used)
+       values ('b-old', 'u-old', 'k1', 'superseded', 1, 1000, ?, 0),
+              ('b-live', 'u-live', 'k1', 'active', ?, null, ?, 0)`,
+    ).run(o.eligible, now, (o.keep ?? 0) + (o.recent ?? 0))
     db.prepare(
       `with recursive seq(i) as (select 0 union all select i + 1 from seq where i < ? - 1)
        insert into rc_codes (id, user_id, batch_id, key_id, digest, state, created_at, expires_at, used_at, changed_at)

@@ -24,7 +24,7 @@ describe('migrate', () => {
     ).map((r) => r.name)
     db.close()
     expect(tables).toEqual(
-      expect.arrayContaining(['rc_attempts', 'rc_audit', 'rc_batches', 'rc_codes', 'rc_email_log']),
+      expect.arrayContaining(['rc_attempts', 'rc_audit_log', 'rc_batches', 'rc_codes', 'rc_email_log']),
     )
     const again = await runCli(['migrate'], { env: cleanEnv({ DATABASE_URL: file }) })
     expect(again.code, again.stderr).toBe(0)
@@ -55,7 +55,7 @@ describe('migrate', () => {
       expect(tables.map((t) => t.table_name)).toEqual(
         expect.arrayContaining([
           'rc_attempts',
-          'rc_audit',
+          'rc_audit_log',
           'rc_batches',
           'rc_codes',
           'rc_email_log',

@@ -78,7 +78,7 @@ describe('purge on 500,000 eligible rows (SQLite, real CLI)', () => {
     expect(after).toBe(KEEP + RECENT)
     expect(sqliteCount(file, "id like 'keep-%' or id like 'recent-%'")).toBe(KEEP + RECENT)
     // One purge.run audit record, written by the service.
-    expect(sqliteCount(file, "event = 'purge.run'", 'rc_audit')).toBe(1)
+    expect(sqliteCount(file, "event = 'purge.run'", 'rc_audit_log')).toBe(1)
     console.log(`purged ${ROWS} rows in ${r.ms} ms (${lines.length} progress lines)`)
   }, 120_000)
 })
@@ -174,7 +174,7 @@ describe('purge options and purge-audit', () => {
     const db = new Database(file)
     db.prepare(
       `with recursive seq(i) as (select 0 union all select i + 1 from seq where i < 4999)
-       insert into rc_audit (id, at, event, user_id, batch_id, identifier_hash, client_hash, outcome, reason, data)
+       insert into rc_audit_log (id, at, event, user_id, batch_id, identifier_hash, client_hash, outcome, reason, data)
        select 'a-' || i, case when i < 4000 then 1000 + i else ? end, 'redeem', null, null, null, null, 'success', null, null from seq`,
     ).run(Date.now())
     db.close()
@@ -191,7 +191,7 @@ describe('purge options and purge-audit', () => {
       done: false,
     })
     // 1000 old ones deleted, one audit.purged record added.
-    expect(sqliteCount(file, '1 = 1', 'rc_audit')).toBe(5000 - 1000 + 1)
+    expect(sqliteCount(file, '1 = 1', 'rc_audit_log')).toBe(5000 - 1000 + 1)
     const all = await runCli(['purge-audit', '--database', file, '--max-deletions', 'unlimited', '--json'], {
       env: env(),
     })

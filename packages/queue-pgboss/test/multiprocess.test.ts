@@ -230,7 +230,7 @@ describe.runIf(shouldRun({ redis: true }))('three processes sharing PostgreSQL, 
 
     expect(purged, JSON.stringify(purged)).toHaveLength(1)
     const audit = await db
-      .selectFrom('rc_audit')
+      .selectFrom('rc_audit_log')
       .select(['event', 'outcome'])
       .where('event', '=', 'purge.run')
       .execute()

@@ -28,4 +28,10 @@ export {
   type SqliteStatementCacheOptions,
   sqliteStatementCache,
 } from './sqlite-cache.ts'
-export { type KyselyStoreOptions, kyselyStore, MAX_TEXT_LENGTH } from './store.ts'
+export { MYSQL_TEXT_COLUMNS } from './store/mysql.ts'
+export {
+  type KyselyRecoveryCodeStore,
+  type KyselyStoreOptions,
+  kyselyStore,
+  MAX_TEXT_LENGTH,
+} from './store.ts'

@@ -19,17 +19,22 @@ export interface RcBatchesTable {
   expires_at: RcTimestamp | null
   /** When the batch left `active`. */
   ended_at: RcTimestamp | null
-  /** Counters, maintained in the same transaction as every code state change (not recomputed). */
   issued: number
-  unused: number
-  used: number
+  /**
+   * Used codes whose rows were purged (since `0005_store_v2`; the purge that deletes them adds
+   * them here in the same transaction). A batch's `used` = this + its code rows in state `used`: a
+   * redeem writes only its code row.
+   */
+  purged_used: number
+  /** Codes invalidated / deleted one by one, counted in the same transaction as the change. */
   invalidated: number
   deleted: number
   viewed_at: RcTimestamp | null
   downloaded_at: RcTimestamp | null
   emailed_at: RcTimestamp | null
   verified_at: RcTimestamp | null
-  last_used_at: RcTimestamp | null
+  /** The latest `used_at` among the purged used codes (see `purged_used`). */
+  purged_last_used_at: RcTimestamp | null
 }
 
 /** `rc_codes`: one row per code; never the plaintext. */
@@ -46,9 +51,10 @@ export interface RcCodesTable {
   expires_at: RcTimestamp | null
   used_at: RcTimestamp | null
   /**
-   * When the code stopped being redeemable for a reason other than expiry: its own state change
-   * (used, invalidated, deleted) or its batch ending, whichever came first. `NULL` while it can
-   * still verify. Purge eligibility reads this column through a partial index.
+   * When the code's row became purgeable for a reason other than expiry: it was invalidated or
+   * deleted, or its batch ended, whichever came first. A redeem leaves it alone (since
+   * `0005_store_v2`; it sets `state` and `used_at` only, so it touches no index): a used code's row
+   * stays while its batch is active. Purge eligibility reads this column through a partial index.
    */
   changed_at: RcTimestamp | null
 }
@@ -68,8 +74,12 @@ export interface RcAttemptsTable {
   touched_at: ColumnType<number | Date, number | Date | undefined, number | Date>
 }
 
-/** `rc_audit`: append-only audit records. */
-export interface RcAuditTable {
+/**
+ * `rc_audit_log` (since `0005_store_v2`; it replaced `rc_audit`): append-only audit records, keyed
+ * by `(at, id)` so an append lands at the right edge of one B-tree, with one index per query the
+ * store serves (by user, by event).
+ */
+export interface RcAuditLogTable {
   id: string
   at: RcTimestamp
   event: string
@@ -99,6 +109,6 @@ export interface RecoveryCodesDatabase {
   rc_batches: RcBatchesTable
   rc_codes: RcCodesTable
   rc_attempts: RcAttemptsTable
-  rc_audit: RcAuditTable
+  rc_audit_log: RcAuditLogTable
   rc_email_log: RcEmailLogTable
 }

@@ -104,7 +104,7 @@ describe('SQLite disk full (SQLITE_FULL)', () => {
   const counts = async () => ({
     batches: await scalar(sql<{ n: number }>`select count(*) as n from rc_batches`),
     codes: await scalar(sql<{ n: number }>`select count(*) as n from rc_codes`),
-    audit: await scalar(sql<{ n: number }>`select count(*) as n from rc_audit`),
+    audit: await scalar(sql<{ n: number }>`select count(*) as n from rc_audit_log`),
   })
   /** The seed batch is still the active one, all its codes unused. */
   async function expectSeedIntact(): Promise<void> {
@@ -189,7 +189,7 @@ describe('SQLite disk full (SQLITE_FULL)', () => {
 
   it('appendAudit: the row that needs a page past max_page_count rejects with SQLITE_FULL, writes nothing', async () => {
     // Audit rows shaped like a redeem's, at the millisecond before it: they fill the last page of
-    // every rc_audit b-tree where the redeem's row would go, and then the page past the limit.
+    // every rc_audit_log b-tree where the redeem's row would go, and then the page past the limit.
     const at = clock.now() - 1
     let error: unknown
     let record: AuditRecord | undefined
@@ -206,7 +206,7 @@ describe('SQLite disk full (SQLITE_FULL)', () => {
     expect(rows).toBeGreaterThan(0)
     expect(rows).toBeLessThan(MAX_FILL_ROWS)
     expectFull(error, 'appendAudit', seedCodes)
-    const found = await sql`select id from rc_audit where id = ${record!.id}`.execute(db)
+    const found = await sql`select id from rc_audit_log where id = ${record!.id}`.execute(db)
     expect(found.rows).toEqual([])
     expect(Number(database.pragma('page_count', { simple: true }))).toBeLessThanOrEqual(figures.maxPageCount)
     // Again: still full, still the real error.

@@ -35,14 +35,22 @@ async function seed(db: Kysely<any>, dialect: 'sqlite' | 'postgres') {
         created_at: createQueries(dialect).ts(10 + u),
         ended_at: createQueries(dialect).ts(20 + u),
         issued: 0,
-        unused: 0,
       })
       .execute()
   }
 }
 
 /** The statements every plan test covers, by name (see {@link hotPaths}). */
-const HOT_PATHS = ['consume', 'find', 'history', 'purge chunk', 'purge empty batches', 'supersede (codes)']
+const HOT_PATHS = [
+  'consume',
+  'find',
+  'remaining',
+  'active batch',
+  'history',
+  'purge chunk',
+  'purge empty batches',
+  'supersede (codes)',
+]
 
 function hotPaths(db: Kysely<any>, dialect: 'sqlite' | 'postgres'): [string, Compilable][] {
   const q = createQueries(dialect)
@@ -50,8 +58,10 @@ function hotPaths(db: Kysely<any>, dialect: 'sqlite' | 'postgres'): [string, Com
   return [
     ['consume', q.consume(k, { userId: 'u7', digest: new Uint8Array(32).fill(7), now: 5000 })],
     ['find', q.find(k, { userId: 'u7', digests: [new Uint8Array(32).fill(7)], now: 5000 })],
+    ['remaining', q.remaining(k, { batchId: 'b7' })],
+    ['active batch', q.activeBatch(k, 'u7')],
     ['history', q.history(k, { userId: 'u7', offset: 0, limit: 10 })],
-    ['purge chunk', q.purgeChunk(k, { before: 1_000, limit: 1000 })],
+    ['purge chunk', q.purgeCodes(k, { before: 1_000, limit: 1000 })],
     ['purge empty batches', q.purgeEmptyBatches(k, { before: 100, limit: 1000 })],
     ['supersede (codes)', q.endActiveBatchCodes(k, { userId: 'u7', now: 5000 })],
   ]

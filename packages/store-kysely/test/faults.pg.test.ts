@@ -140,28 +140,29 @@ async function sqlSweepSelfTest(db: Kysely<any>, schema?: string) {
   expect(
     await broken(b2, (trx) =>
       t(trx)
-        .deleteFrom('rc_audit')
+        .deleteFrom('rc_audit_log')
         .where('user_id', '=', b2)
         .where('event', '=', 'batch.generated')
         .execute()
         .then(() => {}),
     ),
   ).toEqual([['batch-generated-audited', b2, batchOf[b2]]])
-  // A code used behind the counters' back and without an audit row.
+  // A code used without an audit row (the batch's use count is derived from its rows, so it is the
+  // audit that disagrees).
   expect(
     await broken(b3, async (trx) => {
       const { id } = await activeCode(trx, b3)
       await t(trx).updateTable('rc_codes').set({ state: 'used' }).where('id', '=', id).execute()
     }),
   ).toEqual([
-    ['code-rows-match-counters', b3, batchOf[b3]],
+    ['used-matches-redeem-audit', b3, null],
     ['used-rows-match-redeem-audit', b3, null],
   ])
   // A consume whose login.success row is missing.
   expect(
     await broken(b4, (trx) =>
       t(trx)
-        .deleteFrom('rc_audit')
+        .deleteFrom('rc_audit_log')
         .where('user_id', '=', b4)
         .where('event', '=', 'login.success')
         .execute()
@@ -171,12 +172,12 @@ async function sqlSweepSelfTest(db: Kysely<any>, schema?: string) {
     ['used-matches-redeem-audit', b4, null],
     ['used-rows-match-redeem-audit', b4, null],
   ])
-  // Counters that no longer add up to `issued`.
+  // Counters that add up to more than `issued`.
   expect(
     await broken(b5, (trx) =>
       t(trx)
         .updateTable('rc_batches')
-        .set((e) => ({ deleted: e('deleted', '+', 1) }))
+        .set((e) => ({ deleted: e('deleted', '+', 3) }))
         .where('user_id', '=', b5)
         .execute()
         .then(() => {}),
@@ -196,16 +197,16 @@ async function sqlSweepSelfTest(db: Kysely<any>, schema?: string) {
       const id = `empty_${crypto.randomUUID()}`
       await t(trx)
         .insertInto('rc_batches')
-        .values({ ...row, id, status: 'superseded', ended_at: row.created_at, issued: 0, unused: 0, used: 0 })
+        .values({ ...row, id, status: 'superseded', ended_at: row.created_at, issued: 0, purged_used: 0 })
         .execute()
       const audit = await t(trx)
-        .selectFrom('rc_audit')
+        .selectFrom('rc_audit_log')
         .selectAll()
         .where('user_id', '=', b6)
         .where('event', '=', 'batch.generated')
         .executeTakeFirstOrThrow()
       await t(trx)
-        .insertInto('rc_audit')
+        .insertInto('rc_audit_log')
         .values({ ...audit, id: `a_${id}`, batch_id: id })
         .execute()
     }),

@@ -44,7 +44,7 @@ const DEADLINE_MS = 300
 /** A call must reject within the deadline plus this. */
 const BOUND_MS = DEADLINE_MS + 2_000
 const CALLS = 8
-const TABLES = ['rc_batches', 'rc_codes', 'rc_audit', 'rc_attempts', 'rc_email_log'] as const
+const TABLES = ['rc_batches', 'rc_codes', 'rc_audit_log', 'rc_attempts', 'rc_email_log'] as const
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -400,7 +400,7 @@ describe.runIf(!(started instanceof Error) || isCI)(
 
     it('after SIGCONT: the 8 generates committed no batch (no new batch, the active batch unchanged)', async () => {
       const s = ran()
-      expect(changes(s, s.genUsers, ['rc_batches', 'rc_codes', 'rc_audit', 'rc_email_log'])).toEqual({})
+      expect(changes(s, s.genUsers, ['rc_batches', 'rc_codes', 'rc_audit_log', 'rc_email_log'])).toEqual({})
       for (const userId of s.genUsers) {
         expect(await s.store.getActiveBatch(userId)).toMatchObject({
           id: s.batches[userId]!.batchId,

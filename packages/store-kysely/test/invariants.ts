@@ -18,9 +18,9 @@ import type { Kysely } from 'kysely'
  * (`active-batch-agrees` is about the port's two reads, so it has no SQL form), plus
  *
  * - `code-rows-match-counters`: each batch's `rc_codes` rows, by state, equal its counters
- *   (`active` rows = `unused`, `used` = `used`, …, all rows = `issued`); a code row whose batch row
- *   is missing counts against an `issued` of 0. Only before `purgeCodes` (which deletes rows and
- *   keeps the counters).
+ *   (`active` rows = `unused`, `invalidated` = `invalidated`, …, all rows + `purged_used` =
+ *   `issued`); a code row whose batch row is missing counts against an `issued` of 0. Only before
+ *   `purgeCodes` deletes rows other than used ones (it folds those into `purged_used`).
  * - `used-rows-match-redeem-audit`: the user's `rc_codes` rows in state `used` equal the user's
  *   `login.success` + `success` audit rows.
  */
@@ -72,7 +72,7 @@ export async function checkSqlInvariants(
   const batches = await chunked(ids, (some) => {
     let b = q
       .selectFrom('rc_batches')
-      .select(['id', 'user_id', 'status', 'issued', 'unused', 'used', 'invalidated', 'deleted'])
+      .select(['id', 'user_id', 'status', 'issued', 'purged_used', 'invalidated', 'deleted'])
     if (some !== undefined) b = b.where('user_id', 'in', some)
     return b.orderBy('user_id').orderBy('id').execute()
   })
@@ -88,7 +88,7 @@ export async function checkSqlInvariants(
   })
   const redeemRows = await chunked(ids, (some) => {
     let a = q
-      .selectFrom('rc_audit')
+      .selectFrom('rc_audit_log')
       .select((e) => ['user_id', e.fn.countAll().as('n')])
       .where('event', '=', REDEEM_AUDIT_EVENT)
       .where('outcome', '=', 'success')
@@ -99,7 +99,7 @@ export async function checkSqlInvariants(
   })
   const generatedRows = await chunked(ids, (some) => {
     let a = q
-      .selectFrom('rc_audit')
+      .selectFrom('rc_audit_log')
       .select((e) => e.fn.countAll().as('n'))
       .where('event', '=', GENERATED_AUDIT_EVENT)
     if (some !== undefined) a = a.where('user_id', 'in', some)
@@ -113,7 +113,7 @@ export async function checkSqlInvariants(
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
-            selectFrom('rc_audit as a')
+            selectFrom('rc_audit_log as a')
               .select('a.id')
               .whereRef('a.batch_id', '=', 'b.id')
               .whereRef('a.user_id', '=', 'b.user_id')
@@ -163,10 +163,15 @@ export async function checkSqlInvariants(
     if (c.state === 'used') usedRowsByUser.set(c.user_id, (usedRowsByUser.get(c.user_id) ?? 0) + num(c.n))
   }
   for (const b of batches) {
+    const key = `${b.user_id}\u0000${b.id}`
+    const states = rowsOf.get(key)?.states ?? {}
+    rowsOf.delete(key)
+    // A batch's use counts are derived (`purged_used` + its used rows), as the store's summary does.
+    const used = num(b.purged_used) + (states.used ?? 0)
     const counters = {
       issued: num(b.issued),
-      unused: num(b.unused),
-      used: num(b.used),
+      unused: num(b.issued) - used - num(b.invalidated) - num(b.deleted),
+      used,
       invalidated: num(b.invalidated),
       deleted: num(b.deleted),
     }
@@ -174,22 +179,20 @@ export async function checkSqlInvariants(
     if (!(counters.issued > 0)) {
       violations.push({ rule: 'batch-issued-nonzero', userId: b.user_id, batchId: b.id, figures: counters })
     }
-    const accounted = counters.unused + counters.used + counters.invalidated + counters.deleted
-    if (accounted !== counters.issued) {
+    if (counters.unused < 0) {
       violations.push({
         rule: 'batch-counts-balance',
         userId: b.user_id,
         batchId: b.id,
-        figures: { ...counters, accounted },
+        figures: { ...counters, purgedUsed: num(b.purged_used) },
       })
     }
-    const key = `${b.user_id}\u0000${b.id}`
-    const states = rowsOf.get(key)?.states ?? {}
-    rowsOf.delete(key)
     const rows = Object.values(states).reduce((n, v) => n + v, 0)
     const matches =
-      rows === counters.issued &&
-      STATES.every((s) => (states[s] ?? 0) === counters[COUNTER[s]]) &&
+      rows === counters.issued - num(b.purged_used) &&
+      STATES.every(
+        (s) => (states[s] ?? 0) === counters[COUNTER[s]] - (s === 'used' ? num(b.purged_used) : 0),
+      ) &&
       Object.keys(states).every((s) => (STATES as readonly string[]).includes(s))
     if (!matches) {
       violations.push({

@@ -15,7 +15,9 @@ import { recoveryCodesMigrations } from '../src/migrations.ts'
 const FIXTURE = new URL('./fixtures/migrations-pinned.json', import.meta.url)
 type Pinned = Record<string, Record<string, { up: string[]; down: string[] }>>
 
-async function capture(open: (log: string[]) => Kysely<any>): Promise<Record<string, { up: string[]; down: string[] }>> {
+async function capture(
+  open: (log: string[]) => Kysely<any>,
+): Promise<Record<string, { up: string[]; down: string[] }>> {
   const log: string[] = []
   const db = open(log)
   const out: Record<string, { up: string[]; down: string[] }> = {}
@@ -37,15 +39,22 @@ async function capture(open: (log: string[]) => Kysely<any>): Promise<Record<str
   return out
 }
 
-const logTo = (log: string[]) => (e: { level: string; query: { sql: string; parameters: readonly unknown[] } }) => {
-  if (e.level === 'query') log.push(e.query.parameters.length === 0 ? e.query.sql : `${e.query.sql} -- ${JSON.stringify(e.query.parameters)}`)
-}
+const logTo =
+  (log: string[]) => (e: { level: string; query: { sql: string; parameters: readonly unknown[] } }) => {
+    if (e.level === 'query')
+      log.push(
+        e.query.parameters.length === 0
+          ? e.query.sql
+          : `${e.query.sql} -- ${JSON.stringify(e.query.parameters)}`,
+      )
+  }
 
 describe('shipped migrations are pinned', () => {
   it('sends exactly the pinned SQL on SQLite and PostgreSQL', async () => {
     const actual: Pinned = {
       sqlite: await capture(
-        (log) => new Kysely({ dialect: new SqliteDialect({ database: new Database(':memory:') }), log: logTo(log) }),
+        (log) =>
+          new Kysely({ dialect: new SqliteDialect({ database: new Database(':memory:') }), log: logTo(log) }),
       ),
       postgres: await capture(
         (log) => new Kysely({ dialect: new PGliteDialect(new PGlite()), log: logTo(log) }),

@@ -312,7 +312,7 @@ if (pgUnavailable !== null) {
   })
 
   // The whole store over the wrapped pool: the contract and the shared conformance suite.
-  const reset = () => sql`truncate rc_codes, rc_batches, rc_attempts, rc_audit, rc_email_log`.execute(db)
+  const reset = () => sql`truncate rc_codes, rc_batches, rc_attempts, rc_audit_log, rc_email_log`.execute(db)
 
   storeContract('PostgreSQL with pgPreparedStatements', async () => {
     await reset()

@@ -2,12 +2,23 @@
  * Acceptance 2: 8 child processes × 10 concurrent consumes of one code, released together on an
  * IPC barrier → exactly one success and `used_at` written once; 100 rounds on PostgreSQL. The same
  * with whole redeems (`redeemCode`: limiter, consume, settle, audit), which also share two limiter
- * keys: every loser's reservation stays, the winner's is given back, one audit row.
+ * keys: every loser's reservation stays, the winner's is given back, one audit row. The same on
+ * MySQL / MariaDB (100 and 30 rounds).
  */
 import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { kyselyStore } from '../src/store.ts'
-import { type Backend, isCI, PG_URL, pgUnavailable, postgresBackend, sqliteBackend } from './backends.ts'
+import {
+  type Backend,
+  isCI,
+  MYSQL_URL,
+  mysqlBackend,
+  mysqlUnavailable,
+  PG_URL,
+  pgUnavailable,
+  postgresBackend,
+  sqliteBackend,
+} from './backends.ts'
 import { batch, codes, uid } from './contract.ts'
 import { startWorker, stopWorkers, type Worker } from './race.helpers.ts'
 
@@ -82,35 +93,69 @@ describe('cross-process consume race: SQLite (one WAL file)', () => {
   })
 })
 
-describe.runIf(pgUnavailable === null || isCI)('cross-process consume race: PostgreSQL', () => {
-  let backend: Backend
-  let workers: Worker[] = []
-  beforeAll(async () => {
-    if (pgUnavailable !== null)
-      throw new Error(`PostgreSQL at ${PG_URL} unreachable under CI=true: ${pgUnavailable}`)
-    backend = await postgresBackend(4)
-    workers = await Promise.all(
-      Array.from({ length: CHILDREN }, () =>
-        startWorker({ kind: 'postgres', url: backend.where.url, schema: backend.where.schema, max: 5 }),
-      ),
-    )
-  })
-  afterAll(async () => {
-    await stopWorkers(workers)
-    await backend?.close()
-  })
+/**
+ * The race on a server (PostgreSQL, MySQL): 100 consume rounds and 30 redeem rounds. Unreachable:
+ * skipped with a message, except under `CI=true`, where it fails.
+ */
+function serverRace(
+  name: string,
+  where: string,
+  unavailable: string | null,
+  open: () => Promise<Backend>,
+  worker: (b: Backend) => Parameters<typeof startWorker>[0],
+) {
+  if (unavailable !== null && !isCI) {
+    describe(`cross-process consume race: ${name}`, () => {
+      it.skip(`SKIPPED: ${name} at ${where} unreachable (${unavailable})`, () => {})
+    })
+    return
+  }
+  describe(`cross-process consume race: ${name}`, () => {
+    let backend: Backend
+    let workers: Worker[] = []
+    beforeAll(async () => {
+      if (unavailable !== null)
+        throw new Error(`${name} at ${where} unreachable under CI=true: ${unavailable}`)
+      backend = await open()
+      workers = await Promise.all(Array.from({ length: CHILDREN }, () => startWorker(worker(backend))))
+    })
+    afterAll(async () => {
+      await stopWorkers(workers)
+      await backend?.close()
+    })
 
-  it(`${CHILDREN} processes × ${PER_CHILD} consumes, 100 rounds: 0 double successes`, async () => {
-    expect(await raceRounds(backend, workers, 100, 'consume')).toBe(0)
-  })
+    it(`${CHILDREN} processes × ${PER_CHILD} consumes, 100 rounds: 0 double successes`, async () => {
+      expect(await raceRounds(backend, workers, 100, 'consume')).toBe(0)
+    })
 
-  it(`${CHILDREN} processes × ${PER_CHILD} redeems, 30 rounds: 0 double successes`, async () => {
-    expect(await raceRounds(backend, workers, 30, 'redeem')).toBe(0)
-  })
-})
-
-if (pgUnavailable !== null && !isCI) {
-  describe('cross-process consume race: PostgreSQL', () => {
-    it.skip(`SKIPPED: PostgreSQL at ${PG_URL} unreachable (${pgUnavailable})`, () => {})
+    it(`${CHILDREN} processes × ${PER_CHILD} redeems, 30 rounds: 0 double successes`, async () => {
+      expect(await raceRounds(backend, workers, 30, 'redeem')).toBe(0)
+    })
   })
 }
+
+serverRace(
+  'PostgreSQL',
+  PG_URL,
+  pgUnavailable,
+  () => postgresBackend(4),
+  (b) => ({
+    kind: 'postgres',
+    url: b.where.url,
+    schema: b.where.schema,
+    max: 5,
+  }),
+)
+
+serverRace(
+  'MySQL',
+  MYSQL_URL,
+  mysqlUnavailable,
+  () => mysqlBackend(4),
+  (b) => ({
+    kind: 'mysql',
+    url: b.where.url,
+    database: b.where.database,
+    max: 5,
+  }),
+)

@@ -31,8 +31,7 @@ export async function seedCodes(
       expires_at: t(o.expiresAt),
       ended_at: t(o.endedAt),
       issued: o.count,
-      unused: o.state === 'used' ? 0 : o.count,
-      used: o.state === 'used' ? o.count : 0,
+      purged_used: 0,
     })
     .execute()
   const ids: string[] = []

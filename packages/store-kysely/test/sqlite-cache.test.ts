@@ -153,7 +153,7 @@ afterAll(async () => {
   rmSync(join(file, '..'), { recursive: true, force: true })
 })
 const reset = async () => {
-  for (const t of ['rc_codes', 'rc_batches', 'rc_attempts', 'rc_audit', 'rc_email_log'] as const) {
+  for (const t of ['rc_codes', 'rc_batches', 'rc_attempts', 'rc_audit_log', 'rc_email_log'] as const) {
     await db.deleteFrom(t).execute()
   }
 }

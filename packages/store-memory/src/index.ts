@@ -319,7 +319,9 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     code.changedAt = now
     batch.unused -= 1
     batch[to] += 1
-    endedCodes.push(now, code.id)
+    // A used code's row stays while its batch is active (as in store-kysely, whose batch counts
+    // are derived from it): it is purged with its batch, once that ends or expires.
+    if (to !== 'used') endedCodes.push(now, code.id)
   }
 
   const removeCode = (code: CodeRow): void => {

@@ -1,7 +1,8 @@
 /**
  * `@recovery-codes/testing`: the shared conformance suites and the test doubles every package uses.
  *
- * - {@link runStoreConformance}: the store contract, including the concurrency races.
+ * - {@link runStoreConformance}: the store contract, including the concurrency races; one runner per
+ *   aggregate too ({@link runBatchStoreConformance}, …), also at `@recovery-codes/testing/store-conformance`.
  * - Doubles for the ports: {@link createManualClock}, {@link createSeededRandom} (insecure),
  *   {@link createRecordingMailer}, {@link createInlineQueue}, {@link createCaptureLogger},
  *   {@link createEventRecorder}.
@@ -57,8 +58,13 @@ export { IS_CI, PG_URL, probePostgres } from './servers.ts'
 export { runServiceConformance, type ServiceConformanceOptions, TEST_PEPPER } from './service-conformance.ts'
 export { type ReceivedMail, startSmtp, type TestSmtp } from './smtp.ts'
 export {
+  runAttemptStoreConformance,
+  runAuditStoreConformance,
+  runBatchStoreConformance,
+  runRedeemStoreConformance,
+  runRetentionStoreConformance,
   runStoreConformance,
   type StoreConformanceContext,
   type StoreConformanceOptions,
-} from './store-conformance.ts'
+} from './store-conformance/index.ts'
 export { type CountingStore, createCountingStore, createSlowStore } from './store-wrappers.ts'

@@ -154,7 +154,7 @@ export async function countEligibleAudit(
   before: number,
 ): Promise<number> {
   const row = await db
-    .selectFrom('rc_audit')
+    .selectFrom('rc_audit_log')
     .select((eb) => eb.fn.countAll().as('n'))
     .where('at', '<', toDbTime(dialect, before))
     .executeTakeFirst()

@@ -58,7 +58,7 @@ export async function collectStats(
     ),
     auditRecords: await one(
       db
-        .selectFrom('rc_audit')
+        .selectFrom('rc_audit_log')
         .select((eb) => eb.fn.countAll().as('n'))
         .executeTakeFirst(),
     ),

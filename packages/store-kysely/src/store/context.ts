@@ -1,0 +1,125 @@
+/**
+ * What every aggregate of the store shares: the host's Kysely instance, the statements, how a
+ * statement runs, how a call's failure is reported, and the transactions.
+ */
+import type { AuditRecord } from '@recovery-codes/core'
+import type { CompiledQuery, Kysely, QueryResult } from 'kysely'
+import { sql } from 'kysely'
+import { type SqlDialect, sqlDialect } from '../dialect.ts'
+import { storeError } from '../errors.ts'
+import { createQueries, type Db, type RecoveryCodesQueries } from '../queries/index.ts'
+import type { RecoveryCodesDatabase } from '../schema.ts'
+import { type Compiled, constant, template } from '../sql/template.ts'
+
+/** Rolls a transaction back from inside without surfacing an error (see {@link StoreContext.tx}). */
+export class Rollback extends Error {}
+
+/** The shared runtime of one `kyselyStore`. */
+export interface StoreContext {
+  k: Kysely<RecoveryCodesDatabase>
+  q: RecoveryCodesQueries
+  d: SqlDialect
+  /** Runs one compiled statement. */
+  exec<R = Record<string, unknown>>(db: Db, c: CompiledQuery): Promise<QueryResult<R>>
+  /** Store call `op`: its failure as a `RecoveryCodesError` with the original as `cause` (see `storeError`). */
+  run<T>(op: string, fn: () => Promise<T>): Promise<T>
+  /**
+   * A transaction that can be rolled back quietly with {@link Rollback}, resolving to `fallback`.
+   * SQLite: {@link writeTx}; PostgreSQL: Kysely's (a host's driver may hook BEGIN, see
+   * `pgPreparedStatements`). When `fn` throws, its error is the one rethrown, never a failed
+   * ROLLBACK's after it.
+   */
+  tx<T>(fn: (trx: Kysely<RecoveryCodesDatabase>) => Promise<T>, fallback?: T): Promise<T>
+  /**
+   * SQLite: a transaction that holds the write lock from its start (`BEGIN IMMEDIATE`, which waits
+   * through the busy handler), so it may read before it writes; rolled back when `fn` (or the
+   * COMMIT) throws, and that error is rethrown. A failed ROLLBACK is ignored: after SQLITE_FULL,
+   * SQLITE_IOERR, … SQLite may have rolled back already ("no transaction is active").
+   */
+  writeTx<T>(fn: (conn: Kysely<RecoveryCodesDatabase>) => Promise<T>): Promise<T>
+  /** The precompiled audit insert for one record (its `data` as JSON text). */
+  appendAudit(record: AuditRecord): CompiledQuery
+}
+
+/** The {@link StoreContext} of `db`. */
+export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): StoreContext {
+  const k = db as Kysely<RecoveryCodesDatabase>
+  const q = createQueries(dialect)
+  const d = sqlDialect(dialect)
+  const { ts } = d
+  const control = {
+    begin: constant(sql`begin immediate`, k),
+    commit: constant(sql`commit`, k),
+    rollback: constant(sql`rollback`, k),
+  }
+  const audit: Compiled<Record<string, unknown>> = template(
+    (i: any) => q.appendAudit(k, i),
+    ['id', 'at', 'event', 'userId', 'batchId', 'identifierHash', 'clientHash', 'outcome', 'reason', 'data'],
+  )
+
+  const exec = <R>(on: Db, c: CompiledQuery) => on.executeQuery(c as CompiledQuery<R>)
+
+  async function run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (e) {
+      throw storeError(op, e)
+    }
+  }
+
+  async function writeTx<T>(fn: (conn: Kysely<RecoveryCodesDatabase>) => Promise<T>): Promise<T> {
+    return k.connection().execute(async (conn) => {
+      await exec(conn, control.begin({}))
+      try {
+        const result = await fn(conn)
+        await exec(conn, control.commit({}))
+        return result
+      } catch (e) {
+        await exec(conn, control.rollback({})).catch(() => {})
+        throw e
+      }
+    })
+  }
+
+  async function tx<T>(fn: (trx: Kysely<RecoveryCodesDatabase>) => Promise<T>, fallback?: T): Promise<T> {
+    let failed: { error: unknown } | undefined
+    const body = async (trx: Kysely<RecoveryCodesDatabase>) => {
+      try {
+        return await fn(trx)
+      } catch (error) {
+        failed = { error }
+        throw error
+      }
+    }
+    try {
+      return await (d.pg ? k.transaction().execute(body) : writeTx(body))
+    } catch (e) {
+      const error = failed === undefined ? e : failed.error
+      if (error instanceof Rollback) return fallback as T
+      throw error
+    }
+  }
+
+  return {
+    k,
+    q,
+    d,
+    exec,
+    run,
+    tx,
+    writeTx,
+    appendAudit: (r) =>
+      audit({
+        id: r.id,
+        at: ts(r.at),
+        event: r.event,
+        userId: r.userId,
+        batchId: r.batchId,
+        identifierHash: r.identifierHash,
+        clientHash: r.clientHash,
+        outcome: r.outcome,
+        reason: r.reason,
+        data: r.data === null ? null : JSON.stringify(r.data),
+      }),
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * `@recovery-codes/testing/store-conformance`: the shared conformance suite of the store port, whole
+ * ({@link runStoreConformance}) or one aggregate at a time, so a store author can run the part they
+ * are writing. Each runner registers one `describe` block under `vitest`.
+ */
+import type { AttemptStore, AuditStore, BatchStore, RedeemStore, RetentionStore } from '@recovery-codes/core'
+import { attemptSuite } from './attempts.ts'
+import { auditSuite } from './audit.ts'
+import { batchSuite } from './batches.ts'
+import { runSuites, type StoreConformanceOptions } from './context.ts'
+import { redeemSuite } from './redeem.ts'
+import { retentionSuite } from './retention.ts'
+
+export type { StoreConformanceContext, StoreConformanceOptions } from './context.ts'
+
+/**
+ * Registers the shared conformance suite for a `RecoveryCodeStore`: every method's contract,
+ * including the concurrency races (real parallel calls started together behind a barrier).
+ * Every store package calls it in one line from its own `test/`. It runs what the five
+ * per-aggregate runners run, in one `describe` block with one `concurrency` block.
+ *
+ * @example
+ * ```ts
+ * // packages/store-memory/test/conformance.test.ts
+ * runStoreConformance({ name: 'memory', setup: () => memoryStore() })
+ * ```
+ */
+export function runStoreConformance(options: StoreConformanceOptions): void {
+  runSuites(options, [batchSuite, attemptSuite, retentionSuite, auditSuite, redeemSuite])
+}
+
+/**
+ * The `BatchStore` part: `createBatch` (supersede, digest uniqueness, all or nothing), `consumeCode`
+ * and `findCode` (the usable predicate), the compare-and-set methods, the reads, and their races.
+ * Needs nothing but the batch methods.
+ *
+ * @example
+ * ```ts
+ * runBatchStoreConformance({ name: 'dynamo batches', setup: () => dynamoBatchStore(client) })
+ * ```
+ */
+export function runBatchStoreConformance(options: StoreConformanceOptions<BatchStore>): void {
+  runSuites(options, [batchSuite])
+}
+
+/**
+ * The `AttemptStore` part: all-or-nothing reservations over several keys, locks, settles, and the
+ * `reserveAttempts` races. Needs nothing but the attempt methods.
+ *
+ * @example
+ * ```ts
+ * runAttemptStoreConformance({ name: 'dynamo attempts', setup: () => dynamoAttemptStore(client) })
+ * ```
+ */
+export function runAttemptStoreConformance(options: StoreConformanceOptions<AttemptStore>): void {
+  runSuites(options, [attemptSuite])
+}
+
+/**
+ * The `RetentionStore` part, except `purgeAudit` (run with the audit part): exact, bounded,
+ * idempotent purges of codes, empty batches and counters, and a purge race beside consumes. Seeds
+ * its rows through the batch and attempt methods.
+ *
+ * @example
+ * ```ts
+ * runRetentionStoreConformance({ name: 'dynamo', setup: () => dynamoStore(client) })
+ * ```
+ */
+export function runRetentionStoreConformance(
+  options: StoreConformanceOptions<BatchStore & AttemptStore & RetentionStore>,
+): void {
+  runSuites(options, [retentionSuite])
+}
+
+/**
+ * The `AuditStore` part: append, list, `purgeAudit`, the email log, and the audit rows that
+ * `createBatch`, `setCodeState`, `endBatch`, `purgeCodes` and `purgeEmptyBatches` commit with
+ * their change.
+ *
+ * @example
+ * ```ts
+ * runAuditStoreConformance({ name: 'dynamo', setup: () => dynamoStore(client) })
+ * ```
+ */
+export function runAuditStoreConformance(
+  options: StoreConformanceOptions<BatchStore & RetentionStore & AuditStore>,
+): void {
+  runSuites(options, [auditSuite])
+}
+
+/**
+ * The `RedeemStore` part: the store's own `redeemCode`, or `composeRedeemCode` over the other
+ * aggregates when it has none (consumed, missed, denied, and the single-use and limiter races).
+ *
+ * @example
+ * ```ts
+ * runRedeemStoreConformance({ name: 'dynamo', setup: () => dynamoStore(client) })
+ * ```
+ */
+export function runRedeemStoreConformance(
+  options: StoreConformanceOptions<BatchStore & AttemptStore & AuditStore & RedeemStore>,
+): void {
+  runSuites(options, [redeemSuite])
+}
