@@ -74,7 +74,7 @@ describe('resolveConfig: numbers', () => {
     }
     walk(DEFAULTS, '')
     expect(numericPaths).toEqual(expect.arrayContaining([...leaves, 'defaultExpiryDays']))
-    expect(numericPaths.length).toBe(21)
+    expect(numericPaths.length).toBe(22)
   })
 
   const BAD: [string, unknown][] = [
@@ -459,7 +459,8 @@ describe('resolveConfig: result', () => {
       revealTtlMs: 600_000,
       purge: {
         retentionDays: 90,
-        batchSize: 50,
+        batchSize: 5000,
+        chunkBudgetMs: 10,
         maxDeletionsPerRun: 1000,
         deleteEmptyBatches: false,
         reportToAdmin: false,

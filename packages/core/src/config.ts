@@ -140,10 +140,22 @@ export interface PurgeOptions {
    */
   attemptRetentionDays: number
   /**
-   * Rows deleted per statement (chunk size).
-   * @default 50
+   * The most rows one delete statement (chunk) may remove: the ceiling of the time-budgeted chunk
+   * size (`chunkBudgetMs`), for code rows, empty batches and audit rows. Limiter counters have a
+   * ceiling of their own (5,000).
+   * @default 5000
    */
   batchSize: number
+  /**
+   * Time budget of one purge chunk in milliseconds, from 1 to 60,000: each chunk's limit adapts
+   * from how long the previous one took (measured with `performance.now()`, never the service's
+   * clock). The first chunk asks for `100 × chunkBudgetMs` rows (at most the ceiling); a chunk done
+   * in under half the budget doubles the next one; one over the budget shrinks the next (by
+   * `budget / duration`, at most halving). Never above `batchSize` (5,000 for limiter counters), never below 1. The same for
+   * code rows, empty batches, limiter counters and audit rows.
+   * @default 10
+   */
+  chunkBudgetMs: number
   /**
    * Most rows deleted in one run; `null` = loop until nothing is left.
    * @default 1000
@@ -461,7 +473,8 @@ export const DEFAULTS = deepFreeze({
   purge: {
     retentionDays: 90,
     attemptRetentionDays: 30,
-    batchSize: 50,
+    batchSize: 5000,
+    chunkBudgetMs: 10,
     maxDeletionsPerRun: 1000 as number | null,
     deleteEmptyBatches: false,
     reportToAdmin: false,
@@ -528,6 +541,7 @@ export const NUMERIC_OPTIONS = deepFreeze({
   'purge.retentionDays': int(0, 3650),
   'purge.attemptRetentionDays': int(1, 3650),
   'purge.batchSize': int(1, 100_000),
+  'purge.chunkBudgetMs': int(1, 60_000),
   'purge.maxDeletionsPerRun': int(1, 10_000_000, true),
   'audit.retentionDays': int(1, 3650),
 } satisfies Record<string, NumericOptionSpec>)
@@ -662,6 +676,7 @@ const ConfigSchema = z.strictObject(
       retentionDays: numeric('purge.retentionDays').optional(),
       attemptRetentionDays: numeric('purge.attemptRetentionDays').optional(),
       batchSize: numeric('purge.batchSize').optional(),
+      chunkBudgetMs: numeric('purge.chunkBudgetMs').optional(),
       maxDeletionsPerRun: numeric('purge.maxDeletionsPerRun').nullable().optional(),
       deleteEmptyBatches: bool().optional(),
       reportToAdmin: bool().optional(),
@@ -1262,6 +1277,7 @@ function build(
       retentionDays: d.purge?.retentionDays ?? D.purge.retentionDays,
       attemptRetentionDays: d.purge?.attemptRetentionDays ?? D.purge.attemptRetentionDays,
       batchSize: d.purge?.batchSize ?? D.purge.batchSize,
+      chunkBudgetMs: d.purge?.chunkBudgetMs ?? D.purge.chunkBudgetMs,
       maxDeletionsPerRun:
         d.purge?.maxDeletionsPerRun === undefined ? D.purge.maxDeletionsPerRun : d.purge.maxDeletionsPerRun,
       deleteEmptyBatches: d.purge?.deleteEmptyBatches ?? D.purge.deleteEmptyBatches,

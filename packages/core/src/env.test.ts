@@ -52,6 +52,7 @@ const FULL_ENV = {
   RECOVERY_CODES_PURGE_RETENTION_DAYS: '60',
   RECOVERY_CODES_PURGE_ATTEMPT_RETENTION_DAYS: '7',
   RECOVERY_CODES_PURGE_BATCH_SIZE: '500',
+  RECOVERY_CODES_PURGE_CHUNK_BUDGET_MS: '25',
   RECOVERY_CODES_PURGE_MAX_DELETIONS_PER_RUN: 'unlimited',
   RECOVERY_CODES_PURGE_DELETE_EMPTY_BATCHES: '1',
   RECOVERY_CODES_PURGE_REPORT_TO_ADMIN: 'true',
@@ -96,6 +97,7 @@ describe('configFromEnv', () => {
         retentionDays: 60,
         attemptRetentionDays: 7,
         batchSize: 500,
+        chunkBudgetMs: 25,
         maxDeletionsPerRun: null,
         deleteEmptyBatches: true,
         reportToAdmin: true,
@@ -145,6 +147,8 @@ describe('configFromEnv', () => {
   it.each([
     ['RECOVERY_CODES_COOLDOWN_BASE_SECONDS', '60s'],
     ['RECOVERY_CODES_PURGE_BATCH_SIZE', '1e3'],
+    ['RECOVERY_CODES_PURGE_CHUNK_BUDGET_MS', '10ms'],
+    ['RECOVERY_CODES_PURGE_CHUNK_BUDGET_MS', '2.5'],
     ['RECOVERY_CODES_BATCH_SIZE', ' 5'],
     ['RECOVERY_CODES_BATCH_SIZE', '5 '],
     ['RECOVERY_CODES_BATCH_SIZE', '0x10'],
@@ -207,6 +211,14 @@ describe('configFromEnv', () => {
   it('leaves ranges to resolveConfig, which names the option', () => {
     const partial = configFromEnv({ RECOVERY_CODES_PEPPER: KEY_B64, RECOVERY_CODES_BATCH_SIZE: '-1' })
     expect(() => resolveConfig({ ...partial, store: storeStub() })).toThrow(/batchSize/)
+  })
+
+  it('sets the purge chunk budget from RECOVERY_CODES_PURGE_CHUNK_BUDGET_MS, range-checked by resolveConfig', () => {
+    const env = (v: string) =>
+      configFromEnv({ RECOVERY_CODES_PEPPER: KEY_B64, RECOVERY_CODES_PURGE_CHUNK_BUDGET_MS: v })
+    expect(env('25').purge).toEqual({ chunkBudgetMs: 25 })
+    expect(resolveConfig({ ...env('25'), store: storeStub() }).purge.chunkBudgetMs).toBe(25)
+    expect(() => resolveConfig({ ...env('0'), store: storeStub() })).toThrow(/purge\.chunkBudgetMs/)
   })
 })
 

@@ -63,6 +63,7 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
       ['PURGE_RETENTION_DAYS', 'purge.retentionDays', 'integer'],
       ['PURGE_ATTEMPT_RETENTION_DAYS', 'purge.attemptRetentionDays', 'integer'],
       ['PURGE_BATCH_SIZE', 'purge.batchSize', 'integer'],
+      ['PURGE_CHUNK_BUDGET_MS', 'purge.chunkBudgetMs', 'integer'],
       ['PURGE_MAX_DELETIONS_PER_RUN', 'purge.maxDeletionsPerRun', 'integer-or-unlimited'],
       ['PURGE_DELETE_EMPTY_BATCHES', 'purge.deleteEmptyBatches', 'boolean'],
       ['PURGE_REPORT_TO_ADMIN', 'purge.reportToAdmin', 'boolean'],

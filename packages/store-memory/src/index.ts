@@ -11,9 +11,10 @@ import type {
   ConsumedCode,
   EmailLogRecord,
   RecoveryCodeStore,
+  RedeemCodeInput,
   RedeemCodeOutcome,
 } from '@recovery-codes/core'
-import { consumedAudit, purgedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
+import { freshBatchSummary, purgedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -58,24 +59,7 @@ interface CodeRow {
 }
 
 /** Batch metadata; the counters survive code purges (R-LC-5), so summaries never rescan codes. */
-interface BatchRow {
-  id: string
-  userId: string
-  keyId: string
-  status: BatchStatus
-  createdAt: number
-  expiresAt: number | null
-  endedAt: number | null
-  issued: number
-  unused: number
-  used: number
-  invalidated: number
-  deleted: number
-  viewedAt: number | null
-  downloadedAt: number | null
-  emailedAt: number | null
-  verifiedAt: number | null
-  lastUsedAt: number | null
+interface BatchRow extends BatchSummary {
   /** Ids of the code rows still stored. */
   codes: Set<string>
 }
@@ -93,6 +77,38 @@ function toHex(bytes: Uint8Array): string {
   let out = ''
   for (const byte of bytes) out += HEX[byte]
   return out
+}
+
+/**
+ * A new audit row with `record`'s fields, `batchId` and `data`: the object the store keeps (one
+ * literal of a fixed shape, not a spread that grows its properties out of line).
+ */
+function ownAudit(record: AuditRecord, batchId: string | null, data: AuditRecord['data']): AuditRecord {
+  return {
+    id: record.id,
+    at: record.at,
+    event: record.event,
+    userId: record.userId,
+    batchId,
+    identifierHash: record.identifierHash,
+    clientHash: record.clientHash,
+    outcome: record.outcome,
+    reason: record.reason,
+    data,
+  }
+}
+
+/** Frozen `{ remaining: n }` audit data by `n`: consume rows share them (rows are copied on read). */
+const REMAINING_DATA: Readonly<{ remaining: number }>[] = []
+
+function remainingData(remaining: number): AuditRecord['data'] {
+  if (remaining >= 1024) return { remaining }
+  let data = REMAINING_DATA[remaining]
+  if (data === undefined) {
+    data = Object.freeze({ remaining })
+    REMAINING_DATA[remaining] = data
+  }
+  return data as AuditRecord['data']
 }
 
 /**
@@ -210,7 +226,10 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   /** Per user, sorted newest first (`createdAt` desc, then `id` desc by UTF-16 order). */
   const batchesByUser = new Map<string, BatchRow[]>()
   const attempts = new Map<string, AttemptState>()
-  /** When each counter was last reserved (for `purgeAttempts`); absent = never reserved. */
+  /**
+   * When each counter was last reserved (for `purgeAttempts`); absent = never reserved. Its keys
+   * are a subset of `attempts`': a reservation writes both, only `forget` deletes, and it deletes both.
+   */
   const touched = new Map<string, number>()
   /** Sorted by `at` ascending; equal times keep insertion order. */
   const audit: AuditRecord[] = []
@@ -262,25 +281,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     row.samePrefix = null
   }
 
-  const summary = (b: BatchRow): BatchSummary => ({
-    id: b.id,
-    userId: b.userId,
-    keyId: b.keyId,
-    status: b.status,
-    createdAt: b.createdAt,
-    expiresAt: b.expiresAt,
-    endedAt: b.endedAt,
-    issued: b.issued,
-    unused: b.unused,
-    used: b.used,
-    invalidated: b.invalidated,
-    deleted: b.deleted,
-    viewedAt: b.viewedAt,
-    downloadedAt: b.downloadedAt,
-    emailedAt: b.emailedAt,
-    verifiedAt: b.verifiedAt,
-    lastUsedAt: b.lastUsedAt,
-  })
+  const summary = ({ codes: _, ...b }: BatchRow): BatchSummary => b
 
   const endBatchRow = (b: BatchRow, to: Exclude<BatchStatus, 'active'>, at: number): void => {
     b.status = to
@@ -299,17 +300,18 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
   /** Throws `INVALID_INPUT` on a malformed digest list, before any write. */
   const checkDigests = (digests: readonly Uint8Array[]): readonly Uint8Array[] => {
     if (!Array.isArray(digests)) throw invalidInput('digests must be an array')
-    for (const d of digests) checkDigest(d)
+    for (let i = 0; i < digests.length; i++) checkDigest(digests[i])
     return digests
   }
 
-  const usableAt = (userId: string, digests: readonly Uint8Array[], now: number) => {
-    for (const digest of digests) {
-      const code = indexFind(userId, digest)
+  /** The first of `digests` naming a usable code of the user (its batch is `code.batch`). */
+  const usableAt = (userId: string, digests: readonly Uint8Array[], now: number): CodeRow | undefined => {
+    for (let i = 0; i < digests.length; i++) {
+      const code = indexFind(userId, digests[i]!)
       if (code?.state !== 'active') continue
       const batch = code.batch
       if (batch.status !== 'active' || (batch.expiresAt !== null && now >= batch.expiresAt)) continue
-      return { code, batch }
+      return code
     }
     return undefined
   }
@@ -336,7 +338,8 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     (b.status !== 'active' && b.endedAt !== null && b.endedAt < before) ||
     (b.expiresAt !== null && b.expiresAt < before)
 
-  const consumeNow = (code: CodeRow, batch: BatchRow, now: number): ConsumedCode => {
+  const consumeNow = (code: CodeRow, now: number): ConsumedCode => {
+    const batch = code.batch
     moveCode(code, batch, 'used', now)
     batch.lastUsedAt = now
     return { codeId: code.id, batchId: batch.id, keyId: batch.keyId, remaining: batch.unused }
@@ -344,18 +347,19 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
   const checkKeys = (keys: readonly AttemptKey[]): void => {
     if (!Array.isArray(keys)) throw invalidInput('keys must be an array')
-    const seen = new Set<string>()
-    for (const k of keys) {
+    // A call names a handful of keys: pairwise comparison finds a repeat without building a set.
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]
       if (typeof k?.key !== 'string') throw invalidInput('key must be a string')
       assertCount(k.maxAttempts, 'maxAttempts')
-      if (seen.has(k.key)) throw invalidInput('keys must be distinct')
-      seen.add(k.key)
+      for (let j = 0; j < i; j++) if (keys[j]!.key === k.key) throw invalidInput('keys must be distinct')
     }
   }
 
   /** Every key open: not locked at `now` and under its budget. */
   const allOpen = (keys: readonly AttemptKey[], now: number): boolean => {
-    for (const k of keys) {
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!
       const c = attempts.get(k.key) ?? ZERO_ATTEMPTS
       if (now < c.lockedUntil || c.failures >= k.maxAttempts) return false
     }
@@ -383,10 +387,9 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     return { allowed: true, states }
   }
 
-  /** Drops a counter and its reservation time. */
+  /** Drops a counter and its reservation time (only a stored counter has one). */
   const forget = (key: string): void => {
-    attempts.delete(key)
-    touched.delete(key)
+    if (attempts.delete(key)) touched.delete(key)
   }
 
   /** Deletes `reset`, gives one reservation back on each other key of `release`. */
@@ -411,7 +414,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
   /** Stores a copy of `record`, so the caller's object stays its own. */
   const appendNow = (record: AuditRecord): void =>
-    insertAudit({ ...record, data: record.data === null ? null : { ...record.data } })
+    insertAudit(ownAudit(record, record.batchId, record.data === null ? null : { ...record.data }))
 
   /** Inserts a record the store owns (nobody else holds it). */
   const insertAudit = (copy: AuditRecord): void => {
@@ -427,6 +430,38 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     if (lo === audit.length) audit.push(copy)
     else audit.splice(lo, 0, copy)
     auditIds.add(copy.id)
+  }
+
+  /** `redeemCode`, synchronously. */
+  const redeemNow = ({
+    userId,
+    digests,
+    now,
+    keys,
+    reset,
+    audit: record,
+  }: RedeemCodeInput): RedeemCodeOutcome => {
+    // Every check before the first write: a rejected call changes nothing.
+    assertTime(now, 'now')
+    checkKeys(keys)
+    checkDigests(digests)
+    if (!Array.isArray(reset)) throw invalidInput('reset must be an array')
+    checkAudit(record)
+    // One synchronous step, so reserve → consume → settle has the same result as: any key closed
+    // → `denied`, nothing written; no code → the reservations, kept as failures → `missed`; a
+    // code → consume, delete the `reset` counters, leave the others as they were (a reservation
+    // given back in the same step is no change at all).
+    if (!allOpen(keys, now)) return { outcome: 'denied', states: reserveNow(keys, now).states }
+    const match = usableAt(userId, digests, now)
+    if (!match) return { outcome: 'missed', states: reserveNow(keys, now).states }
+    const code = consumeNow(match, now)
+    for (let i = 0; i < keys.length; i++) if (reset.includes(keys[i]!.key)) forget(keys[i]!.key)
+    // The row kept is built once from the caller's record (what `consumedAudit` gives, without a
+    // second copy); without data of its own it shares the frozen `{ remaining }` of its count.
+    const data =
+      record.data === null ? remainingData(code.remaining) : { ...record.data, remaining: code.remaining }
+    insertAudit(ownAudit(record, code.batchId, data))
+    return { outcome: 'consumed', code }
   }
 
   const store = {
@@ -450,23 +485,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       const previous = activeByUser.get(userId)
       if (previous) endBatchRow(previous, 'superseded', createdAt)
       const row: BatchRow = {
-        id,
-        userId,
-        keyId,
-        status: 'active',
-        createdAt,
-        expiresAt,
-        endedAt: null,
-        issued: newCodes.length,
-        unused: newCodes.length,
-        used: 0,
-        invalidated: 0,
-        deleted: 0,
-        viewedAt: null,
-        downloadedAt: null,
-        emailedAt: null,
-        verifiedAt: null,
-        lastUsedAt: null,
+        ...freshBatchSummary({ id, userId, keyId, createdAt, expiresAt }, newCodes.length),
         codes: new Set(ids),
       }
       for (const code of newCodes) {
@@ -498,13 +517,13 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     },
 
     async consumeCode({ userId, digests, now }) {
-      const match = usable(userId, digests, now)
-      return match ? consumeNow(match.code, match.batch, now) : null
+      const code = usable(userId, digests, now)
+      return code ? consumeNow(code, now) : null
     },
 
     async findCode({ userId, digests, now }): Promise<CodeMatch | null> {
-      const match = usable(userId, digests, now)
-      return match ? { codeId: match.code.id, batchId: match.batch.id, keyId: match.batch.keyId } : null
+      const code = usable(userId, digests, now)
+      return code ? { codeId: code.id, batchId: code.batch.id, keyId: code.batch.keyId } : null
     },
 
     async setCodeState({ userId, codeId, to, now, audit: record }) {
@@ -554,25 +573,14 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
       return reserveNow(keys, now)
     },
 
-    async redeemCode({ userId, digests, now, keys, reset, audit: record }): Promise<RedeemCodeOutcome> {
-      // Every check before the first write: a rejected call changes nothing.
-      assertTime(now, 'now')
-      checkKeys(keys)
-      checkDigests(digests)
-      if (!Array.isArray(reset)) throw invalidInput('reset must be an array')
-      checkAudit(record)
-      // One synchronous step, so reserve → consume → settle has the same result as: any key closed
-      // → `denied`, nothing written; no code → the reservations, kept as failures → `missed`; a
-      // code → consume, delete the `reset` counters, leave the others as they were (a reservation
-      // given back in the same step is no change at all).
-      if (!allOpen(keys, now)) return { outcome: 'denied', states: reserveNow(keys, now).states }
-      const match = usableAt(userId, digests, now)
-      if (!match) return { outcome: 'missed', states: reserveNow(keys, now).states }
-      const code = consumeNow(match.code, match.batch, now)
-      for (const k of keys) if (reset.includes(k.key)) forget(k.key)
-      // `consumedAudit` returns a new record: the store keeps it without another copy.
-      insertAudit(consumedAudit(record, code))
-      return { outcome: 'consumed', code }
+    // Not `async`: the whole call is one synchronous step, returned settled (a throw becomes the
+    // rejection an async method would give), without an async frame of its own on the hot path.
+    redeemCode(input: RedeemCodeInput): Promise<RedeemCodeOutcome> {
+      try {
+        return Promise.resolve(redeemNow(input))
+      } catch (error) {
+        return Promise.reject(error)
+      }
     },
 
     async getAttempts(key) {
@@ -630,7 +638,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         }
         deadBatches.pop()
       }
-      if (record !== undefined && deleted > 0) appendNow(purgedAudit(record, deleted))
+      if (record !== undefined && deleted > 0) insertAudit(purgedAudit(record, deleted))
       return deleted
     },
 
@@ -660,7 +668,7 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         if (list.length === 0) batchesByUser.delete(batch.userId)
         deleted++
       }
-      if (record !== undefined && deleted > 0) appendNow(purgedAudit(record, deleted))
+      if (record !== undefined && deleted > 0) insertAudit(purgedAudit(record, deleted))
       return deleted
     },
 

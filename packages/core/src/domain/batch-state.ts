@@ -3,7 +3,7 @@
  * expiry, which is derived from `expiresAt` and never stored as a state.
  */
 import { RecoveryCodesError } from '../errors.ts'
-import type { BatchStatus, CodeState } from '../ports/store.ts'
+import type { BatchStatus, BatchSummary, CodeState, NewBatch } from '../ports/store.ts'
 
 /** A batch status, or `purged`: the terminal target of purge (the row is gone, so never stored). */
 export type BatchLifecycleState = BatchStatus | 'purged'
@@ -99,4 +99,33 @@ export function isCodeUsable(input: {
 
 function allowed<S extends string>(table: Readonly<Record<S, readonly S[]>>, from: S, to: S): boolean {
   return Object.hasOwn(table, from) && table[from].includes(to)
+}
+
+/**
+ * The summary of a batch just created with `issued` codes: `active`, every count but `issued` and
+ * `unused` zero, no flag set. For stores that keep summaries as records (`memoryStore`).
+ *
+ * @example freshBatchSummary({ id: 'b1', userId: 'u1', keyId: 'k1', createdAt: 0, expiresAt: null }, 10).unused // 10
+ */
+export function freshBatchSummary(batch: NewBatch, issued: number): BatchSummary {
+  const { id, userId, keyId, createdAt, expiresAt } = batch
+  return {
+    id,
+    userId,
+    keyId,
+    status: 'active',
+    createdAt,
+    expiresAt,
+    endedAt: null,
+    issued,
+    unused: issued,
+    used: 0,
+    invalidated: 0,
+    deleted: 0,
+    viewedAt: null,
+    downloadedAt: null,
+    emailedAt: null,
+    verifiedAt: null,
+    lastUsedAt: null,
+  }
 }

@@ -66,13 +66,33 @@ export function digestCandidates(
   canonicalCode: string,
   hmacSha256: HmacSha256 = nobleHmacSha256,
 ): { keyId: string; digest: Uint8Array }[] {
+  const digests = candidateDigests(peppers, userId, canonicalCode, hmacSha256)
+  return peppers.map((p, i) => ({ keyId: p.id, digest: digests[i]! }))
+}
+
+/**
+ * The digests of {@link digestCandidates} alone, in the same order: what a store lookup takes,
+ * without a pair object per pepper (the redeem path).
+ *
+ * @throws RecoveryCodesError `CONFIG_INVALID` when `peppers` is empty.
+ * @example candidateDigests(peppers, userId, canonical) // [Uint8Array(32), …]
+ */
+export function candidateDigests(
+  peppers: readonly Pepper[],
+  userId: string,
+  canonicalCode: string,
+  hmacSha256: HmacSha256 = nobleHmacSha256,
+): Uint8Array[] {
   if (peppers.length === 0) throw new RecoveryCodesError('CONFIG_INVALID', 'no pepper configured')
   const message = framed(DIGEST_DOMAIN, userId, canonicalCode)
   try {
-    return peppers.map((p) => {
-      assertPepper(p.secret)
-      return { keyId: p.id, digest: hmacSha256(p.secret, message) }
-    })
+    const digests = new Array<Uint8Array>(peppers.length)
+    for (let i = 0; i < peppers.length; i++) {
+      const secret = peppers[i]!.secret
+      assertPepper(secret)
+      digests[i] = hmacSha256(secret, message)
+    }
+    return digests
   } finally {
     message.fill(0)
   }
@@ -155,6 +175,8 @@ function macAndWipe(hmacSha256: HmacSha256, key: Uint8Array, message: Uint8Array
 
 /** The buffer {@link framed} writes into; larger messages get their own. */
 const frame = new Uint8Array(1024)
+/** `frame.subarray(0, n)` by `n`, made once each: a message of a known length allocates no view. */
+const frameViews: (Uint8Array | undefined)[] = []
 
 /**
  * `domain ‖ u32be(len(a)) ‖ utf8(a) ‖ u32be(len(b)) ‖ utf8(b)`, lengths in bytes (a UTF-8
@@ -166,7 +188,14 @@ function framed(domain: Uint8Array, a: string, b: string): Uint8Array {
   const out = size <= frame.length ? frame : new Uint8Array(size)
   out.set(domain, 0)
   const offset = writePrefixed(out, domain.length, a)
-  return out.subarray(0, writePrefixed(out, offset, b))
+  const end = writePrefixed(out, offset, b)
+  if (out !== frame) return out.subarray(0, end)
+  let view = frameViews[end]
+  if (view === undefined) {
+    view = frame.subarray(0, end)
+    frameViews[end] = view
+  }
+  return view
 }
 
 /**

@@ -58,8 +58,12 @@ function skipped(): Error {
 
 /** What {@link createCacheLayer} returns. */
 export interface CacheLayer {
-  /** Moves the user to a new version; a failure is logged, never thrown. */
-  bumpVersion(userId: string): Promise<void>
+  /**
+   * Moves the user to a new version; a failure is logged, never thrown. Returns `undefined` when
+   * the bump is done at once (the private default cache: a `Map` delete), so the hot path has
+   * nothing to await; a promise when it writes to a configured cache.
+   */
+  bumpVersion(userId: string): Promise<void> | undefined
   /**
    * The value cached under the user's current version and `name`, else `load()` (stored for
    * `cacheTtlSeconds`). A cache failure falls back to `load()`.
@@ -72,10 +76,10 @@ export interface CacheLayer {
  * prefix).
  */
 export function createCacheLayer(sc: ServiceContext): CacheLayer {
-  const { config, cache, clock, logger, memoised, userLabel } = sc
+  const { config, cache, clock, logger, memo, userLabel } = sc
   const cacheTtlMs = config.cacheTtlSeconds * 1000
 
-  const versionKey = (userId: string) => memoised('version-key', userId, () => `rc:ver:${userLabel(userId)}`)
+  const versionKey = memo((userId) => `rc:ver:${userLabel(userId)}`)
   // A version only needs to differ from every earlier one of the user, across instances sharing
   // the cache: a random instance prefix and a counter, with no CSPRNG read per write.
   const versionPrefix = sc.newId()
@@ -86,6 +90,8 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
   // its versions live beside it, in process, and a bump is a `Map` delete instead of a cache write
   // on every redeem. A configured cache may be shared by instances: there the version lives in it.
   // A dropped local version only costs a miss: the next read starts a version never used before.
+  // Keyed by the user id itself (held in process only, like the label memo), so a bump needs no
+  // label.
   const local = sc.cacheIsPrivate ? new Map<string, string>() : null
 
   // Users whose last bump failed (the cache threw or timed out): a page cached under their old
@@ -108,12 +114,16 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
     return false
   }
 
-  async function bumpVersion(userId: string): Promise<void> {
-    const owner = userLabel(userId)
+  function bumpVersion(userId: string): Promise<void> | undefined {
     if (local !== null) {
-      local.delete(owner)
-      return
+      local.delete(userId)
+      return undefined
     }
+    return bumpShared(userId)
+  }
+
+  async function bumpShared(userId: string): Promise<void> {
+    const owner = userLabel(userId)
     const started = ++bumpSeq
     try {
       await cache.setItem(versionKey(userId), nextVersion())
@@ -134,12 +144,11 @@ export function createCacheLayer(sc: ServiceContext): CacheLayer {
   /** The user's current version, started when there is none. */
   async function currentVersion(userId: string): Promise<string> {
     if (local !== null) {
-      const owner = userLabel(userId)
-      let version = local.get(owner)
+      let version = local.get(userId)
       if (version === undefined) {
         version = nextVersion()
         if (local.size >= MAX_LOCAL_VERSIONS) local.clear()
-        local.set(owner, version)
+        local.set(userId, version)
       }
       return version
     }

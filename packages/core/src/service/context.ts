@@ -3,7 +3,6 @@
  * `createRecoveryCodes` call. The resolved config and its ports, keyed labels, ids, the store
  * guard, audit and events. A plain object; the parts destructure it once when they are built.
  */
-import { bytesToHex } from '@noble/hashes/utils.js'
 import { createStorage } from 'unstorage'
 import lruCacheDriver from 'unstorage/drivers/lru-cache'
 import type { ResolvedConfig } from '../config.ts'
@@ -18,6 +17,21 @@ import type { RequestContext } from './types.ts'
 
 const LABEL_MEMO_SIZE = 10_000
 const DEFAULT_CACHE_ENTRIES = 50_000
+/** The bytes of the id {@link ServiceContext.newId} is making, reused (ids are not secret). */
+const idBytes = new Uint8Array(16)
+/** The character codes of the id's hex, reused: one flat string per id, no concatenation. */
+const idChars: number[] = Array.from({ length: 32 }, () => 0)
+const HEX_DIGITS = '0123456789abcdef'
+
+/** Lower-case hex of 16 bytes (as `bytesToHex`), built as one flat string. */
+function hexOf(bytes: Uint8Array): string {
+  for (let i = 0; i < 16; i++) {
+    const b = bytes[i]!
+    idChars[2 * i] = HEX_DIGITS.charCodeAt(b >> 4)
+    idChars[2 * i + 1] = HEX_DIGITS.charCodeAt(b & 15)
+  }
+  return String.fromCharCode.apply(null, idChars)
+}
 
 /** One audit row to write, before ids and keyed hashes are filled in. */
 export interface AuditInput {
@@ -45,8 +59,12 @@ export interface ServiceContext {
   readonly cacheIsPrivate: boolean
   /** The secret of the current pepper: keys the labels and the outbox. */
   readonly labelKey: Uint8Array
-  /** Memoises `compute()` per `name` and `value`; the memo is cleared when full. */
-  memoised(name: string, value: string, compute: () => string): string
+  /**
+   * A memo of `compute(value)` per identifier string (a user id, a client key): a map of its own,
+   * cleared when full rather than grown, holding identifiers and what is derived from them, never
+   * codes. `compute` takes the value, so a hit allocates nothing (no closure per call).
+   */
+  memo<T>(compute: (value: string) => T): (value: string) => T
   /** Keyed label of `value` for `purpose`, memoised. */
   label(purpose: string, value: string): string
   /** Keyed label of a user id: the owner of cache entries and slots. */
@@ -55,6 +73,12 @@ export interface ServiceContext {
   newId(now?: number): string
   /** Runs store work; a failure other than a `RecoveryCodesError` becomes `STORE_UNAVAILABLE`. */
   guardStore<T>(fn: () => Promise<T>): Promise<T>
+  /**
+   * What {@link ServiceContext.guardStore} throws for `error`: a `RecoveryCodesError` as it is,
+   * anything else logged by name and wrapped as `STORE_UNAVAILABLE`. For a hot path that awaits
+   * the store in its own `try` instead of through another async frame.
+   */
+  storeFailure(error: unknown): RecoveryCodesError
   /** The audit row for `input`, with its id and keyed hashes. */
   auditRecord(input: AuditInput): AuditRecord
   /** Appends an audit row; a failure is logged, never thrown. */
@@ -80,27 +104,33 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
     config.cache ?? createStorage({ driver: lruCacheDriver({ max: DEFAULT_CACHE_ENTRIES, ttl: 3_600_000 }) })
   const labelKey = config.peppers[0]!.secret
 
-  // Labels of hot identifiers (user ids, client keys) are memoised in process; the map holds
-  // identifiers, never codes, and is cleared when full rather than grown.
-  // One map per purpose, keyed by the caller's own string (whose hash the engine caches).
-  const labels = new Map<string, Map<string, string>>()
-  const memoised = (name: string, value: string, compute: () => string) => {
-    let memo = labels.get(name)
-    if (memo === undefined) {
-      memo = new Map()
-      labels.set(name, memo)
+  // Labels of hot identifiers (user ids, client keys) are memoised in process, one map per
+  // purpose, keyed by the caller's own string (whose hash the engine caches).
+  function memo<T>(compute: (value: string) => T): (value: string) => T {
+    const map = new Map<string, T>()
+    return (value) => {
+      let out = map.get(value)
+      if (out === undefined) {
+        out = compute(value)
+        if (map.size >= LABEL_MEMO_SIZE) map.clear()
+        map.set(value, out)
+      }
+      return out
     }
-    let out = memo.get(value)
-    if (out === undefined) {
-      out = compute()
-      if (memo.size >= LABEL_MEMO_SIZE) memo.clear()
-      memo.set(value, out)
-    }
-    return out
   }
-  const label = (purpose: string, value: string) =>
-    memoised(purpose, value, () => keyedLabel(labelKey, purpose, value, systemHmacSha256))
-  const userLabel = (userId: string) => label('user', userId)
+  const labelMemos = new Map<string, (value: string) => string>()
+  const labelOf = (purpose: string): ((value: string) => string) => {
+    let of = labelMemos.get(purpose)
+    if (of === undefined) {
+      of = memo((value) => keyedLabel(labelKey, purpose, value, systemHmacSha256))
+      labelMemos.set(purpose, of)
+    }
+    return of
+  }
+  const label = (purpose: string, value: string) => labelOf(purpose)(value)
+  const userLabel = labelOf('user')
+  const identifierHash = labelOf('audit-identifier')
+  const clientHash = labelOf('audit-client')
 
   /**
    * A 128-bit id: with `now`, the first 48 bits are the time in ms (like UUIDv7), so rows written
@@ -108,16 +138,15 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
    * chunk dirties few pages; the other 80 bits are random.
    */
   function newId(now?: number): string {
-    const b = new Uint8Array(16)
-    random.read(b)
+    random.read(idBytes)
     if (now !== undefined) {
       let t = Math.max(0, Math.min(now, 2 ** 48 - 1))
       for (let i = 5; i >= 0; i--) {
-        b[i] = t % 256
+        idBytes[i] = t % 256
         t = Math.floor(t / 256)
       }
     }
-    return bytesToHex(b)
+    return hexOf(idBytes)
   }
 
   const events = config.events
@@ -147,8 +176,8 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
       event: input.event,
       userId: input.userId ?? null,
       batchId: input.batchId ?? null,
-      identifierHash: input.identifier === undefined ? null : label('audit-identifier', input.identifier),
-      clientHash: input.ctx?.clientKey ? label('audit-client', input.ctx.clientKey) : null,
+      identifierHash: input.identifier === undefined ? null : identifierHash(input.identifier),
+      clientHash: input.ctx?.clientKey ? clientHash(input.ctx.clientKey) : null,
       outcome: input.outcome,
       reason: input.reason ?? null,
       data: input.data ?? null,
@@ -164,19 +193,21 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
     }
   }
 
+  function storeFailure(error: unknown): RecoveryCodesError {
+    if (error instanceof RecoveryCodesError) return error
+    logger.error('recovery-codes: store failed', { error: errorName(error) })
+    return new RecoveryCodesError(
+      'STORE_UNAVAILABLE',
+      'The recovery-code store is unavailable; the request was denied.',
+      { cause: error },
+    )
+  }
+
   async function guardStore<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn()
     } catch (error) {
-      if (error instanceof RecoveryCodesError) throw error
-      logger.error('recovery-codes: store failed', { error: errorName(error) })
-      throw new RecoveryCodesError(
-        'STORE_UNAVAILABLE',
-        'The recovery-code store is unavailable; the request was denied.',
-        {
-          cause: error,
-        },
-      )
+      throw storeFailure(error)
     }
   }
 
@@ -189,11 +220,12 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
     cache,
     cacheIsPrivate: config.cache === null,
     labelKey,
-    memoised,
+    memo,
     label,
     userLabel,
     newId,
     guardStore,
+    storeFailure,
     auditRecord,
     audit,
     emit,

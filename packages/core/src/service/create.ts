@@ -8,18 +8,18 @@ import { isExpired } from '../domain/batch-state.ts'
 import { formatCode } from '../domain/code-format.ts'
 import { cooldownMs } from '../domain/cooldown.ts'
 import { generateCodes } from '../domain/generate.ts'
-import { DUMMY_USER_ID, digestCandidates } from '../domain/hash.ts'
-import { normalizeIdentifier } from '../domain/identifier.ts'
+import { digestCandidates } from '../domain/hash.ts'
 import { RecoveryCodesError } from '../errors.ts'
 import type { LogFields } from '../ports/logger.ts'
-import { type AttemptState, type BatchSummary, composeRedeemCode } from '../ports/store.ts'
+import type { AttemptState, BatchSummary } from '../ports/store.ts'
 import { systemHmacSha256 } from '../runtime.ts'
 import { createCacheLayer, withBoundedCache } from './cache-layer.ts'
 import { createServiceContext, errorName } from './context.ts'
 import { availableExportFormats, EXPORT_FORMATS, pdfRendererMissing, renderExport } from './export.ts'
-import { createLimiter, type Subject } from './limiter.ts'
+import { createLimiter } from './limiter.ts'
 import { createOutbox, EMAIL_JOB } from './outbox.ts'
 import { createPurgeRuns, PURGE_AUDIT_JOB, PURGE_JOB, type PurgeRunInput } from './purge-run.ts'
+import { createRedeem } from './redeem.ts'
 import { parseRevealToken, sealReveal } from './reveal.ts'
 import { createRevealSlots, slotKey, slotPointerKey } from './reveal-slot.ts'
 import type {
@@ -97,11 +97,14 @@ export interface RecoveryCodes {
   /** Destroys a reveal slot (call on logout and session regeneration). */
   discardReveal(input: { reveal: RevealToken | null | undefined }): Promise<void>
   /**
-   * Purges codes past retention in chunks. Each chunk commits with its own audit row
-   * (`codes.purged`, `batches.purged`, with `data.deleted`); one `purge.run` row sums up the run.
+   * Purges codes past retention in chunks sized by `purge.chunkBudgetMs` (each from how long the
+   * previous one took, never above `purge.batchSize`; empty batches and expired limiter counters
+   * alike). Each chunk commits with its own audit row (`codes.purged`, `batches.purged`, with
+   * `data.deleted`); one `purge.run` row sums up the run; the report's `chunks` says how the chunks
+   * went.
    */
   purge(input?: PurgeRunInput): Promise<PurgeReport>
-  /** Purges audit records past retention. */
+  /** Purges audit records past retention, in chunks sized the same way. */
   purgeAudit(
     input?: Pick<
       PurgeRunInput,
@@ -140,7 +143,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
 
   const cacheLayer = createCacheLayer(sc)
   const { bumpVersion, readThrough } = cacheLayer
-  const { attempt, behindLimiter, claim } = createLimiter(sc, cacheLayer)
+  const limiter = createLimiter(sc, cacheLayer)
+  const { attempt, behindLimiter, claim } = limiter
   const { openSlot, dropSlot, closeSlotIfSpent, dropOwnerSlot } = createRevealSlots(sc)
   const outbox = createOutbox(sc)
   const purgeRuns = createPurgeRuns(sc)
@@ -297,79 +301,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       }
     },
 
-    async redeem(inp) {
-      const now = clock.now()
-      const ctx = context(inp)
-      let subject: Subject
-      let userId: string
-      let identifier: string | undefined
-      if (inp?.userId !== undefined) {
-        userId = requireUserId(inp.userId)
-        subject = { kind: 'user', value: userId }
-      } else {
-        if (config.loginMode !== 'identifier-and-code' || !config.resolveUserId) {
-          throw new RecoveryCodesError('FEATURE_DISABLED', 'Identifier + code login is not enabled.')
-        }
-        const normalized = normalizeIdentifier(inp?.identifier)
-        // An unusable identifier is treated exactly like an unknown one.
-        identifier = normalized ?? '\u0000invalid'
-        subject = { kind: 'identifier', value: identifier }
-        const resolved =
-          normalized === null ? null : await guardStore(() => config.resolveUserId!(normalized))
-        userId = typeof resolved === 'string' && resolved.length > 0 ? resolved : DUMMY_USER_ID
-      }
-      const result = await attempt({
-        subject,
-        userId,
-        code: inp?.code,
-        ctx,
-        now,
-        event: 'login.failure',
-        identifier,
-        lookup: async (digests, keys, reset) => {
-          // One store call where the store has it: reserve, consume, settle and the audit row.
-          const input = {
-            userId,
-            digests,
-            now,
-            keys,
-            reset,
-            audit: auditRecord({
-              at: now,
-              event: 'login.success',
-              userId,
-              outcome: 'success',
-              ctx,
-              identifier,
-            }),
-          }
-          const out = await (store.redeemCode ? store.redeemCode(input) : composeRedeemCode(store, input))
-          if (out.outcome !== 'consumed') return out
-          if (out.auditFailed !== undefined) {
-            logger.error('recovery-codes: audit append failed', {
-              event: 'login.success',
-              error: errorName(out.auditFailed),
-            })
-          }
-          return { outcome: 'found', value: out.code }
-        },
-      })
-      if (!result.ok) return result
-      const used = result.value
-      await bumpVersion(userId)
-      const low = used.remaining <= config.lowCodesThreshold
-      await emit('used', now, userId, used.batchId, { remaining: used.remaining })
-      if (used.remaining === 0) await emit('exhausted', now, userId, used.batchId)
-      else if (low) await emit('low', now, userId, used.batchId, { remaining: used.remaining })
-      return {
-        ok: true,
-        userId,
-        batchId: used.batchId,
-        remaining: used.remaining,
-        shouldRegenerate: true,
-        lowCodes: low,
-      }
-    },
+    redeem: createRedeem(sc, limiter, cacheLayer, { requireUserId, context }),
 
     async verifySetup(inp) {
       const userId = requireUserId(inp?.userId)

@@ -5,7 +5,7 @@
  */
 import { normalize } from '../domain/code-format.ts'
 import { cooldownMs } from '../domain/cooldown.ts'
-import { DUMMY_USER_ID, digestCandidates } from '../domain/hash.ts'
+import { candidateDigests, DUMMY_USER_ID } from '../domain/hash.ts'
 import { type AttemptState, behindReservation, type ReservedLookup } from '../ports/store.ts'
 import { systemHmacSha256 } from '../runtime.ts'
 import type { CacheLayer } from './cache-layer.ts'
@@ -21,6 +21,26 @@ export type Subject = { kind: 'user' | 'identifier'; value: string }
 /** One limiter counter and its budget. */
 export type LimiterKey = { key: string; maxAttempts: number }
 
+/** What an attempt hands the store: the input's digests under every pepper and its counters. */
+export interface PreparedAttempt {
+  digests: Uint8Array[]
+  keys: LimiterKey[]
+  /** The subject's counter: a success resets it (R-RL-7). */
+  reset: string[]
+}
+
+/** Who attempts what: the input of {@link Limiter.attempt} without its store work. */
+export interface AttemptArgs {
+  subject: Subject
+  userId: string
+  code: unknown
+  ctx: RequestContext
+  now: number
+  /** The audit event of a failure. */
+  event: string
+  identifier?: string
+}
+
 /** The store work of an attempt: consume or find, behind the limiter. */
 export type Lookup<T> = (
   digests: Uint8Array[],
@@ -33,18 +53,25 @@ export interface Limiter {
   /**
    * The shared path of every code-addressed operation: canonicalise, hash, reserve, look up,
    * record. `lookup` is the store work (consume or find) behind the limiter; everything else is
-   * identical for known and unknown users.
+   * identical for known and unknown users. {@link Limiter.prepare} and {@link Limiter.failed} are
+   * its two halves, for a caller that runs the store work itself (the redeem path).
    */
-  attempt<T>(args: {
-    subject: Subject
-    userId: string
-    code: unknown
-    ctx: RequestContext
-    now: number
-    event: string
-    identifier?: string
-    lookup: Lookup<T>
-  }): Promise<{ ok: true; value: T } | CodeFailure>
+  attempt<T>(args: AttemptArgs & { lookup: Lookup<T> }): Promise<{ ok: true; value: T } | CodeFailure>
+  /**
+   * The first half of an attempt, synchronous: the input bounded, canonicalised and hashed under
+   * every pepper (one digest is paid for whatever the input, so malformed input, a locked account
+   * and a wrong code cost the same), and the counters it spends.
+   */
+  prepare(args: AttemptArgs): PreparedAttempt
+  /**
+   * The second half of an attempt whose store work was denied or found nothing: the audit row,
+   * locks on full counters, events and the hard cap. Returns the failure to hand back.
+   */
+  failed(
+    args: AttemptArgs,
+    prepared: PreparedAttempt,
+    result: { outcome: 'denied' | 'missed'; states: readonly AttemptState[] },
+  ): Promise<CodeFailure>
   /**
    * `lookup` of {@link Limiter.attempt} for work other than a redeem: reserve, `find`, settle, as
    * separate store calls. A store error in `find` gives the reservations back: the outcome is
@@ -57,7 +84,7 @@ export interface Limiter {
 
 /** Builds the limiter of one service; a hard-capped batch is disabled through `cacheLayer`. */
 export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limiter {
-  const { config, store, memoised, label, guardStore, audit, auditRecord, emit } = sc
+  const { config, store, memo, label, guardStore, storeFailure, audit, auditRecord, emit } = sc
   const { bumpVersion } = cacheLayer
   const format = config.format
   const peppers = config.peppers
@@ -94,47 +121,56 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
     return { retryAfterMs, locked: retryAfterMs > 0, consecutive: states[0]!.consecutive }
   }
 
+  // One frozen counter per identifier, memoised by the caller's string: an attempt allocates only
+  // the arrays it hands the store.
+  const counterOf = (prefix: string, purpose: string, kind: string, maxAttempts: number) =>
+    memo(
+      (value): LimiterKey =>
+        Object.freeze({ key: `${prefix}:${label(purpose, `${kind}${value}`)}`, maxAttempts }),
+    )
+  const userCounter = counterOf('id', 'limiter-id', 'user:', config.maxLoginAttempts)
+  const identifierCounter = counterOf('id', 'limiter-id', 'identifier:', config.maxLoginAttempts)
+  const clientCounter = counterOf('ip', 'limiter-ip', '', config.clientMaxAttempts)
+
   /** The limiter counters of an attempt: the subject's first (the one a success resets). */
   function limiterKeys(subject: Subject, ctx: RequestContext): LimiterKey[] {
-    const memo = subject.kind === 'user' ? 'limiter-key-user' : 'limiter-key-identifier'
-    const id = memoised(
-      memo,
-      subject.value,
-      () => `id:${label('limiter-id', `${subject.kind}:${subject.value}`)}`,
-    )
-    const keys = [{ key: id, maxAttempts: config.maxLoginAttempts }]
-    if (ctx.clientKey) {
-      const client = ctx.clientKey
-      const ip = memoised('limiter-key-ip', client, () => `ip:${label('limiter-ip', client)}`)
-      keys.push({ key: ip, maxAttempts: config.clientMaxAttempts })
-    }
-    return keys
+    const id = (subject.kind === 'user' ? userCounter : identifierCounter)(subject.value)
+    return ctx.clientKey ? [id, clientCounter(ctx.clientKey)] : [id]
   }
 
-  async function attempt<T>(args: {
-    subject: Subject
-    userId: string
-    code: unknown
-    ctx: RequestContext
-    now: number
-    event: string
-    identifier?: string
-    lookup: Lookup<T>
-  }): Promise<{ ok: true; value: T } | CodeFailure> {
-    const { now, ctx } = args
-    // In second-factor mode the user already passed the first factor: naming them leaks nothing.
-    const auditUserId = args.subject.kind === 'user' ? args.userId : null
+  function prepare(args: AttemptArgs): PreparedAttempt {
     const raw = typeof args.code === 'string' && args.code.length <= MAX_CODE_INPUT_LENGTH ? args.code : ''
-    // Every attempt pays for one digest before the limiter, so malformed input, a locked account
-    // and a wrong code cost the same.
     const canonical = normalize(raw, format) ?? ''
-    const digests = digestCandidates(peppers, args.userId, canonical, systemHmacSha256).map((c) => c.digest)
-    const keys = limiterKeys(args.subject, ctx)
+    const digests = candidateDigests(peppers, args.userId, canonical, systemHmacSha256)
+    const keys = limiterKeys(args.subject, args.ctx)
     // A success resets the subject's counter (R-RL-7) but only gives back its own reservation on
     // the client counter, which keeps counting that client's failures.
-    const reset = [keys[0]!.key]
-    const result = await guardStore(() => args.lookup(digests, keys, reset))
+    return { digests, keys, reset: [keys[0]!.key] }
+  }
+
+  async function attempt<T>(
+    args: AttemptArgs & { lookup: Lookup<T> },
+  ): Promise<{ ok: true; value: T } | CodeFailure> {
+    const prepared = prepare(args)
+    let result: ReservedLookup<T>
+    try {
+      result = await args.lookup(prepared.digests, prepared.keys, prepared.reset)
+    } catch (error) {
+      throw storeFailure(error)
+    }
     if (result.outcome === 'found') return { ok: true, value: result.value }
+    return failed(args, prepared, result)
+  }
+
+  async function failed(
+    args: AttemptArgs,
+    prepared: PreparedAttempt,
+    result: { outcome: 'denied' | 'missed'; states: readonly AttemptState[] },
+  ): Promise<CodeFailure> {
+    const { now, ctx } = args
+    const { keys } = prepared
+    // In second-factor mode the user already passed the first factor: naming them leaks nothing.
+    const auditUserId = args.subject.kind === 'user' ? args.userId : null
     if (result.outcome === 'denied') {
       await audit({
         at: now,
@@ -204,7 +240,7 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
     return r.allowed ? { ok: true } : { ok: false, retryAfterMs: await denied(keys, r.states, now) }
   }
 
-  return { attempt, behindLimiter, claim }
+  return { attempt, prepare, failed, behindLimiter, claim }
 }
 
 function failure(retryAfterMs: number): CodeFailure {

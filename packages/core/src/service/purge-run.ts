@@ -2,16 +2,18 @@
  * Purge runs of the service: per-run options checked against the config's bounds, the chunked
  * deletes, the audit row, event and admin report of each run, and the queue jobs that start them.
  */
-import { runPurge } from '../domain/purge.ts'
+import { type PurgeChunkStats, type PurgeRunResult, type RunPurgeOptions, runPurge } from '../domain/purge.ts'
 import { RecoveryCodesError } from '../errors.ts'
 import type { JobHandler } from '../ports/queue.ts'
+import { monotonicNow } from '../runtime.ts'
 import { errorName, type ServiceContext } from './context.ts'
-import type { PurgeReport } from './types.ts'
+import type { PurgeChunkReport, PurgeReport } from './types.ts'
 
 const DAY_MS = 86_400_000
 /**
- * Limiter counters deleted per statement. Larger than a code chunk: no index serves the pick (see
- * the store's `purgeAttempts`), so each statement scans, and fewer statements scan less.
+ * The most limiter counters deleted per statement (the ceiling of their time-budgeted chunks).
+ * Larger than a code chunk: no index serves the pick (see the store's `purgeAttempts`), so each
+ * statement scans, and fewer statements scan less.
  */
 const ATTEMPT_CHUNK = 5_000
 
@@ -25,6 +27,10 @@ export const PURGE_AUDIT_JOB = 'recovery-codes.purge-audit'
  */
 export interface PurgeRunInput {
   retentionDays?: number
+  /**
+   * The most rows one chunk deletes (default `purge.batchSize`): the ceiling of the chunks that
+   * `purge.chunkBudgetMs` sizes.
+   */
   chunkSize?: number
   /** `null` = unlimited. */
   maxDeletionsPerRun?: number | null
@@ -45,11 +51,12 @@ export type PurgeAuditInput = Pick<
 /** What {@link createPurgeRuns} returns. */
 export interface PurgeRuns {
   /**
-   * Purges codes past retention in chunks. Each chunk commits with its own audit row
-   * (`codes.purged`, `batches.purged`, with `data.deleted`); one `purge.run` row sums up the run.
+   * Purges codes past retention in chunks sized by `purge.chunkBudgetMs` (then empty batches and
+   * expired limiter counters, alike). Each chunk commits with its own audit row (`codes.purged`,
+   * `batches.purged`, with `data.deleted`); one `purge.run` row sums up the run.
    */
   purge(input?: PurgeRunInput): Promise<PurgeReport>
-  /** Purges audit records past retention. */
+  /** Purges audit records past retention, in chunks sized the same way. */
   purgeAudit(input?: PurgeAuditInput): Promise<PurgeReport>
   /** The {@link PURGE_JOB} handler; a failed run throws so the queue retries it. */
   handlePurgeJob: JobHandler
@@ -65,11 +72,18 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
   const chunkAudit = (event: string, at: number) =>
     auditRecord({ at, event, userId: null, outcome: 'success' })
 
+  /**
+   * One phase of a run (codes, empty batches, limiter counters, audit rows): {@link runPurge} with
+   * chunks sized by `purge.chunkBudgetMs` and timed on the monotonic clock, never on `clock`.
+   */
+  const phase = (options: Omit<RunPurgeOptions, 'chunkBudgetMs' | 'timer'>): Promise<PurgeRunResult> =>
+    runPurge({ ...options, chunkBudgetMs: config.purge.chunkBudgetMs, timer: monotonicNow })
+
   async function purge(inp: PurgeRunInput = {}): Promise<PurgeReport> {
     const opts = purgeOptions(inp)
     const now = clock.now()
     const before = now - opts.retentionDays * DAY_MS
-    const run = await runPurge({
+    const run = await phase({
       deleteChunk: (limit) => store.purgeCodes({ before, limit, audit: chunkAudit('codes.purged', now) }),
       chunkSize: opts.chunkSize,
       maxDeletionsPerRun: opts.maxDeletionsPerRun,
@@ -81,27 +95,30 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
           }
         : {}),
     })
+    const phases = [run]
     let batchesDeleted = 0
     let error = run.error
     if (opts.deleteEmptyBatches && error === undefined && !inp.shouldStop?.()) {
-      const b = await runPurge({
+      const b = await phase({
         deleteChunk: (limit) =>
           store.purgeEmptyBatches({ before, limit, audit: chunkAudit('batches.purged', now) }),
         chunkSize: opts.chunkSize,
         maxDeletionsPerRun: null,
       })
+      phases.push(b)
       batchesDeleted = b.deleted
       error = b.error
     }
     let attemptsDeleted = 0
     if (error === undefined && !inp.shouldStop?.()) {
       const attemptsBefore = now - config.purge.attemptRetentionDays * DAY_MS
-      const a = await runPurge({
+      const a = await phase({
         deleteChunk: (limit) => store.purgeAttempts({ before: attemptsBefore, limit }),
         chunkSize: ATTEMPT_CHUNK,
         maxDeletionsPerRun: null,
         ...(inp.shouldStop ? { shouldStop: inp.shouldStop } : {}),
       })
+      phases.push(a)
       attemptsDeleted = a.deleted
       error = a.error
     }
@@ -112,6 +129,7 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
       rounds: run.rounds,
       done: run.done && error === undefined,
       ...(error === undefined ? {} : { error: errorName(error) }),
+      chunks: chunkReport(config.purge.chunkBudgetMs, phases),
     }
     await audit({
       at: now,
@@ -151,7 +169,7 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
     const opts = purgeOptions({ retentionDays: config.audit.retentionDays, ...inp })
     const now = clock.now()
     const before = now - opts.retentionDays * DAY_MS
-    const run = await runPurge({
+    const run = await phase({
       deleteChunk: (limit) => store.purgeAudit({ before, limit }),
       chunkSize: opts.chunkSize,
       maxDeletionsPerRun: opts.maxDeletionsPerRun,
@@ -165,6 +183,7 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
       rounds: run.rounds,
       done: run.done && run.error === undefined,
       ...(run.error === undefined ? {} : { error: errorName(run.error) }),
+      chunks: chunkReport(config.purge.chunkBudgetMs, [run]),
     }
     await audit({
       at: now,
@@ -229,6 +248,17 @@ export function createPurgeRuns(sc: ServiceContext): PurgeRuns {
   }
 
   return { purge, purgeAudit, handlePurgeJob, handlePurgeAuditJob }
+}
+
+/** The chunk figures of a run's phases, summed. */
+function chunkReport(budgetMs: number, phases: readonly PurgeRunResult[]): PurgeChunkReport {
+  const all = phases.map((p) => p.chunks).filter((c): c is PurgeChunkStats => c !== undefined)
+  return {
+    budgetMs,
+    count: all.reduce((n, c) => n + c.count, 0),
+    slowestMs: Math.round(Math.max(0, ...all.map((c) => c.slowestMs)) * 1000) / 1000,
+    overBudget: all.reduce((n, c) => n + c.overBudget, 0),
+  }
 }
 
 function pickPurgeOptions(payload: Record<string, unknown> | undefined): PurgeRunInput {

@@ -129,17 +129,36 @@ export interface ExportFile {
   body: Uint8Array
 }
 
+/**
+ * How the chunks of a purge run went, across every phase (codes, empty batches, limiter counters;
+ * audit rows for an audit purge). Chunks are sized by `purge.chunkBudgetMs` and timed on the
+ * monotonic clock.
+ */
+export interface PurgeChunkReport {
+  /** The time budget of one chunk, in milliseconds (`purge.chunkBudgetMs`). */
+  budgetMs: number
+  /** Chunks completed (every phase; `rounds` counts the code chunks only). */
+  count: number
+  /** The longest chunk, in milliseconds. */
+  slowestMs: number
+  /** Chunks that took longer than the budget (each made the next one smaller). */
+  overBudget: number
+}
+
 /** The report of a purge run. */
 export interface PurgeReport {
   deleted: number
   batchesDeleted: number
   /** Expired limiter counters deleted (`purge.attemptRetentionDays`); 0 for an audit purge. */
   attemptsDeleted: number
+  /** Code chunks completed (audit chunks for an audit purge). */
   rounds: number
   /** False when the per-run cap stopped the run before everything eligible was gone. */
   done: boolean
   /** Set when a chunk failed; `deleted` counts what was deleted before it. */
   error?: string
+  /** Chunk figures of the run; set by the service's `purge` and `purgeAudit`. */
+  chunks?: PurgeChunkReport
 }
 
 export type { BatchSummary }
