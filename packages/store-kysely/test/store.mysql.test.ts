@@ -1,9 +1,17 @@
-import { runStoreConformance } from '@recovery-codes/testing'
+import { runServiceConformance, runStoreConformance } from '@recovery-codes/testing'
 import { CompiledQuery, Kysely, MysqlDialect, sql } from 'kysely'
 import { createPool } from 'mysql2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { kyselyStore } from '../src/store.ts'
-import { type Backend, isCI, MYSQL_URL, mysqlBackend, mysqlUnavailable, openMysql } from './backends.ts'
+import {
+  type Backend,
+  dumpTables,
+  isCI,
+  MYSQL_URL,
+  mysqlBackend,
+  mysqlUnavailable,
+  openMysql,
+} from './backends.ts'
 import { batch, codes, storeContract, uid } from './contract.ts'
 
 if (mysqlUnavailable !== null) {
@@ -34,6 +42,15 @@ if (mysqlUnavailable !== null) {
       await backend.reset()
       return kyselyStore(backend.db)
     },
+  })
+
+  runServiceConformance({
+    name: 'kysely (MySQL)',
+    setup: async () => {
+      await backend.reset()
+      return kyselyStore(backend.db)
+    },
+    dump: () => dumpTables(backend.db),
   })
 
   describe('MySQL specifics', () => {
