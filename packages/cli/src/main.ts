@@ -89,7 +89,10 @@ function addConfigFlags(cmd: Command): Command {
 
 function addDbFlags(cmd: Command): Command {
   return cmd
-    .option('--database <url>', 'postgres://… , sqlite:<path> or a SQLite file path (default: DATABASE_URL)')
+    .option(
+      '--database <url>',
+      'postgres://…, mysql://…, mariadb://…, sqlite:<path> or a SQLite file path (default: DATABASE_URL)',
+    )
     .option('--schema <name>', 'PostgreSQL schema of the rc_ tables (search_path)', parseIdentifier)
 }
 

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -7,6 +8,7 @@ import { PassThrough } from 'node:stream'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { probePostgres } from '@recovery-codes/testing'
 import Database from 'better-sqlite3'
+import { createPool } from 'mysql2'
 import pg from 'pg'
 import type { CliIO } from '../src/io.ts'
 
@@ -26,6 +28,7 @@ export const CLI_SHELL = [process.execPath, ...CLI_NODE_ARGS]
   .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
   .join(' ')
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
 export const isCI = process.env.CI === 'true'
 
 /** A fixed, valid 32-byte pepper (random bytes, base64). */
@@ -186,6 +189,111 @@ export async function pgQuery<T = Record<string, unknown>>(
 
 export const randomSchema = (prefix: string) =>
   `${prefix}_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
+
+/** {@link MYSQL_URL} on another database (and, given, another password or port). */
+export function mysqlUrl(database: string, change: { password?: string; port?: string } = {}): string {
+  const u = new URL(MYSQL_URL)
+  u.pathname = `/${database}`
+  if (change.password !== undefined) u.password = change.password
+  if (change.port !== undefined) u.port = change.port
+  return u.href
+}
+
+/**
+ * Runs one statement on the MySQL / MariaDB server at {@link MYSQL_URL} (on `database`, else the
+ * URL's). A pool, not a bare connection: a connection's `end()` never settles after a fatal error.
+ * `?` placeholders; a nested array after `values ?` is a multi-row insert.
+ */
+export async function mysqlQuery<T = Record<string, unknown>>(
+  text: string,
+  params: unknown[] = [],
+  database?: string,
+): Promise<T[]> {
+  const pool = createPool({
+    uri: database === undefined ? MYSQL_URL : mysqlUrl(database),
+    connectionLimit: 1,
+    connectTimeout: 3000,
+  }).promise()
+  try {
+    const [rows] = await pool.query(text, params)
+    return (Array.isArray(rows) ? rows : []) as T[]
+  } finally {
+    await pool.end()
+  }
+}
+
+/** `null` when the MySQL / MariaDB server at {@link MYSQL_URL} answers `select 1`; the reason otherwise. */
+export async function probeMysql(): Promise<string | null> {
+  try {
+    await mysqlQuery('select 1')
+    return null
+  } catch (e) {
+    return e instanceof Error ? e.message || (e as { code?: string }).code || e.name : String(e)
+  }
+}
+
+/** A database of its own for one test file on the server at {@link MYSQL_URL}. */
+export interface MysqlDatabase {
+  /** `rc_cli_<random hex>`. */
+  name: string
+  /** {@link MYSQL_URL} on it. */
+  url: string
+  /** `count(*)` of `table` where `where` (test code, no input). */
+  count(where?: string, table?: string): Promise<number>
+  /** Drops the database. */
+  drop(): Promise<void>
+}
+
+/** Creates a fresh, empty `rc_cli_<random hex>` database (the CLI's `migrate` fills it). */
+export async function createMysqlDatabase(): Promise<MysqlDatabase> {
+  const name = randomSchema('rc_cli')
+  // The name is generated hex, never input.
+  await mysqlQuery(`create database ${name}`)
+  return {
+    name,
+    url: mysqlUrl(name),
+    count: async (where = '1 = 1', table = 'rc_codes') =>
+      Number(
+        (await mysqlQuery<{ n: number }>(`select count(*) as n from ${table} where ${where}`, [], name))[0]
+          ?.n,
+      ),
+    drop: async () => {
+      await mysqlQuery(`drop database if exists ${name}`)
+    },
+  }
+}
+
+/** {@link seedSqlite} on MySQL / MariaDB: the same rows, inserted 1,000 per statement. */
+export async function seedMysql(
+  database: string,
+  o: { eligible: number; keep?: number; recent?: number },
+): Promise<void> {
+  const now = Date.now()
+  const keep = o.keep ?? 0
+  const recent = o.recent ?? 0
+  await mysqlQuery(
+    `insert into rc_batches (id, user_id, key_id, status, created_at, ended_at, issued, purged_used)
+     values ('b-old', 'u-old', 'k1', 'superseded', 1, 1000, ?, 0),
+            ('b-live', 'u-live', 'k1', 'active', ?, null, ?, 0)`,
+    [o.eligible, now, keep + recent],
+    database,
+  )
+  const rows: unknown[][] = []
+  for (let i = 0; i < o.eligible; i++)
+    rows.push([`old-${i}`, 'u-old', 'b-old', 'k1', randomBytes(32), 'used', 1, null, 1000 + i, 1000 + i])
+  for (let i = 0; i < keep; i++)
+    rows.push([`keep-${i}`, 'u-live', 'b-live', 'k1', randomBytes(32), 'active', now, null, null, null])
+  for (let i = 0; i < recent; i++)
+    rows.push([`recent-${i}`, 'u-live', 'b-live', 'k1', randomBytes(32), 'used', now, null, now, now])
+  for (let i = 0; i < rows.length; i += 1000) {
+    await mysqlQuery(
+      `insert into rc_codes (id, user_id, batch_id, key_id, digest, state, created_at, expires_at, used_at, changed_at)
+       values ?`,
+      [rows.slice(i, i + 1000)],
+      database,
+    )
+  }
+}
 
 /** In-process streams for `run()`: what the commands wrote, and an environment of your choice. */
 export function fakeIO(env: Record<string, string> = {}, stdin: CliIO['stdin'] = new PassThrough()) {

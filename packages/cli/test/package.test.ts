@@ -39,7 +39,7 @@ interface PackageJson {
 
 const PACKAGES = fileURLToPath(new URL('../../', import.meta.url))
 const CLI_DIR = join(PACKAGES, 'cli')
-const OPTIONAL = ['better-sqlite3', 'pg', '@recovery-codes/queue-pgboss'] as const
+const OPTIONAL = ['better-sqlite3', 'pg', 'mysql2', '@recovery-codes/queue-pgboss'] as const
 const TSUP = join(dirname(createRequire(import.meta.url).resolve('tsup/package.json')), 'dist/cli-default.js')
 
 const readPackage = (dir: string): PackageJson => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
@@ -221,6 +221,14 @@ describe('the published package (built, installed without tsx or any optional pe
       [
         ['stats', '--database', 'postgres://127.0.0.1:1/none'],
         'error: This command needs the optional package "pg" (PostgreSQL). Install it: npm install pg\n',
+      ],
+      [
+        ['migrate', '--database', 'mysql://root@127.0.0.1:1/none'],
+        'error: This command needs the optional package "mysql2" (MySQL / MariaDB). Install it: npm install mysql2\n',
+      ],
+      [
+        ['purge', '--dry-run', '--database', 'mariadb://root@127.0.0.1:1/none'],
+        'error: This command needs the optional package "mysql2" (MySQL / MariaDB). Install it: npm install mysql2\n',
       ],
       [
         ['schedule', 'list', '--database', 'postgres://127.0.0.1:1/none'],

@@ -4,8 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   CLI_SHELL,
   cleanEnv,
+  createMysqlDatabase,
+  isCI,
   KEY_B64,
+  MYSQL_URL,
+  type MysqlDatabase,
+  mysqlQuery,
+  probeMysql,
   runCli,
+  seedMysql,
   seedSqlite,
   sqliteCount,
   startCli,
@@ -27,6 +34,13 @@ async function migrated(): Promise<string> {
 }
 
 const eligibleWhere = 'changed_at < 1000000000000 or expires_at < 1000000000000'
+
+const mysqlUnavailable = await probeMysql()
+if (mysqlUnavailable !== null && !isCI) {
+  console.warn(`[cli] MySQL at ${MYSQL_URL} unreachable (${mysqlUnavailable}): MySQL tests SKIPPED`)
+}
+/** Under CI=true an unreachable server fails the MySQL tests instead of skipping them. */
+const mysqlIt = mysqlUnavailable === null || isCI ? it : it.skip
 
 describe('purge on 500,000 eligible rows (SQLite, real CLI)', () => {
   let file: string
@@ -218,6 +232,114 @@ describe('purge options and purge-audit', () => {
     expect(out).toMatch(/purge \|[█░]+\| 20000\/20000 rows \| \d+ rows\/s \| ETA \d+s/)
     expect(out).toContain('status: complete')
     expect(sqliteCount(file)).toBe(0)
+  })
+})
+
+describe('purge and purge-audit (MySQL / MariaDB, own database, real CLI)', () => {
+  const MY_ROWS = 3_000
+  const MY_KEEP = 50
+  const MY_RECENT = 20
+  let database: MysqlDatabase | undefined
+  beforeAll(async () => {
+    if (mysqlUnavailable !== null) return
+    database = await createMysqlDatabase()
+    const m = await runCli(['migrate', '--database', database.url], { env: env() })
+    expect(m.code, m.stderr).toBe(0)
+    await seedMysql(database.name, { eligible: MY_ROWS, keep: MY_KEEP, recent: MY_RECENT })
+  }, 120_000)
+  afterAll(async () => {
+    await database?.drop()
+  })
+
+  mysqlIt('--dry-run counts what the database holds and deletes nothing', async () => {
+    expect(mysqlUnavailable, `MySQL must be reachable under CI: ${mysqlUnavailable}`).toBeNull()
+    const { url, count } = database!
+    expect(await count(eligibleWhere)).toBe(MY_ROWS)
+    const r = await runCli(['purge', '--database', url, '--dry-run', '--retention-days', '30'], {
+      env: env(),
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(
+      `${MY_ROWS} code rows older than 30 days would be deleted; nothing was deleted`,
+    )
+    const json = await runCli(['purge', '--database', url, '--dry-run', '--json'], { env: env() })
+    expect(json.code, json.stderr).toBe(0)
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      dryRun: true,
+      eligible: MY_ROWS,
+      deleted: 0,
+      remaining: MY_ROWS,
+    })
+    expect(await count()).toBe(MY_ROWS + MY_KEEP + MY_RECENT)
+  })
+
+  mysqlIt('deletes in chunks with a report that matches the database', async () => {
+    expect(mysqlUnavailable, `MySQL must be reachable under CI: ${mysqlUnavailable}`).toBeNull()
+    const { name, url, count } = database!
+    const before = await count()
+    const r = await runCli(
+      ['purge', '--database', url, '--chunk-size', '500', '--max-deletions', 'unlimited', '--json'],
+      { env: env() },
+    )
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(new RegExp(`^purge: ${MY_ROWS}/${MY_ROWS} rows \\(100%\\)`, 'm'))
+    const report = JSON.parse(r.stdout)
+    expect(report).toMatchObject({
+      eligible: MY_ROWS,
+      deleted: MY_ROWS,
+      remaining: 0,
+      done: true,
+      interrupted: false,
+    })
+    expect(report.rounds).toBe(MY_ROWS / 500 + 1)
+    const after = await count()
+    expect(before - after).toBe(report.deleted)
+    expect(after).toBe(MY_KEEP + MY_RECENT)
+    expect(await count(eligibleWhere)).toBe(report.remaining)
+    expect(await count("id like 'keep-%' or id like 'recent-%'")).toBe(MY_KEEP + MY_RECENT)
+    expect(await count("event = 'purge.run'", 'rc_audit_log')).toBe(1)
+    // The used codes are folded into their batch before they go.
+    const [old] = await mysqlQuery<{ purged_used: number }>(
+      `select purged_used from rc_batches where id = 'b-old'`,
+      [],
+      name,
+    )
+    expect(old?.purged_used).toBe(MY_ROWS)
+    // Then the emptied, ended batch.
+    const empty = await runCli(['purge', '--database', url, '--delete-empty-batches', '--json'], {
+      env: env(),
+    })
+    expect(empty.code, empty.stderr).toBe(0)
+    expect(JSON.parse(empty.stdout)).toMatchObject({ eligible: 0, deleted: 0, batchesDeleted: 1, done: true })
+    expect(await count('1 = 1', 'rc_batches')).toBe(1)
+  })
+
+  mysqlIt('purge-audit: the dry run and the run agree with the database', async () => {
+    expect(mysqlUnavailable, `MySQL must be reachable under CI: ${mysqlUnavailable}`).toBeNull()
+    const { name, url, count } = database!
+    const now = Date.now()
+    const rows: unknown[][] = []
+    for (let i = 0; i < 400; i++) rows.push([`a-${i}`, i < 300 ? 1000 + i : now, 'redeem', 'success'])
+    await mysqlQuery('insert into rc_audit_log (id, at, event, outcome) values ?', [rows], name)
+    const total = await count('1 = 1', 'rc_audit_log')
+    const dry = await runCli(['purge-audit', '--database', url, '--dry-run', '--json'], { env: env() })
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      kind: 'audit',
+      dryRun: true,
+      eligible: 300,
+      remaining: 300,
+    })
+    expect(await count('1 = 1', 'rc_audit_log')).toBe(total)
+    const r = await runCli(
+      ['purge-audit', '--database', url, '--chunk-size', '100', '--max-deletions', 'unlimited', '--json'],
+      { env: env() },
+    )
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ eligible: 300, deleted: 300, remaining: 0, done: true })
+    expect(await count('at < 1000000000000', 'rc_audit_log')).toBe(0)
+    // 300 old ones deleted, one audit.purged record added.
+    expect(await count('1 = 1', 'rc_audit_log')).toBe(total - 300 + 1)
   })
 })
 

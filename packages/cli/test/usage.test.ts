@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { integerIn, parseInstant, parseMaxDeletions } from '../src/args.ts'
-import { resolveDatabase } from '../src/db.ts'
+import { describeTarget, resolveDatabase } from '../src/db.ts'
 import { run } from '../src/main.ts'
 import { cleanEnv, fakeIO, runCli } from './helpers.ts'
 
@@ -20,8 +20,21 @@ describe('flag validation (exit 2 with a clear error)', () => {
     [['purge-audit', '--delete-empty-batches'], /unknown option '--delete-empty-batches'/],
     [['generate-pepper', '--bytes', '16'], /Expected an integer from 32 to 1024/],
     [['migrate', '--schema', 'x;drop'], /Expected a schema name/],
-    [['migrate', '--database', 'mysql://h/db'], /unsupported database URL/],
+    [
+      ['migrate', '--database', 'mongodb://h/db'],
+      /unsupported database URL: use postgres:\/\/…, mysql:\/\/…/,
+    ],
     [['migrate', '--database', 'x.db', '--schema', 'a'], /--schema applies to PostgreSQL only/],
+    [
+      ['migrate', '--database', 'mysql://h/db', '--schema', 'a'],
+      /--schema applies to PostgreSQL only: on MySQL/,
+    ],
+    [
+      ['stats', '--database', 'mariadb://h/db', '--schema', 'a'],
+      /--schema applies to PostgreSQL only: on MySQL/,
+    ],
+    [['migrate', '--database', 'mysql://h:3306'], /a MySQL \/ MariaDB URL must name the database/],
+    [['migrate', '--database', 'mysql://u:p@h:99999/db'], /invalid MySQL \/ MariaDB URL$/m],
     [['schedule', 'add', 'nightly', '--job', 'purge'], /required option '--every <frequency>' not specified/],
     [
       ['schedule', 'add', 'nightly', '--job', 'purge', '--every', 'fortnightly'],
@@ -43,6 +56,8 @@ describe('flag validation (exit 2 with a clear error)', () => {
     [['flush', '--failed', '--all'], /choose exactly one/],
     [['flush', '--failed', '--database', 'sqlite:x.db'], /the queue needs PostgreSQL/],
     [['schedule', 'list', '--database', 'x.db'], /the queue needs PostgreSQL/],
+    [['schedule', 'list', '--database', 'mysql://h/db'], /the queue needs PostgreSQL/],
+    [['flush', '--failed', '--database', 'mariadb://h/db'], /the queue needs PostgreSQL/],
     [['check', 'extra'], /too many arguments/],
   ]
   for (const [args, message] of cases) {
@@ -113,5 +128,22 @@ describe('parsers', () => {
       file: './rel.db',
     })
     expect(() => resolveDatabase({ env: {} })).toThrow(/no database/)
+    expect(resolveDatabase({ env: { DATABASE_URL: ' mysql://u:pw@h:3307/app ' } })).toEqual({
+      dialect: 'mysql',
+      url: 'mysql://u:pw@h:3307/app',
+    })
+    expect(resolveDatabase({ database: 'MariaDB://u@h/app', env: {} })).toEqual({
+      dialect: 'mysql',
+      url: 'MariaDB://u@h/app',
+    })
+  })
+
+  it('target descriptions never show the user or the password', () => {
+    const mysql = resolveDatabase({ database: 'mysql://admin:s3cretpw@db.internal:3307/app', env: {} })
+    expect(describeTarget(mysql)).toBe('MySQL db.internal:3307/app')
+    const mariadb = resolveDatabase({ database: 'mariadb://admin:s3cretpw@db.internal/my%20app', env: {} })
+    expect(describeTarget(mariadb)).toBe('MariaDB db.internal/my app')
+    const pg = resolveDatabase({ database: 'postgres://admin:s3cretpw@db.internal:5433/app', env: {} })
+    expect(describeTarget(pg)).toBe('PostgreSQL db.internal:5433/app')
   })
 })
