@@ -2,7 +2,8 @@
  * Input checks: strings that cannot be stored are refused before any SQL runs (writes), or read as
  * "not found" (reads), identically on every dialect. PostgreSQL `text` cannot hold U+0000.
  */
-import { type AuditRecord, RecoveryCodesError } from '@recovery-codes/core'
+import { type AuditRecord, type NewBatch, type NewCode, RecoveryCodesError } from '@recovery-codes/core'
+import { bytes } from './sql/template.ts'
 
 /** Longest id, key or short text this store writes; longer input is rejected before any SQL runs. */
 export const MAX_TEXT_LENGTH = 1024
@@ -84,5 +85,19 @@ export function auditRecord(record: AuditRecord, checkBatchId = true): void {
     (typeof record.data !== 'object' || JSON.stringify(record.data).includes('\\u0000'))
   ) {
     throw invalid('data must be a plain object without NUL characters')
+  }
+}
+
+/** The input of `createBatch` on every dialect: its audit row, the batch, each code's id and digest. */
+export function newBatch(batch: NewBatch, codes: readonly NewCode[], audit: AuditRecord | undefined): void {
+  if (audit !== undefined) auditRecord(audit)
+  writeText('batch.id', batch.id)
+  writeText('batch.userId', batch.userId)
+  writeText('batch.keyId', batch.keyId)
+  time('batch.createdAt', batch.createdAt)
+  if (batch.expiresAt !== null) time('batch.expiresAt', batch.expiresAt)
+  for (const c of codes) {
+    writeText('code.id', c.id)
+    bytes(c.digest)
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { AuditRecord, CodeMatch, ConsumedCode, RecoveryCodeStore } from '@recovery-codes/core'
 import type { CompiledQuery } from 'kysely'
-import { auditRecord, count, oneOf, time, unreadable, writeText } from '../checks.ts'
+import { auditRecord, count, newBatch, oneOf, time, unreadable } from '../checks.ts'
 import { summary } from '../rows.ts'
 import { bytes } from '../sql/template.ts'
 import { Rollback, type StoreContext } from './context.ts'
@@ -40,16 +40,7 @@ export function batchStore(
   return {
     createBatch: (batch, codes, audit) =>
       run('createBatch', async () => {
-        if (audit !== undefined) auditRecord(audit)
-        writeText('batch.id', batch.id)
-        writeText('batch.userId', batch.userId)
-        writeText('batch.keyId', batch.keyId)
-        time('batch.createdAt', batch.createdAt)
-        if (batch.expiresAt !== null) time('batch.expiresAt', batch.expiresAt)
-        for (const c of codes) {
-          writeText('code.id', c.id)
-          bytes(c.digest)
-        }
+        newBatch(batch, codes, audit)
         await tx(async (trx) => {
           const lock = q.lockUser(batch.userId)
           if (lock !== null) await lock.execute(trx)

@@ -5,7 +5,7 @@
  */
 import type { AuditRecord, ConsumedCode, RecoveryCodeStore } from '@recovery-codes/core'
 import { RecoveryCodesError } from '@recovery-codes/core'
-import { auditRecord, oneOf, time, unreadable, writeText } from '../checks.ts'
+import { auditRecord, newBatch, oneOf, time, unreadable } from '../checks.ts'
 import type { Db } from '../queries/index.ts'
 import { bytes, slotNames, slotValues } from '../sql/template.ts'
 import { Rollback } from './context.ts'
@@ -71,14 +71,8 @@ export function mysqlBatches(ctx: MysqlContext): BatchWrites {
   return {
     createBatch: (batch, codes, audit) =>
       run('createBatch', async () => {
-        if (audit !== undefined) auditRecord(audit)
-        writeText('batch.id', batch.id)
-        writeText('batch.userId', batch.userId)
-        writeText('batch.keyId', batch.keyId)
-        time('batch.createdAt', batch.createdAt)
-        if (batch.expiresAt !== null) time('batch.expiresAt', batch.expiresAt)
+        newBatch(batch, codes, audit)
         for (const c of codes) {
-          writeText('code.id', c.id)
           if (bytes(c.digest).byteLength > MAX_DIGEST_BYTES) {
             throw new RecoveryCodesError(
               'INVALID_INPUT',
