@@ -1,11 +1,13 @@
 /**
  * store-kysely benchmarks (issue 4 "Benchmarks", issue 15 "Store v2" acceptance), on SQLite (temp
  * file, WAL, synchronous=NORMAL, 256 MB page cache) and PostgreSQL (127.0.0.1:5432/test, a fresh
- * schema `rc_bench_<random>` dropped afterwards; skipped with a note when unreachable); MySQL once
- * the store supports it (kysely/mysql.ts). Per database, in one run:
+ * schema `rc_bench_<random>` dropped afterwards; skipped with a note when unreachable) and MySQL /
+ * MariaDB (127.0.0.1:3306, a fresh database `rc_bench_<random>`, likewise; kysely/mysql.ts). Per
+ * database, in one run:
  *
  * 1. the small table (10k rows): redeem end to end through the service vs the floor (the bare
- *    conditional `UPDATE … RETURNING` + native HMAC), with a per-store-call breakdown;
+ *    conditional `UPDATE … RETURNING` + native HMAC; MySQL, without `RETURNING`: the conditional
+ *    `UPDATE` whose affectedRows is 1), with a per-store-call breakdown;
  * 2. grow to ~1,000,000 code rows with set-based SQL, the same redeem rows again;
  * 3. the statements one successful `store.redeemCode` sends, captured (never written down here):
  *    `store.redeemCode` + native HMAC vs the floor and vs those statements replayed by hand, in one
@@ -13,7 +15,8 @@
  *    row changes over 1,000 redeems, and where the time beyond a raw call goes (kysely/pg-overhead.ts);
  * 4. generate + store a batch of 10 through the service vs a raw 10-row insert;
  * 5. purge of the 500k eligible rows through the service with a concurrent redeemer (worker thread,
- *    own connection), and a one-shot DELETE of the same rows as a reference (kysely/purge.ts).
+ *    own connection; on MySQL stopped after 60 s, see kysely/mysql.ts), and a one-shot DELETE of
+ *    the same rows as a reference (kysely/purge.ts).
  *
  * Redeem and generate figures are per-operation p50s (`inner: 1`), with p99 in its own column.
  * `RC_BENCH_ROWS` scales the big table (default 1,000,000) for quick local runs; `RC_BENCH_DB`
@@ -41,7 +44,6 @@ import {
   SMALL_BATCHES,
   SMALL_USERS,
   seededCodes,
-  seedSql,
   sleep,
 } from './kysely/common.ts'
 import { mysqlTarget } from './kysely/mysql.ts'
@@ -57,7 +59,13 @@ import {
   TAIL_SAMPLES,
   WAL_REDEEMS,
 } from './kysely/redeem.ts'
-import { type PostgresTarget, postgresTarget, sqliteTarget, type Target } from './kysely/targets.ts'
+import {
+  type PostgresTarget,
+  postgresTarget,
+  seedStatement,
+  sqliteTarget,
+  type Target,
+} from './kysely/targets.ts'
 
 export { seedSql } from './kysely/common.ts'
 export { postgresTarget, sqliteTarget } from './kysely/targets.ts'
@@ -70,7 +78,9 @@ function bigCodesNeeded(d: BenchDialect) {
   const group = 3 * (GROUP_SAMPLES + 50)
   const wal = d === 'sqlite' ? 2 * (WAL_REDEEMS + 1) : 0
   const attempts = d === 'postgres' ? ATTEMPT_REDEEMS : 0
-  return e2e + 10 + 1 + wal + group + TAIL_SAMPLES + 50 + attempts
+  // SQLite: the tail run again with `startSqliteCheckpointer` (redeem.ts).
+  const checkpointed = d === 'sqlite' ? TAIL_SAMPLES + 50 : 0
+  return e2e + 10 + 1 + wal + group + TAIL_SAMPLES + 50 + attempts + checkpointed
 }
 
 /** What a backend provides besides the store's Kysely instance and its dialect name. */
@@ -85,8 +95,19 @@ export function runBackend(report: Report, db: Kysely<any>, dialect: BenchDialec
   return runTarget(report, { ...raw, db, dialect })
 }
 
+/** `report` with every row name passed through `rename` (see `Target.rowName`). */
+function renamedReport(report: Report, rename: (name: string) => string): Report {
+  return {
+    rows: report.rows,
+    add: (row) => report.add({ ...row, name: rename(row.name) }),
+    ratio: (name, a, b) => report.ratio(rename(name), a, b),
+    count: (name, value, unit) => report.count(rename(name), value, unit),
+  }
+}
+
 /** Every row for one database: the store's Kysely instance and dialect, and the raw side. */
-export async function runTarget(report: Report, t: Target) {
+export async function runTarget(outer: Report, t: Target) {
+  const report = t.rowName === undefined ? outer : renamedReport(outer, t.rowName)
   const d = t.dialect
   const now0 = Date.now()
   const store = kyselyStore(t.db)
@@ -96,8 +117,8 @@ export async function runTarget(report: Report, t: Target) {
   log(`setup: ${t.setup}`)
   const columns = { batches: await t.columns('rc_batches'), codes: await t.columns('rc_codes') }
   const seed = (from: number, to: number) => [
-    seedSql(d, { from, to, now: now0, what: 'batches', columns: columns.batches }),
-    seedSql(d, { from, to, now: now0, what: 'codes', columns: columns.codes }),
+    seedStatement(t, { from, to, now: now0, what: 'batches', columns: columns.batches }),
+    seedStatement(t, { from, to, now: now0, what: 'codes', columns: columns.codes }),
   ]
 
   // ---- 10k rows: 7,000 seeded + 3,000 issued through the service ----
@@ -197,7 +218,7 @@ async function withTarget(report: Report, open: () => Promise<Target | string>, 
   }
 }
 
-/** `pnpm bench kysely`: SQLite always; PostgreSQL when the server answers; MySQL when supported. */
+/** `pnpm bench kysely`: SQLite always; PostgreSQL and MySQL / MariaDB when their servers answer. */
 export async function runKyselyBench(report: Report) {
   const started = performance.now()
   console.log(
@@ -218,7 +239,7 @@ export async function runKyselyBench(report: Report) {
       'postgres',
     )
   }
-  // MySQL / MariaDB: once the store takes a MySQL Kysely instance and mysql.ts has its raw side.
+  // MySQL / MariaDB (127.0.0.1:3306, a fresh database `rc_bench_<random>` dropped afterwards).
   if (only === undefined || only === 'mysql') await withTarget(report, mysqlTarget, 'mysql')
   console.log(`[kysely] done in ${((performance.now() - started) / 1000).toFixed(0)} s`)
 }

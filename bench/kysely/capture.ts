@@ -263,11 +263,17 @@ function candidates(v: unknown, vars: RedeemVars, earlier: readonly CapturedStat
     for (const [r, row] of earlier[s]!.rows.entries()) {
       for (const [col, x] of Object.entries(row)) {
         if (same(x, v)) out.push([(_, res) => res[s]?.[r]?.[col], `result#${s}[${r}].${col}`])
+        // MySQL: a `varbinary` id comes back from the driver as bytes and is sent on as its text.
+        else if (typeof v === 'string' && Buffer.isBuffer(x) && x.toString('utf8') === v) {
+          out.push([(_, res) => utf8(res[s]?.[r]?.[col]), `result#${s}[${r}].${col}(utf8)`])
+        }
       }
     }
   }
   return out
 }
+
+const utf8 = (x: unknown) => (Buffer.isBuffer(x) ? x.toString('utf8') : x)
 
 function check(b: BoundStatement, i: number, rows: number, affected: bigint | undefined) {
   if (rows !== b.expectRows || (b.expectAffected !== undefined && affected !== b.expectAffected)) {

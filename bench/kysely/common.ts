@@ -11,7 +11,7 @@ import {
   type RedeemCodeInput,
 } from '@recovery-codes/core'
 
-/** The databases a run can target; `mysql` only once the store supports it (see mysql.ts). */
+/** The databases a run can target (`mysql`: MySQL 8 or MariaDB, see mysql.ts). */
 export type BenchDialect = 'sqlite' | 'postgres' | 'mysql'
 
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'

@@ -83,6 +83,15 @@ export async function pgSpans(
     const query = Object.getPrototypeOf(c).query as (...a: unknown[]) => unknown
     c.query = function (this: unknown, ...args: unknown[]) {
       const sent = performance.now()
+      const done = args[args.length - 1]
+      if (typeof done === 'function') {
+        // The callback form (the store's prepared fast path): the reply is the callback's call.
+        if (Number.isNaN(m.send)) m.send = sent
+        args[args.length - 1] = (...r: unknown[]) => {
+          m.reply = performance.now()
+          return (done as (...a: unknown[]) => unknown)(...r)
+        }
+      }
       const p = query.apply(this, args)
       if (p instanceof Promise) {
         if (Number.isNaN(m.send)) m.send = sent
@@ -212,6 +221,12 @@ export async function pgSpans(
         const t1 = performance.now()
         if (i < 50) continue
         arm.parses += parses - p0
+        if (arm.pool && Number.isNaN(m.connect)) {
+          // The store's kept connection (`keepClient`) skipped pg-pool: checkout and release are 0.
+          m.connect = t0
+          m.connected = t0
+        }
+        if (arm.pool && Number.isNaN(m.release)) m.release = m.reply
         const parts = arm.pool
           ? [
               us(t0, m.connect),
@@ -223,7 +238,12 @@ export async function pgSpans(
             ]
           : [us(t0, m.send), us(m.send, m.reply), us(m.reply, t1)]
         if (parts.some((x) => Number.isNaN(x)))
-          throw new Error(`bench: a span mark is missing (${arm.label})`)
+          throw new Error(
+            `bench: a span mark is missing (${arm.label}: ${Object.entries(m)
+              .filter(([, v]) => Number.isNaN(v))
+              .map(([k]) => k)
+              .join(', ')})`,
+          )
         for (const [k, x] of parts.entries()) arm.spans[k]!.push(x)
         arm.total.push(us(t0, t1))
       }

@@ -22,12 +22,11 @@ import {
   PURGE_CHUNK,
   RETENTION_DAYS,
   type seededCodes,
-  seedSql,
   sleep,
   timing,
 } from './common.ts'
 import type { RedeemerData, RedeemerMessage } from './redeemer.ts'
-import type { Target } from './targets.ts'
+import { seedStatement, type Target } from './targets.ts'
 
 const INTERVAL_MS = 2
 const IDLE_REDEEMS = Number(process.env.RC_BENCH_IDLE_REDEEMS ?? 1000)
@@ -122,16 +121,20 @@ export async function purgeRows(
     const rc = createRecoveryCodes({ peppers: PEPPERS, store: timing(kyselyStore(t.db), calls) })
     const duringRun = await redeemer.start('purge')
     const p0 = performance.now()
+    const stopAt = p0 + (t.purgeSeconds ?? Number.POSITIVE_INFINITY) * 1000
     const run = await rc.purge({
       retentionDays: RETENTION_DAYS,
       chunkSize: PURGE_CHUNK,
       maxDeletionsPerRun: null,
+      ...(t.purgeSeconds === undefined ? {} : { shouldStop: () => performance.now() >= stopAt }),
     })
     const purgeMs = performance.now() - p0
     redeemer.stop()
     const during = await duringRun.finished
     const left = await t.count(eligibleWhere)
-    if (run.error !== undefined || run.deleted !== eligible || left !== 0) {
+    // Stopped by `purgeSeconds`: what is left is exactly what it did not delete.
+    const stopped = t.purgeSeconds !== undefined && run.deleted < eligible
+    if (run.error !== undefined || left !== eligible - run.deleted || (!stopped && left !== 0)) {
       throw new Error(
         `bench: purge deleted ${run.deleted}/${eligible}, ${left} left (${run.error ?? 'no error'})`,
       )
@@ -156,7 +159,7 @@ export async function purgeRows(
     const rateTarget = d === 'sqlite' ? ' (target ≥ 50k)' : d === 'postgres' ? ' (target ≥ 100k)' : ''
     report.add(
       single(
-        `${d} purge via the service: ${fmt(run.deleted)} rows, chunk ceiling ${fmt(PURGE_CHUNK)} (the service sizes chunks), redeemer running${rateTarget}`,
+        `${d} purge via the service: ${fmt(run.deleted)} rows${stopped ? ` of ${fmt(eligible)} (stopped after ${t.purgeSeconds} s)` : ''}, chunk ceiling ${fmt(PURGE_CHUNK)} (the service sizes chunks), redeemer running${rateTarget}`,
         'rows/s',
         run.deleted / (purgeMs / 1000),
       ),
@@ -181,7 +184,7 @@ export async function purgeRows(
     await t.maintain()
     const r0 = performance.now()
     await t.exec([
-      seedSql(d, {
+      seedStatement(t, {
         from: 0,
         to: BIG_BATCHES,
         now: now0,

@@ -1,8 +1,9 @@
 /**
  * The concurrent redeemer of the purge rows: a worker thread with its own connection (SQLite: its
- * own better-sqlite3 handle, since better-sqlite3 is synchronous; PostgreSQL: its own pool) and its
- * own `kyselyStore`, redeeming one seeded code every `intervalMs` (no catch-up bursts when a call
- * was late) from `run` until `stop` (or `max` redeems), timing each `store.redeemCode` call.
+ * own better-sqlite3 handle, since better-sqlite3 is synchronous; PostgreSQL and MySQL: its own
+ * pool) and its own `kyselyStore`, redeeming one seeded code every `intervalMs` (no catch-up bursts
+ * when a call was late) from `run` until `stop` (or `max` redeems), timing each `store.redeemCode`
+ * call.
  *
  * Messages in: `{ type: 'run', label, max? }`, `{ type: 'stop' }`, `{ type: 'exit' }`.
  * Messages out: `{ type: 'ready' }`, `{ type: 'started', label }`,
@@ -12,9 +13,10 @@ import { performance } from 'node:perf_hooks'
 import { parentPort, workerData } from 'node:worker_threads'
 import { kyselyStore, pgPreparedStatements, sqliteStatementCache } from '@recovery-codes/store-kysely'
 import Database from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
 import { redeemInput, seededCodes, sleep } from './common.ts'
+import { loadMysql2 } from './mysql.ts'
 import type { WorkerConnection } from './targets.ts'
 
 export interface RedeemerData {
@@ -45,7 +47,13 @@ async function open(conn: WorkerConnection): Promise<Kysely<any>> {
     )
     return new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
   }
-  throw new Error(`redeemer: no worker connection for ${conn.dialect} yet`)
+  if (conn.dialect === 'mysql') {
+    const mysql2 = loadMysql2()
+    if (mysql2 === null) throw new Error('redeemer: mysql2 is not installed where the bench can load it')
+    const pool = mysql2.createPool({ uri: conn.url, connectionLimit: 2 })
+    return new Kysely<any>({ dialect: new MysqlDialect({ pool: pool as never }) })
+  }
+  throw new Error(`redeemer: no worker connection for ${(conn as WorkerConnection).dialect}`)
 }
 
 const db = await open(data.conn)

@@ -24,7 +24,7 @@ import {
   type RedeemVars,
   sqliteReplayer,
 } from './capture.ts'
-import { type BenchDialect, PG_URL, sleep } from './common.ts'
+import { type BenchDialect, PG_URL, type SeedOptions, seedSql, sleep } from './common.ts'
 
 /** How a worker thread opens its own connection to the same database (see redeemer.ts). */
 export type WorkerConnection =
@@ -63,6 +63,20 @@ export interface Target {
   replayer(bound: readonly BoundStatement[]): (vars: RedeemVars) => Promise<void> | void
   worker: WorkerConnection
   close(): Promise<void>
+  /** The seed statement for this database, where common.ts `seedSql` does not speak its SQL (MySQL). */
+  seedSql?(o: SeedOptions): string
+  /** Renames a row whose wording is another database's (MySQL: no `RETURNING`, no pg client). */
+  rowName?(name: string): string
+  /**
+   * Asks the service's purge to stop (`shouldStop`) after this many seconds, for a server on which
+   * purging every eligible row would take too long (MySQL); unset: the purge runs to the end.
+   */
+  purgeSeconds?: number
+}
+
+/** The seed statement `o` for target `t`: its own (`Target.seedSql`), else common.ts `seedSql`. */
+export function seedStatement(t: Target, o: SeedOptions): string {
+  return t.seedSql?.(o) ?? seedSql(t.dialect, o)
 }
 
 export const RAW_REDEEM = {

@@ -28,6 +28,12 @@ export {
   type SqliteStatementCacheOptions,
   sqliteStatementCache,
 } from './sqlite-cache.ts'
+export {
+  type CheckpointedSqliteDatabase,
+  type SqliteCheckpointer,
+  type SqliteCheckpointerOptions,
+  startSqliteCheckpointer,
+} from './sqlite-checkpoint.ts'
 export { MYSQL_TEXT_COLUMNS } from './store/mysql.ts'
 export {
   type KyselyRecoveryCodeStore,

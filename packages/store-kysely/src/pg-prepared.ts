@@ -11,6 +11,17 @@ export interface PgPreparedStatementsOptions {
    * @default 100
    */
   max?: number
+  /**
+   * Keep one connection out of the pool while it is free and give it to the next `connect()`
+   * directly, without pg-pool's queue, events and idle timer on every query. Only a free
+   * connection is handed out (a concurrent caller gets another from the pool), and one is kept only
+   * when it comes back outside a transaction, with no failed query or connection error, and
+   * nobody waiting on the pool; otherwise it goes back to the pool as usual. While kept its socket
+   * does not hold the process open, a connection error drops it (as pg-pool drops an idle one),
+   * and `end()` gives it back first.
+   * @default true, unless the pool retires connections (pg-pool `maxUses` or `maxLifetimeSeconds`)
+   */
+  keepClient?: boolean
 }
 
 /** What the wrapper reads of a node-postgres client: `query`, `release`, and pg's statement maps. */
@@ -22,6 +33,22 @@ interface PgClient {
     parsedStatements?: Record<string, string>
     submittedNamedStatements?: Record<string, string>
   }
+  /** pg's health flags, read as pg-pool reads them when a client comes back. */
+  _queryable?: boolean
+  _ending?: boolean
+  /** The last ReadyForQuery status: `I` idle, `T` in a transaction, `E` in a failed one. */
+  getTransactionStatus?(): string | null
+  on?(event: 'error', listener: (e: unknown) => void): unknown
+  removeListener?(event: 'error', listener: (e: unknown) => void): unknown
+  ref?(): void
+  unref?(): void
+}
+
+/** What keeping a client reads of the pool (node-postgres' `pg.Pool`); all optional. */
+interface PgPoolLike {
+  waitingCount?: number
+  options?: { maxUses?: number; maxLifetimeSeconds?: number }
+  emit?(event: 'error', error: unknown, client: unknown): boolean
 }
 
 interface Conn {
@@ -30,12 +57,21 @@ interface Conn {
   submitted: Record<string, string>
   /** Names prepared on this connection (as far as we know), least recently used first → SQL text. */
   lru: Map<string, string>
+  /** The most recently used name (the last of `lru`): used again, it needs no reordering. */
+  newest: string | undefined
   /** Names to DEALLOCATE before their next use (their result type changed under them). */
   stale: Set<string>
   /** pg's map may disagree with the server (after a client-side error or a lost statement). */
   resync: boolean
   /** Named queries of ours under way on this connection (Kysely runs one at a time). */
   pending: number
+  /** A query of ours failed since the connection was handed out: it is not kept at release. */
+  failed: boolean
+  /** Out of the pool between uses (`keepClient`), with {@link Conn.onError} listening on it. */
+  held: boolean
+  /** A connection error seen while held: passed to pg-pool at release, which then drops it. */
+  broken: unknown
+  onError: (e: unknown) => void
   client: PostgresPoolClient
 }
 
@@ -66,7 +102,13 @@ export function preparedStatementName(text: string): string {
  * pg's map is reconciled with `pg_prepared_statements`; a statement whose result type changed
  * under it (`0A000`, "cached plan must not change result type", after DDL on its tables) is
  * deallocated and prepared again. When a repair cannot run (an aborted transaction) the call runs
- * unnamed, giving the caller the server's own answer, and the repair waits for a later call.
+ * unnamed, giving the caller the server's own answer, and the repair waits for a later call. A
+ * statement already prepared with nothing to repair goes straight to pg (no async step of ours).
+ *
+ * With `keepClient` (the default) one free connection stays out of the pool between queries, so a
+ * store call in steady state skips pg-pool's checkout and release; see
+ * {@link PgPreparedStatementsOptions.keepClient}. The pool's counts then show it as in use, and a
+ * caller of the underlying pool itself (not through this wrapper) can have one connection fewer.
  *
  * Caveats: if other code runs `DEALLOCATE ALL` / `DISCARD ALL` on a connection, the next named call
  * there fails once (`26000`) and the connection then recovers; a
@@ -94,6 +136,12 @@ export function pgPreparedStatements(
   if (!Number.isSafeInteger(max) || max < 1) {
     throw new RecoveryCodesError('CONFIG_INVALID', 'pgPreparedStatements: max must be an integer >= 1')
   }
+  const pgPool = pool as PostgresPool & PgPoolLike
+  // A kept connection would dodge the pool's retirement (it counts uses and ages at checkout).
+  const retires =
+    (pgPool.options?.maxUses ?? Number.POSITIVE_INFINITY) < Number.POSITIVE_INFINITY ||
+    (pgPool.options?.maxLifetimeSeconds ?? 0) > 0
+  const keep = options.keepClient ?? !retires
   // One wrapper per physical connection: Kysely keys its own connection state by the client object.
   const conns = new WeakMap<object, PostgresPoolClient>()
   // SQL text → statement name, so the hash is not recomputed on every call.
@@ -107,12 +155,24 @@ export function pgPreparedStatements(
     }
     return name
   }
+  /** The connection kept out of the pool, free (`keepClient`); handed out by the next `connect()`. */
+  let kept: Conn | undefined
+  let ending = false
 
   /** pg's bookkeeping for `name` set to whether the server holds it (`text`) or not. */
   const record = (c: Conn, name: string, text: string | undefined) => {
     delete c.submitted[name]
     if (text === undefined) delete c.parsed[name]
     else c.parsed[name] = text
+  }
+
+  /** After a named call of ours failed: what to repair before the next one. */
+  const failed = (c: Conn, name: string, e: unknown) => {
+    c.failed = true
+    const state = sqlState(e)
+    // A server error keeps pg's map true (set on ParseComplete only), except these two.
+    if (state === '0A000') c.stale.add(name)
+    else if (state === undefined || state === '26000') c.resync = true
   }
 
   /**
@@ -176,8 +236,10 @@ export function pgPreparedStatements(
     try {
       if ((c.resync || c.stale.has(name)) && !(await repair(c, name))) {
         // Cannot settle it now: run it unnamed, which gives the caller the server's own answer.
+        c.failed = true
         return await c.raw.query(text, values)
       }
+      c.newest = name
       if (c.lru.delete(name)) c.lru.set(name, text)
       else {
         c.lru.set(name, text)
@@ -187,15 +249,69 @@ export function pgPreparedStatements(
       try {
         return await c.raw.query({ name, text, values })
       } catch (e) {
-        const state = sqlState(e)
-        // A server error keeps pg's map true (set on ParseComplete only), except these two.
-        if (state === '0A000') c.stale.add(name)
-        else if (state === undefined || state === '26000') c.resync = true
+        failed(c, name, e)
         throw e
       }
     } finally {
       c.pending--
     }
+  }
+
+  /**
+   * Marks `name` (known on `c`) most recently used; false when it is not in `c`'s LRU. The same name
+   * again leaves the map alone (a delete and set each time would churn its table).
+   */
+  const used = (c: Conn, name: string, text: string): boolean => {
+    if (c.newest === name) return true
+    if (!c.lru.delete(name)) return false
+    c.lru.set(name, text)
+    c.newest = name
+    return true
+  }
+
+  /**
+   * A statement prepared on `c` with nothing to repair: pg's callback form, so the caller's promise
+   * is the only one (no async frame or promise of pg's in between).
+   */
+  function prepared(c: Conn, name: string, text: string, values: unknown[]): Promise<unknown> {
+    c.pending++
+    return new Promise((resolve, reject) => {
+      const done = (e: unknown, result?: unknown) => {
+        c.pending--
+        if (e) {
+          failed(c, name, e)
+          reject(e)
+        } else resolve(result)
+      }
+      try {
+        c.raw.query({ name, text, values }, done)
+      } catch (e) {
+        done(e)
+      }
+    })
+  }
+
+  /** Gives a held connection back to the pool (with the error that broke it, if any). */
+  function unhold(c: Conn, error?: unknown) {
+    c.held = false
+    c.raw.removeListener?.('error', c.onError)
+    const broken = error ?? c.broken
+    c.broken = undefined
+    c.failed = false
+    if (broken !== undefined) c.raw.release(broken)
+    else {
+      if (c.raw._queryable !== false) c.raw.ref?.()
+      c.raw.release()
+    }
+  }
+
+  /** Whether `c`, coming back from its caller, may be kept instead of going back to the pool. */
+  const keepable = (c: Conn): boolean => {
+    if (kept !== undefined || ending || c.failed || c.pending > 0 || c.broken !== undefined) return false
+    const { raw } = c
+    if (raw._queryable === false || raw._ending === true || raw.on === undefined) return false
+    const tx = raw.getTransactionStatus?.()
+    return tx !== 'T' && tx !== 'E' && !((pgPool.waitingCount ?? 0) > 0)
   }
 
   function wrap(raw: PgClient): PostgresPoolClient {
@@ -208,35 +324,93 @@ export function pgPreparedStatements(
       parsed,
       submitted,
       lru: new Map(),
+      newest: undefined,
       stale: new Set(),
       resync: false,
       pending: 0,
+      failed: false,
+      held: false,
+      broken: undefined,
+      // Listening only while held: as pg-pool's listener on an idle client, a connection error of
+      // the kept one drops it and is re-emitted on the pool.
+      onError: (e) => {
+        c.broken ??= e
+        if (kept === c) {
+          kept = undefined
+          unhold(c, e)
+          pgPool.emit?.('error', e, raw)
+        }
+      },
       client: {
         query(...args: unknown[]) {
-          const [text, values] = args
-          if (args.length === 2 && typeof text === 'string' && Array.isArray(values) && values.length > 0) {
-            return named(c, text, values)
+          if (args.length === 2) {
+            const text = args[0]
+            const values = args[1]
+            if (typeof text === 'string' && Array.isArray(values) && values.length > 0) {
+              const name = nameOf(text)
+              if (!c.resync && c.parsed[name] !== undefined && !c.stale.has(name) && used(c, name, text)) {
+                return prepared(c, name, text, values)
+              }
+              return named(c, text, values)
+            }
           }
           return raw.query(...args)
         },
         release(...args: unknown[]) {
-          raw.release(...args)
+          if (kept === c)
+            throw new Error('Release called on client which has already been released to the pool.')
+          if (keep && args.length === 0 && keepable(c)) {
+            if (!c.held) {
+              c.held = true
+              raw.on!('error', c.onError)
+            }
+            raw.unref?.()
+            kept = c
+            return
+          }
+          if (c.held) unhold(c, args[0])
+          else {
+            c.failed = false
+            raw.release(...args)
+          }
         },
       } as PostgresPoolClient,
     }
     return c.client
   }
 
+  const adopt = (client: unknown): PostgresPoolClient => {
+    const raw = client as PgClient
+    let c = conns.get(raw)
+    if (c === undefined) {
+      c = wrap(raw)
+      conns.set(raw, c)
+    }
+    return c
+  }
+
   return {
-    async connect() {
-      const raw = (await pool.connect()) as unknown as PgClient
-      let c = conns.get(raw)
-      if (c === undefined) {
-        c = wrap(raw)
-        conns.set(raw, c)
+    connect(): Promise<PostgresPoolClient> {
+      const c = kept
+      if (c !== undefined) {
+        kept = undefined
+        if (c.raw._queryable !== false && c.raw._ending !== true) {
+          c.raw.ref?.()
+          return Promise.resolve(c.client)
+        }
+        // Closed while kept without an error event: back to the pool, which drops it.
+        unhold(c)
       }
-      return c
+      return pool.connect().then(adopt)
     },
-    end: () => pool.end(),
+    end() {
+      ending = true
+      const c = kept
+      if (c !== undefined) {
+        kept = undefined
+        unhold(c)
+      }
+      return pool.end()
+    },
   }
 }

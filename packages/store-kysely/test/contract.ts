@@ -1,13 +1,5 @@
-import type {
-  AttemptKey,
-  AuditRecord,
-  NewBatch,
-  NewCode,
-  RecoveryCodeStore,
-  RedeemCodeInput,
-  RedeemCodeOutcome,
-} from '@recovery-codes/core'
-import { composeRedeemCode, isRecoveryCodesError } from '@recovery-codes/core'
+import type { NewBatch, NewCode, RecoveryCodeStore } from '@recovery-codes/core'
+import { isRecoveryCodesError } from '@recovery-codes/core'
 import type { Kysely } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { redeemContract } from './contract-redeem.ts'

@@ -5,6 +5,9 @@
  * conformance) work over it. The pass-through rules are checked against a fake client without a
  * server; the rest needs PostgreSQL (skipped locally when unreachable, failing under CI=true).
  */
+import { spawn } from 'node:child_process'
+import { EventEmitter } from 'node:events'
+import { fileURLToPath } from 'node:url'
 import { IS_CI, PG_URL, probePostgres, runStoreConformance } from '@recovery-codes/testing'
 import { Kysely, PostgresDialect, type PostgresPool, sql } from 'kysely'
 import pg from 'pg'
@@ -60,6 +63,252 @@ describe('pgPreparedStatements without a server', () => {
     ;(client.release as (e?: unknown) => void)(err)
     expect(f.released).toEqual([[err]])
     await pool.end()
+  })
+
+  /**
+   * A node-postgres-like client over a fake server that holds prepared statements by name: pg's
+   * maps are kept as pg keeps them (set on success), a named call the server does not hold fails
+   * with 26000, and `fail` makes the next named call fail with any error.
+   */
+  class FakeClient extends EventEmitter {
+    connection = { parsedStatements: {} as Record<string, string>, submittedNamedStatements: {} }
+    server = new Set<string>()
+    calls: unknown[][] = []
+    released: unknown[][] = []
+    fail: unknown
+    status = 'I'
+    referenced = true
+    _queryable = true
+    _ending = false
+    query(...args: unknown[]) {
+      this.calls.push(args)
+      const [q, cb] = args as [{ name?: string; text: string } | string, unknown]
+      let error: unknown
+      let rows: unknown[] = []
+      if (typeof q === 'object' && q.name !== undefined) {
+        const parsed = this.connection.parsedStatements
+        if (this.fail !== undefined) [error, this.fail] = [this.fail, undefined]
+        else if (parsed[q.name] !== undefined && !this.server.has(q.name)) {
+          error = Object.assign(new Error('gone'), { code: '26000', severity: 'ERROR' })
+        } else {
+          parsed[q.name] = q.text
+          this.server.add(q.name)
+          rows = [{ v: 1 }]
+        }
+      } else if (q === 'select name from pg_prepared_statements') {
+        rows = [...this.server].map((name) => ({ name }))
+      } else if (typeof q === 'string' && q.startsWith('DEALLOCATE ')) {
+        this.server.delete(q.slice('DEALLOCATE '.length))
+      }
+      const result = { command: 'SELECT', rowCount: rows.length, rows }
+      if (typeof cb === 'function') {
+        queueMicrotask(() => (error === undefined ? cb(null, result) : cb(error)))
+        return undefined
+      }
+      return error === undefined ? Promise.resolve(result) : Promise.reject(error)
+    }
+    getTransactionStatus() {
+      return this.status
+    }
+    ref() {
+      this.referenced = true
+    }
+    unref() {
+      this.referenced = false
+    }
+    release(...args: unknown[]) {
+      this.released.push(args)
+    }
+  }
+
+  /** A pool of {@link FakeClient}s: a new one per `connect()`, as pg-pool with spare room does. */
+  function fakePool(options: { maxUses?: number } = {}) {
+    const clients: FakeClient[] = []
+    const pool = Object.assign(new EventEmitter(), {
+      waitingCount: 0,
+      ended: false,
+      options: { maxUses: options.maxUses ?? Number.POSITIVE_INFINITY, maxLifetimeSeconds: 0 },
+      connect: async () => {
+        const c = new FakeClient()
+        clients.push(c)
+        return c
+      },
+      end: async () => {
+        pool.ended = true
+      },
+    })
+    return { pool, clients }
+  }
+  const text = 'select $1::int as v'
+  type Q = { query(t: string, v: unknown[]): Promise<unknown>; release(e?: unknown): void }
+
+  it('steady state: a statement prepared on the connection goes straight to pg (callback form)', async () => {
+    const { pool, clients } = fakePool()
+    const client = (await pgPreparedStatements(pool as never).connect()) as unknown as Q
+    const raw = clients[0]!
+    const name = preparedStatementName(text)
+    await client.query(text, [1])
+    expect(raw.calls.at(-1)).toEqual([{ name, text, values: [1] }]) // first use: prepared (slow path)
+    expect(await client.query(text, [2])).toMatchObject({ rows: [{ v: 1 }] })
+    const [config, cb] = raw.calls.at(-1)!
+    expect(config).toEqual({ name, text, values: [2] })
+    expect(typeof cb).toBe('function')
+    expect(raw.calls).toHaveLength(2)
+  })
+
+  it('the steady-state path still marks what to repair: 0A000, 26000 and client-side errors', async () => {
+    const { pool, clients } = fakePool()
+    const client = (await pgPreparedStatements(pool as never).connect()) as unknown as Q
+    const raw = clients[0]!
+    const name = preparedStatementName(text)
+    const last = () => raw.calls.at(-1)!
+    await client.query(text, [1])
+    // The result type changed under it: DEALLOCATE, then prepared again.
+    raw.fail = Object.assign(new Error('cached plan'), { code: '0A000', severity: 'ERROR' })
+    await expect(client.query(text, [1])).rejects.toMatchObject({ code: '0A000' })
+    let n = raw.calls.length
+    await client.query(text, [1])
+    expect(raw.calls.slice(n)).toEqual([[`DEALLOCATE ${name}`], [{ name, text, values: [1] }]])
+    await client.query(text, [1])
+    expect(last()).toHaveLength(2) // steady again
+    // The server lost it (DISCARD ALL elsewhere): one failure, then reconciled and prepared again.
+    raw.server.clear()
+    await expect(client.query(text, [1])).rejects.toMatchObject({ code: '26000' })
+    n = raw.calls.length
+    await client.query(text, [1])
+    expect(raw.calls.slice(n)).toEqual([
+      ['select name from pg_prepared_statements'],
+      [{ name, text, values: [1] }],
+    ])
+    expect(raw.connection.parsedStatements).toEqual({ [name]: text })
+    // A client-side failure (no SQLSTATE): reconciled before the next named call too.
+    raw.fail = new TypeError('cannot serialize')
+    await expect(client.query(text, [1])).rejects.toThrow(TypeError)
+    n = raw.calls.length
+    await client.query(text, [1])
+    expect(raw.calls.slice(n)).toEqual([
+      ['select name from pg_prepared_statements'],
+      [{ name, text, values: [1] }],
+    ])
+    // A server error leaves pg's map true: no repair, still the steady path.
+    raw.fail = Object.assign(new Error('division by zero'), { code: '22012', severity: 'ERROR' })
+    await expect(client.query(text, [1])).rejects.toMatchObject({ code: '22012' })
+    n = raw.calls.length
+    await client.query(text, [1])
+    expect(raw.calls.slice(n)).toHaveLength(1)
+    expect(last()).toHaveLength(2)
+  })
+
+  it('keepClient: one free client stays out of the pool and is handed out next, unref’d meanwhile', async () => {
+    const { pool, clients } = fakePool()
+    const wrapped = pgPreparedStatements(pool as never)
+    const a = (await wrapped.connect()) as unknown as Q
+    const raw = clients[0]!
+    await a.query(text, [1])
+    a.release()
+    expect(raw.released).toEqual([]) // kept, not back in the pool
+    expect(raw.referenced).toBe(false) // does not hold the process open while free
+    expect(raw.listenerCount('error')).toBe(1)
+    expect(() => a.release()).toThrow(/already been released/)
+    expect(await wrapped.connect()).toBe(a)
+    expect(raw.referenced).toBe(true)
+    expect(clients).toHaveLength(1)
+    // Busy: a concurrent caller gets another client from the pool, never the one in use.
+    const b = (await wrapped.connect()) as unknown as Q
+    expect(b).not.toBe(a)
+    expect(clients).toHaveLength(2)
+    b.release() // the first one back is kept
+    a.release() // the kept slot is taken: this one goes back to the pool
+    expect(clients[1]!.released).toEqual([])
+    expect(raw.released).toEqual([[]])
+    expect(raw.listenerCount('error')).toBe(0)
+    expect(await wrapped.connect()).toBe(b)
+    // end(): the kept one goes back to the pool first.
+    b.release()
+    await wrapped.end()
+    expect(clients[1]!.released).toEqual([[]])
+    expect(pool.ended).toBe(true)
+  })
+
+  it('keepClient: not kept after a failed query, in a transaction, with waiters, or when off', async () => {
+    const returned = async (prepare: (raw: FakeClient, client: Q) => Promise<void>, opts = {}) => {
+      const { pool, clients } = fakePool()
+      const wrapped = pgPreparedStatements(pool as never, opts)
+      const client = (await wrapped.connect()) as unknown as Q
+      await prepare(clients[0]!, client)
+      client.release()
+      return clients[0]!.released.length === 1
+    }
+    expect(await returned(async () => {})).toBe(false)
+    expect(
+      await returned(async (raw, c) => {
+        raw.fail = Object.assign(new Error('unique'), { code: '23505', severity: 'ERROR' })
+        await c.query(text, [1]).catch(() => {})
+      }),
+    ).toBe(true)
+    expect(
+      await returned(async (raw) => {
+        raw.status = 'T'
+      }),
+    ).toBe(true)
+    expect(
+      await returned(async (raw) => {
+        raw.status = 'E'
+      }),
+    ).toBe(true)
+    expect(
+      await returned(async (raw) => {
+        raw._queryable = false
+      }),
+    ).toBe(true)
+    expect(await returned(async () => {}, { keepClient: false })).toBe(true)
+    // Someone waits on the pool itself: the client goes to them.
+    const { pool, clients } = fakePool()
+    const wrapped = pgPreparedStatements(pool as never)
+    const client = (await wrapped.connect()) as unknown as Q
+    pool.waitingCount = 1
+    client.release()
+    expect(clients[0]!.released).toEqual([[]])
+    // A pool that retires connections by use count: off unless asked for.
+    const retiring = fakePool({ maxUses: 100 })
+    const r = (await pgPreparedStatements(retiring.pool as never).connect()) as unknown as Q
+    r.release()
+    expect(retiring.clients[0]!.released).toEqual([[]])
+  })
+
+  it('keepClient: a connection error while kept drops it (as pg-pool does with an idle one)', async () => {
+    const { pool, clients } = fakePool()
+    const poolErrors: unknown[] = []
+    pool.on('error', (e) => poolErrors.push(e))
+    const wrapped = pgPreparedStatements(pool as never)
+    const a = (await wrapped.connect()) as unknown as Q
+    a.release()
+    const raw = clients[0]!
+    const error = new Error('terminating connection due to administrator command')
+    raw._queryable = false
+    raw.emit('error', error)
+    expect(raw.released).toEqual([[error]]) // pg-pool removes a client released with an error
+    expect(poolErrors).toEqual([error])
+    expect(raw.listenerCount('error')).toBe(0)
+    const b = await wrapped.connect()
+    expect(b).not.toBe(a)
+    expect(clients).toHaveLength(2)
+    // Closed while kept without an event: dropped when the next caller would have got it.
+    b.release()
+    clients[1]!._ending = true
+    const c = await wrapped.connect()
+    expect(c).not.toBe(b)
+    expect(clients[1]!.released).toEqual([[]])
+    // An error while handed out (between queries): it goes back to the pool with that error.
+    c.release()
+    const d = (await wrapped.connect()) as unknown as Q
+    expect(d).toBe(c)
+    const late = new Error('connection lost')
+    clients[2]!._queryable = false
+    clients[2]!.emit('error', late)
+    expect(poolErrors).toEqual([error]) // in use: the caller hears of it, not the pool
+    d.release()
+    expect(clients[2]!.released).toEqual([[late]])
   })
 
   it('leaves a client without node-postgres statement maps alone; validates max', async () => {
@@ -308,6 +557,112 @@ if (pgUnavailable !== null) {
       expect(Number(n.rows[0]!.n)).toBeLessThanOrEqual(5)
       await sql`drop table pp_tx`.execute(one)
       await one.destroy()
+    })
+
+    it('keepClient: concurrent callers and transactions never share a connection mid-query', async () => {
+      const raw = rawPool(3)
+      const one = new Kysely<RecoveryCodesDatabase>({
+        dialect: new PostgresDialect({ pool: pgPreparedStatements(raw) }),
+      })
+      const pid = async () =>
+        (await sql<{ p: number }>`select pg_backend_pid() as p, ${1}::int as x`.execute(one)).rows[0]!.p
+      // Serial calls: the kept connection every time, outside pg-pool (none idle there).
+      const first = await pid()
+      for (let i = 0; i < 5; i++) expect(await pid()).toBe(first)
+      expect(raw.idleCount).toBe(0)
+      // A transaction holds its connection throughout; concurrent ones and plain queries get others.
+      const inTx = (i: number) =>
+        one.transaction().execute(async (trx) => {
+          await sql`select set_config('rc.t', ${String(i)}, true)`.execute(trx)
+          await sql`select pg_sleep(${0.002 * (i % 4)})`.execute(trx)
+          return (await sql<{ v: string }>`select current_setting('rc.t') as v, ${i}::int as i`.execute(trx))
+            .rows[0]!.v
+        })
+      const plain = async (i: number) =>
+        (await sql<{ v: number }>`select ${i}::int as v from pg_sleep(${0.001 * (i % 3)})`.execute(one))
+          .rows[0]!.v
+      const jobs = Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? inTx(i) : plain(i)))
+      expect(await Promise.all(jobs)).toEqual(
+        Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? String(i) : i)),
+      )
+      expect(raw.totalCount).toBeLessThanOrEqual(3)
+      // Nothing was left in a transaction, and the kept connection is one of the pool's.
+      expect(await pid()).toBeGreaterThan(0)
+      await one.destroy()
+      expect(raw.totalCount).toBe(0)
+    })
+
+    it('keepClient: a pool of one serves a queue of callers (the kept connection goes to the waiter)', async () => {
+      const one = open(1)
+      const jobs = Array.from({ length: 10 }, (_, i) =>
+        sql<{ v: number }>`select ${i}::int as v`.execute(one).then((r) => r.rows[0]!.v),
+      )
+      expect(await Promise.all(jobs)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      await one.destroy()
+    })
+
+    it('keepClient: a kept connection whose backend is terminated is dropped, never reused', async () => {
+      const raw = rawPool(2)
+      const errors: unknown[] = []
+      raw.on('error', (e) => errors.push(e))
+      const one = new Kysely<RecoveryCodesDatabase>({
+        dialect: new PostgresDialect({ pool: pgPreparedStatements(raw) }),
+      })
+      const pid = async () =>
+        (await sql<{ p: number }>`select pg_backend_pid() as p, ${1}::int as x`.execute(one)).rows[0]!.p
+      const before = await pid()
+      const admin = new pg.Client({ connectionString: PG_URL })
+      await admin.connect()
+      await admin.query('select pg_terminate_backend($1)', [before])
+      await admin.end()
+      await expect.poll(() => errors.length, { timeout: 5000 }).toBe(1)
+      expect(errors[0]).toMatchObject({ code: '57P01' })
+      const after = await pid()
+      expect(after).not.toBe(before)
+      expect(await pid()).toBe(after)
+      expect(raw.totalCount).toBe(1)
+      await one.destroy()
+    })
+
+    it('keepClient: the kept connection does not keep the process alive', async () => {
+      // A child process that queries and never ends its pool: pg-pool's idle timer (idleTimeoutMillis)
+      // would hold it for two minutes; the kept connection must not.
+      const src = fileURLToPath(new URL('../src/pg-prepared.ts', import.meta.url))
+      const code = `
+        import { createRequire } from 'node:module'
+        import { pathToFileURL } from 'node:url'
+        const req = createRequire(${JSON.stringify(src)})
+        const pg = (await import(pathToFileURL(req.resolve('pg')).href)).default
+        const { Kysely, PostgresDialect, sql } = await import(pathToFileURL(req.resolve('kysely')).href)
+        const { pgPreparedStatements } = await import(${JSON.stringify(src)})
+        const pool = new pg.Pool({ connectionString: ${JSON.stringify(PG_URL)}, max: 2, idleTimeoutMillis: 120000 })
+        const db = new Kysely({ dialect: new PostgresDialect({ pool: pgPreparedStatements(pool) }) })
+        for (let i = 0; i < 3; i++) await sql\`select \${i}::int as v\`.execute(db)
+        console.log('queried', pool.totalCount, pool.idleCount)
+      `
+      const started = Date.now()
+      const out = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+          cwd: fileURLToPath(new URL('..', import.meta.url)),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+        let [stdout, stderr] = ['', '']
+        child.stdout.on('data', (b) => {
+          stdout += b
+        })
+        child.stderr.on('data', (b) => {
+          stderr += b
+        })
+        const kill = setTimeout(() => child.kill('SIGKILL'), 50_000)
+        child.on('exit', (status) => {
+          clearTimeout(kill)
+          resolve({ status, stdout, stderr })
+        })
+      })
+      expect(out.stderr).toBe('')
+      expect(out.stdout.trim()).toBe('queried 1 0')
+      expect(out.status).toBe(0)
+      expect(Date.now() - started).toBeLessThan(50_000)
     })
   })
 

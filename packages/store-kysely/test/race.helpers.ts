@@ -45,7 +45,8 @@ export async function startWorker(target: unknown): Promise<Worker> {
       })
     },
   }
-  await worker.next('up')
+  // Eight children boot (and transform TypeScript) at once: generous on a loaded 2-core runner.
+  await worker.next('up', 120_000)
   return worker
 }
 

@@ -78,7 +78,7 @@ describe('cross-process consume race: SQLite (one WAL file)', () => {
     workers = await Promise.all(
       Array.from({ length: CHILDREN }, () => startWorker({ kind: 'sqlite', file: backend.where.file })),
     )
-  })
+  }, 180_000)
   afterAll(async () => {
     await stopWorkers(workers)
     await backend?.close()
@@ -118,7 +118,7 @@ function serverRace(
         throw new Error(`${name} at ${where} unreachable under CI=true: ${unavailable}`)
       backend = await open()
       workers = await Promise.all(Array.from({ length: CHILDREN }, () => startWorker(worker(backend))))
-    })
+    }, 180_000)
     afterAll(async () => {
       await stopWorkers(workers)
       await backend?.close()

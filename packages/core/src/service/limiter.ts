@@ -25,8 +25,8 @@ export type LimiterKey = { key: string; maxAttempts: number }
 export interface PreparedAttempt {
   digests: Uint8Array[]
   keys: LimiterKey[]
-  /** The subject's counter: a success resets it (R-RL-7). */
-  reset: string[]
+  /** The subject's counter: a success resets it (R-RL-7). Frozen, shared by the subject's attempts. */
+  reset: readonly string[]
 }
 
 /** Who attempts what: the input of {@link Limiter.attempt} without its store work. */
@@ -45,7 +45,7 @@ export interface AttemptArgs {
 export type Lookup<T> = (
   digests: Uint8Array[],
   keys: LimiterKey[],
-  reset: string[],
+  reset: readonly string[],
 ) => Promise<ReservedLookup<T>>
 
 /** What {@link createLimiter} returns. */
@@ -63,6 +63,17 @@ export interface Limiter {
    * and a wrong code cost the same), and the counters it spends.
    */
   prepare(args: AttemptArgs): PreparedAttempt
+  /**
+   * {@link Limiter.prepare} from the parts of its arguments, for a caller that builds the
+   * {@link AttemptArgs} only when the attempt fails (the redeem path).
+   */
+  prepareCode(
+    kind: Subject['kind'],
+    subject: string,
+    userId: string,
+    code: unknown,
+    clientKey: string | undefined,
+  ): PreparedAttempt
   /**
    * The second half of an attempt whose store work was denied or found nothing: the audit row,
    * locks on full counters, events and the hard cap. Returns the failure to hand back.
@@ -122,30 +133,41 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
   }
 
   // One frozen counter per identifier, memoised by the caller's string: an attempt allocates only
-  // the arrays it hands the store.
-  const counterOf = (prefix: string, purpose: string, kind: string, maxAttempts: number) =>
-    memo(
-      (value): LimiterKey =>
-        Object.freeze({ key: `${prefix}:${label(purpose, `${kind}${value}`)}`, maxAttempts }),
-    )
-  const userCounter = counterOf('id', 'limiter-id', 'user:', config.maxLoginAttempts)
-  const identifierCounter = counterOf('id', 'limiter-id', 'identifier:', config.maxLoginAttempts)
-  const clientCounter = counterOf('ip', 'limiter-ip', '', config.clientMaxAttempts)
-
-  /** The limiter counters of an attempt: the subject's first (the one a success resets). */
-  function limiterKeys(subject: Subject, ctx: RequestContext): LimiterKey[] {
-    const id = (subject.kind === 'user' ? userCounter : identifierCounter)(subject.value)
-    return ctx.clientKey ? [id, clientCounter(ctx.clientKey)] : [id]
+  // the arrays it hands the store. A subject's counter comes with the `reset` list of a success.
+  const counterOf =
+    (prefix: string, purpose: string, kind: string, maxAttempts: number) =>
+    (value: string): LimiterKey =>
+      Object.freeze({ key: `${prefix}:${label(purpose, `${kind}${value}`)}`, maxAttempts })
+  const subjectCounterOf = (kind: string) => {
+    const counter = counterOf('id', 'limiter-id', kind, config.maxLoginAttempts)
+    return memo((value) => {
+      const key = counter(value)
+      return Object.freeze({ key, reset: Object.freeze([key.key]) })
+    })
   }
+  const userCounter = subjectCounterOf('user:')
+  const identifierCounter = subjectCounterOf('identifier:')
+  const clientCounter = memo(counterOf('ip', 'limiter-ip', '', config.clientMaxAttempts))
 
   function prepare(args: AttemptArgs): PreparedAttempt {
-    const raw = typeof args.code === 'string' && args.code.length <= MAX_CODE_INPUT_LENGTH ? args.code : ''
+    return prepareCode(args.subject.kind, args.subject.value, args.userId, args.code, args.ctx.clientKey)
+  }
+
+  function prepareCode(
+    kind: Subject['kind'],
+    subject: string,
+    userId: string,
+    code: unknown,
+    clientKey: string | undefined,
+  ): PreparedAttempt {
+    const raw = typeof code === 'string' && code.length <= MAX_CODE_INPUT_LENGTH ? code : ''
     const canonical = normalize(raw, format) ?? ''
-    const digests = candidateDigests(peppers, args.userId, canonical, systemHmacSha256)
-    const keys = limiterKeys(args.subject, args.ctx)
-    // A success resets the subject's counter (R-RL-7) but only gives back its own reservation on
-    // the client counter, which keeps counting that client's failures.
-    return { digests, keys, reset: [keys[0]!.key] }
+    const digests = candidateDigests(peppers, userId, canonical, systemHmacSha256)
+    // The subject's counter first: a success resets it (R-RL-7) but only gives back its own
+    // reservation on the client counter, which keeps counting that client's failures.
+    const id = (kind === 'user' ? userCounter : identifierCounter)(subject)
+    const keys = clientKey ? [id.key, clientCounter(clientKey)] : [id.key]
+    return { digests, keys, reset: id.reset }
   }
 
   async function attempt<T>(
@@ -240,7 +262,7 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
     return r.allowed ? { ok: true } : { ok: false, retryAfterMs: await denied(keys, r.states, now) }
   }
 
-  return { attempt, prepare, failed, behindLimiter, claim }
+  return { attempt, prepare, prepareCode, failed, behindLimiter, claim }
 }
 
 function failure(retryAfterMs: number): CodeFailure {

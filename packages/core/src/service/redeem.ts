@@ -1,9 +1,9 @@
 /**
  * `redeem()`: one recovery code, exactly once, as a second factor or (opt-in) with an identifier.
- * The hot path of the service. It runs the limiter's two halves ({@link Limiter.prepare},
+ * The hot path of the service. It runs the limiter's two halves ({@link Limiter.prepareCode},
  * {@link Limiter.failed}) around one store call (`redeemCode`: reserve, consume, settle and the
- * audit row, in one step) awaited in place: a successful redeem on the default cache and without
- * an event sink is one async frame of the service and one await.
+ * audit row, in one step): a second-factor redeem is synchronous up to that call, and a successful
+ * one on the default cache and without an event sink is one reaction on the store's promise.
  */
 import { DUMMY_USER_ID } from '../domain/hash.ts'
 import { normalizeIdentifier } from '../domain/identifier.ts'
@@ -16,7 +16,7 @@ import {
 } from '../ports/store.ts'
 import type { CacheLayer } from './cache-layer.ts'
 import { errorName, type ServiceContext } from './context.ts'
-import type { AttemptArgs, Limiter } from './limiter.ts'
+import type { AttemptArgs, Limiter, PreparedAttempt } from './limiter.ts'
 import type { RedeemInput, RedeemResult, RequestContext } from './types.ts'
 
 /** The input checks `redeem` shares with the other methods of the service. */
@@ -36,7 +36,7 @@ export function createRedeem(
 ): (inp: RedeemInput) => Promise<RedeemResult> {
   const { config, store, clock, logger, guardStore, storeFailure, auditRecord, emit } = sc
   const { bumpVersion } = cacheLayer
-  const { prepare, failed } = limiter
+  const { prepare, prepareCode, failed } = limiter
   const { requireUserId, context } = checks
   const events = config.events !== null
 
@@ -114,33 +114,91 @@ export function createRedeem(
     return result
   }
 
-  return async function redeem(inp) {
-    const now = clock.now()
-    const ctx = context(inp)
-    const args = inp?.userId !== undefined ? asUser(inp, ctx, now) : await asIdentifier(inp, ctx, now)
-    const prepared = prepare(args)
-    // One store call where the store has it: reserve, consume, settle and the audit row.
-    const input: RedeemCodeInput = {
-      userId: args.userId,
+  /**
+   * The store call as one native promise: a synchronous throw becomes its rejection, a foreign
+   * thenable is adopted (a native promise is returned as it is).
+   */
+  function redeemCode(input: RedeemCodeInput): Promise<RedeemCodeOutcome> {
+    try {
+      return Promise.resolve(store.redeemCode ? store.redeemCode(input) : composeRedeemCode(store, input))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  const rejectAsStoreFailure = (error: unknown): never => {
+    throw storeFailure(error)
+  }
+
+  /** One store call where the store has it: reserve, consume, settle and the audit row. */
+  function storeInput(
+    userId: string,
+    prepared: PreparedAttempt,
+    now: number,
+    ctx: RequestContext,
+    identifier: string | undefined,
+  ): RedeemCodeInput {
+    return {
+      userId,
       digests: prepared.digests,
       now,
       keys: prepared.keys,
       reset: prepared.reset,
-      audit: auditRecord({
-        at: now,
-        event: 'login.success',
-        userId: args.userId,
-        outcome: 'success',
-        ctx,
-        identifier: args.identifier,
-      }),
+      audit: auditRecord({ at: now, event: 'login.success', userId, outcome: 'success', ctx, identifier }),
     }
+  }
+
+  /**
+   * A second-factor redeem after its store call: one reaction on the store's promise (lighter than
+   * an async frame); the attempt's arguments are built again from `inp` only when it failed.
+   */
+  function settle(
+    pending: Promise<RedeemCodeOutcome>,
+    inp: RedeemInput,
+    userId: string,
+    ctx: RequestContext,
+    now: number,
+    prepared: PreparedAttempt,
+  ): Promise<RedeemResult> {
+    return pending.then(
+      (out) =>
+        out.outcome === 'consumed'
+          ? succeeded(userId, now, out)
+          : failed(asUser(inp, ctx, now), prepared, out),
+      rejectAsStoreFailure,
+    )
+  }
+
+  /** A single-factor redeem: the identifier is resolved first (an await), then as above. */
+  async function redeemByIdentifier(
+    inp: RedeemInput,
+    ctx: RequestContext,
+    now: number,
+  ): Promise<RedeemResult> {
+    const args = await asIdentifier(inp, ctx, now)
+    const prepared = prepare(args)
     let out: RedeemCodeOutcome
     try {
-      out = await (store.redeemCode ? store.redeemCode(input) : composeRedeemCode(store, input))
+      out = await redeemCode(storeInput(args.userId, prepared, now, ctx, args.identifier))
     } catch (error) {
       throw storeFailure(error)
     }
     return out.outcome === 'consumed' ? succeeded(args.userId, now, out) : failed(args, prepared, out)
+  }
+
+  // Not `async`: up to the store call a second-factor redeem is synchronous, and a throw becomes
+  // the rejection an async function would give; then one reaction (`settle`), no async frame.
+  return function redeem(inp) {
+    try {
+      const now = clock.now()
+      const ctx = context(inp)
+      if (inp?.userId === undefined) return redeemByIdentifier(inp, ctx, now)
+      const userId = requireUserId(inp.userId)
+      const prepared = prepareCode('user', userId, userId, inp.code, ctx.clientKey)
+      const pending = redeemCode(storeInput(userId, prepared, now, ctx, undefined))
+      return settle(pending, inp, userId, ctx, now, prepared)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 }

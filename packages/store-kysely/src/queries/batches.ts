@@ -4,6 +4,7 @@
  * store compiles the hot ones once (`sql/template.ts`).
  */
 import type { BatchFlag, NewBatch, NewCode } from '@recovery-codes/core'
+import { sql } from 'kysely'
 import type { SqlDialect } from '../dialect.ts'
 import { BATCH_COLUMNS } from '../rows.ts'
 import { bytes } from '../sql/template.ts'
@@ -54,46 +55,98 @@ export function batchQueries(d: SqlDialect) {
           .as('live_last_used_at'),
       ])
 
+  /**
+   * The consume UPDATE without its `RETURNING`: exactly one row at most. One digest: `(user_id,
+   * digest)` is unique. Several digests (pepper rotation): the row is picked by a sub-select in
+   * digest order, `LIMIT 1` (`FOR UPDATE` on PostgreSQL, so a concurrent consumer waits and
+   * re-checks rather than skipping); the outer UPDATE re-checks the predicate.
+   */
+  const consumeWhere = (
+    db: Db,
+    i: { userId: string; digests?: readonly Uint8Array[]; digest?: Uint8Array; now: number },
+  ) => {
+    const ds = (i.digests ?? [i.digest as Uint8Array]).map(bytes)
+    const base = db
+      .updateTable('rc_codes')
+      .set({ state: 'used', used_at: ts(i.now) })
+      .where('rc_codes.user_id', '=', i.userId)
+      .where(usable('rc_codes', i.userId, i.now))
+    if (ds.length === 1) return base.where('rc_codes.digest', '=', ds[0]!)
+    return base.where('rc_codes.id', '=', (eb) => {
+      const pick = eb
+        .selectFrom('rc_codes as c1')
+        .select('c1.id')
+        .where('c1.user_id', '=', i.userId)
+        .where('c1.digest', 'in', ds)
+        .where(usable('c1', i.userId, i.now))
+        .orderBy((e) => {
+          let order = e.case().when('c1.digest', '=', ds[0]!).then(0)
+          for (let n = 1; n < ds.length; n++) order = order.when('c1.digest', '=', ds[n]!).then(n)
+          return order.end()
+        })
+        .limit(1)
+      return d.pg ? pick.forUpdate() : pick
+    })
+  }
+
   return {
     ts,
 
     /**
-     * Consume: one conditional UPDATE of exactly one row, and of nothing else: `state` and
-     * `used_at` are in no index, so the row's page is the only page it writes. One digest:
-     * `(user_id, digest)` is unique, so the UPDATE touches at most one row. Several digests (pepper
-     * rotation): the row is picked by a sub-select in digest order, `LIMIT 1` (`FOR UPDATE` on
-     * PostgreSQL, so a concurrent consumer waits and re-checks rather than skipping); the outer
-     * UPDATE re-checks the predicate.
+     * Consume: one conditional UPDATE of exactly one row (see `consumeWhere`), and of nothing
+     * else: `state` and `used_at` are in no index, so the row's page is the only page it writes.
      */
     consume: (
       db: Db,
       i: { userId: string; digests?: readonly Uint8Array[]; digest?: Uint8Array; now: number },
+    ) => consumeWhere(db, i).returning(['rc_codes.id', 'rc_codes.batch_id', 'rc_codes.key_id']),
+
+    /**
+     * SQLite's redeem: {@link consume} only while every limiter key is open (not locked, fewer
+     * failures than its max; a key without a counter is open), returning with the code what its
+     * batch has left (`remaining`). In `RETURNING`, SQLite evaluates the sub-select after the row's
+     * change, so the consumed code no longer counts. One statement where a read of the counters,
+     * the consume and a count were three; when nothing comes back the caller reads the counters to
+     * tell a closed key from a miss.
+     */
+    consumeIfOpen: (
+      db: Db,
+      i: {
+        userId: string
+        digests: readonly Uint8Array[]
+        now: number
+        keys: readonly { key: string; maxAttempts: number }[]
+      },
     ) => {
-      const ds = (i.digests ?? [i.digest as Uint8Array]).map(bytes)
-      const base = db
-        .updateTable('rc_codes')
-        .set({ state: 'used', used_at: ts(i.now) })
-        .where('rc_codes.user_id', '=', i.userId)
-        .where(usable('rc_codes', i.userId, i.now))
-      return (
-        ds.length === 1
-          ? base.where('rc_codes.digest', '=', ds[0]!)
-          : base.where('rc_codes.id', '=', (eb) => {
-              const pick = eb
-                .selectFrom('rc_codes as c1')
-                .select('c1.id')
-                .where('c1.user_id', '=', i.userId)
-                .where('c1.digest', 'in', ds)
-                .where(usable('c1', i.userId, i.now))
-                .orderBy((e) => {
-                  let order = e.case().when('c1.digest', '=', ds[0]!).then(0)
-                  for (let n = 1; n < ds.length; n++) order = order.when('c1.digest', '=', ds[n]!).then(n)
-                  return order.end()
-                })
-                .limit(1)
-              return d.pg ? pick.forUpdate() : pick
-            })
-      ).returning(['rc_codes.id', 'rc_codes.batch_id', 'rc_codes.key_id'])
+      let q = consumeWhere(db, i)
+      if (i.keys.length > 0) {
+        q = q.where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('rc_attempts as a')
+                .select('a.key')
+                .where((eb) =>
+                  eb.or(
+                    i.keys.map((k) =>
+                      eb.and([
+                        eb('a.key', '=', k.key),
+                        eb.or([eb('a.locked_until', '>', ts(i.now)), eb('a.failures', '>=', k.maxAttempts)]),
+                      ]),
+                    ),
+                  ),
+                ),
+            ),
+          ),
+        )
+      }
+      return q.returning([
+        'rc_codes.id',
+        'rc_codes.batch_id',
+        'rc_codes.key_id',
+        sql<number>`(select count(*) from rc_codes as x where x.batch_id = rc_codes.batch_id and x.state = 'active')`.as(
+          'remaining',
+        ),
+      ])
     },
 
     /**

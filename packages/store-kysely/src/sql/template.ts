@@ -34,8 +34,7 @@ export function template<I extends Record<string, unknown>>(
   let t: Template | undefined
   return (values) => {
     if (t === undefined) {
-      const slots = Object.fromEntries(names.map((n) => [n, new Slot(n)])) as unknown as I
-      const c = build(slots).compile()
+      const c = compileSlots(build, names)
       t = {
         sql: c.sql,
         query: c.query,
@@ -45,6 +44,41 @@ export function template<I extends Record<string, unknown>>(
     const parameters = t.params.map((p) => ('slot' in p ? values[p.slot] : p.value))
     return { sql: t.sql, query: t.query, parameters, queryId: { queryId: nextQueryId() } }
   }
+}
+
+/**
+ * {@link template} with the input values by position, in the order of `names`: no record of named
+ * values is built per call. When the statement binds exactly those slots in that order (list them in
+ * the order the builder binds them), `values` itself becomes the parameter array, so pass a fresh one.
+ */
+export function positionalTemplate<I extends Record<string, unknown>>(
+  build: (slots: I) => Compilable<unknown>,
+  names: readonly (keyof I & string)[],
+): (values: unknown[]) => CompiledQuery {
+  let t: { sql: string; query: CompiledQuery['query']; at: number[]; constants: unknown[] } | undefined
+  let same = false
+  return (values) => {
+    if (t === undefined) {
+      const c = compileSlots(build, names)
+      // Per parameter: the index of its input, or -1 for a constant of the statement.
+      const at = c.parameters.map((p) => (p instanceof Slot ? names.indexOf(p.name as keyof I & string) : -1))
+      t = { sql: c.sql, query: c.query, at, constants: [...c.parameters] }
+      same = at.length === names.length && at.every((x, j) => x === j)
+    }
+    let parameters = values
+    if (!same) {
+      const { at, constants } = t
+      parameters = new Array(at.length)
+      for (let j = 0; j < at.length; j++) parameters[j] = at[j]! < 0 ? constants[j] : values[at[j]!]
+    }
+    return { sql: t.sql, query: t.query, parameters, queryId: { queryId: nextQueryId() } }
+  }
+}
+
+/** `build` compiled with a {@link Slot} for each of `names`. */
+function compileSlots<I>(build: (slots: I) => Compilable<unknown>, names: readonly string[]): CompiledQuery {
+  const slots = Object.fromEntries(names.map((n) => [n, new Slot(n)])) as unknown as I
+  return build(slots).compile()
 }
 
 let queryIds = 0

@@ -3,13 +3,16 @@
  * statement runs, how a call's failure is reported, and the transactions.
  */
 import type { AuditRecord } from '@recovery-codes/core'
-import type { CompiledQuery, Kysely, QueryResult } from 'kysely'
+import type { CompiledQuery, DatabaseConnection, Kysely, QueryResult } from 'kysely'
 import { sql } from 'kysely'
 import { type SqlDialect, sqlDialect } from '../dialect.ts'
 import { storeError } from '../errors.ts'
 import { createQueries, type Db, type RecoveryCodesQueries } from '../queries/index.ts'
 import type { RecoveryCodesDatabase } from '../schema.ts'
 import { type Compiled, constant, template } from '../sql/template.ts'
+
+/** A driver connection: what {@link StoreContext.rawWriteTx} hands its body. */
+export type Connection = Pick<DatabaseConnection, 'executeQuery'>
 
 /** Rolls a transaction back from inside without surfacing an error (see {@link StoreContext.tx}). */
 export class Rollback extends Error {}
@@ -19,8 +22,8 @@ export interface StoreContext {
   k: Kysely<RecoveryCodesDatabase>
   q: RecoveryCodesQueries
   d: SqlDialect
-  /** Runs one compiled statement. */
-  exec<R = Record<string, unknown>>(db: Db, c: CompiledQuery): Promise<QueryResult<R>>
+  /** Runs one compiled statement on the store's instance, a transaction, or a raw connection. */
+  exec<R = Record<string, unknown>>(db: Db | Connection, c: CompiledQuery): Promise<QueryResult<R>>
   /** Store call `op`: its failure as a `RecoveryCodesError` with the original as `cause` (see `storeError`). */
   run<T>(op: string, fn: () => Promise<T>): Promise<T>
   /**
@@ -37,6 +40,11 @@ export interface StoreContext {
    * SQLITE_IOERR, … SQLite may have rolled back already ("no transaction is active").
    */
   writeTx<T>(fn: (conn: Kysely<RecoveryCodesDatabase>) => Promise<T>): Promise<T>
+  /**
+   * {@link writeTx} on the driver's connection itself, for bodies that only run compiled
+   * statements (`exec`): no Kysely instance or executor is built for the call (the redeem).
+   */
+  rawWriteTx<T>(fn: (conn: Connection) => Promise<T>): Promise<T>
   /** The precompiled audit insert for one record (its `data` as JSON text). */
   appendAudit(record: AuditRecord): CompiledQuery
 }
@@ -57,7 +65,7 @@ export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): Stor
     ['id', 'at', 'event', 'userId', 'batchId', 'identifierHash', 'clientHash', 'outcome', 'reason', 'data'],
   )
 
-  const exec = <R>(on: Db, c: CompiledQuery) => on.executeQuery(c as CompiledQuery<R>)
+  const exec = <R>(on: Db | Connection, c: CompiledQuery) => on.executeQuery(c as CompiledQuery<R>)
 
   async function run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -67,19 +75,27 @@ export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): Stor
     }
   }
 
-  async function writeTx<T>(fn: (conn: Kysely<RecoveryCodesDatabase>) => Promise<T>): Promise<T> {
-    return k.connection().execute(async (conn) => {
-      await exec(conn, control.begin({}))
+  /** BEGIN IMMEDIATE, `fn`, COMMIT on `conn`; ROLLBACK (its failure ignored) when either throws. */
+  async function inWriteTx<C extends Db | Connection, T>(conn: C, fn: (conn: C) => Promise<T>): Promise<T> {
+    await exec(conn, control.begin({}))
+    try {
+      const result = await fn(conn)
+      await exec(conn, control.commit({}))
+      return result
+    } catch (e) {
       try {
-        const result = await fn(conn)
-        await exec(conn, control.commit({}))
-        return result
-      } catch (e) {
-        await exec(conn, control.rollback({})).catch(() => {})
-        throw e
-      }
-    })
+        // A driver connection may throw synchronously: caught here all the same.
+        await exec(conn, control.rollback({}))
+      } catch {}
+      throw e
+    }
   }
+
+  const writeTx = <T>(fn: (conn: Kysely<RecoveryCodesDatabase>) => Promise<T>): Promise<T> =>
+    k.connection().execute((conn) => inWriteTx(conn, fn))
+
+  const rawWriteTx = <T>(fn: (conn: Connection) => Promise<T>): Promise<T> =>
+    k.getExecutor().provideConnection((conn) => inWriteTx<Connection, T>(conn, fn))
 
   async function tx<T>(fn: (trx: Kysely<RecoveryCodesDatabase>) => Promise<T>, fallback?: T): Promise<T> {
     let failed: { error: unknown } | undefined
@@ -108,6 +124,7 @@ export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): Stor
     run,
     tx,
     writeTx,
+    rawWriteTx,
     appendAudit: (r) =>
       audit({
         id: r.id,

@@ -19,7 +19,15 @@ import { type CompiledQuery, sql } from 'kysely'
 import { attemptKeys, auditRecord, byteOrder, time, unreadable } from '../checks.ts'
 import { REDEEM_AUDIT_FIELDS, type RedeemQueryInput } from '../queries/index.ts'
 import { statesOf } from '../rows.ts'
-import { bytes, type Compiled, constant, slotNames, slotValues, template } from '../sql/template.ts'
+import {
+  bytes,
+  type Compiled,
+  constant,
+  positionalTemplate,
+  slotNames,
+  slotValues,
+  template,
+} from '../sql/template.ts'
 import type { StoreContext } from './context.ts'
 import type { LimiterStatements } from './limiter-statements.ts'
 
@@ -40,10 +48,10 @@ type RedeemRow = {
   remaining: number | string | null
 }
 
-/** The audit parameters of a PostgreSQL redeem without a lookup (never written). */
-const NO_AUDIT = (at: number): RedeemQueryInput['audit'] => ({
+/** The audit parameters of a PostgreSQL redeem without a lookup (never written; `at` is its `now`). */
+const NO_AUDIT: Readonly<RedeemQueryInput['audit']> = Object.freeze({
   id: '',
-  at,
+  at: 0,
   event: '',
   userId: null,
   identifierHash: null,
@@ -52,25 +60,28 @@ const NO_AUDIT = (at: number): RedeemQueryInput['audit'] => ({
   reason: null,
   data: null,
 })
+/** Per-count redeem shapes are cached under `(keys * SHAPE + reset) * SHAPE + digests`. */
+const SHAPE = MAX_CACHED_SLOTS + 1
 
 /**
  * The redeem of one store. `startDeadlineMs` (PostgreSQL): see `KyselyStoreOptions`; `store` is
  * the whole store, for the composition on a database without `rc_redeem`.
  */
 export function redeemer(
-  { k, q, d, exec, run, writeTx, appendAudit }: StoreContext,
+  { k, q, d, exec, run, rawWriteTx, appendAudit }: StoreContext,
   limiter: LimiterStatements,
   startDeadlineMs: number | null,
   store: () => RecoveryCodeStore,
 ) {
   const { ts } = d
   const serverClock = constant(sql`select (extract(epoch from clock_timestamp()) * 1000)::float8 as ms`, k)
-  const redeemCache = new Map<string, Compiled<any>>()
+  const redeemCache = new Map<number, (values: unknown[]) => CompiledQuery>()
   const consume1 = template(
     (i: any) => q.consume(k, { userId: i.userId, digests: [i.digest], now: i.now }),
     ['userId', 'digest', 'now'],
   )
   const consumeN = new Map<number, Compiled<any>>()
+  const consumeIfOpen = new Map<string, Compiled<any>>()
   const remaining = template((i: any) => q.remaining(k, { batchId: i.batchId }), ['batchId'])
   /** The server's clock minus ours (ms) and when it was read ({@link redeemDeadline}). */
   let serverOffset: { ms: number; at: number } | null = null
@@ -96,22 +107,32 @@ export function redeemer(
    * drive): the deadline is about this call's real wait. The clock offset is read on first use and
    * every {@link SERVER_OFFSET_TTL_MS}, with an error of at most half a round trip.
    */
-  async function redeemDeadline(): Promise<number | null> {
+  function redeemDeadline(): number | null | Promise<number | null> {
     if (startDeadlineMs === null) return null
     const sent = Date.now()
-    if (serverOffset === null || sent - serverOffset.at > SERVER_OFFSET_TTL_MS) {
-      const { rows } = await exec<{ ms: number | string }>(k, serverClock({}))
-      const back = Date.now()
-      serverOffset = { ms: Number(rows[0]!.ms) - (sent + back) / 2, at: back }
+    // Synchronous while the offset is fresh: no promise per redeem for it.
+    if (serverOffset !== null && sent - serverOffset.at <= SERVER_OFFSET_TTL_MS) {
+      return sent + serverOffset.ms + startDeadlineMs
     }
-    return sent + serverOffset.ms + startDeadlineMs
+    return readServerOffset(sent, startDeadlineMs)
   }
 
-  /** PostgreSQL: the one-statement redeem, compiled once per shape (`keys:reset:digests` counts). */
-  const redeemQuery = (i: RedeemQueryInput) => {
-    const [nk, nr, nd] = [i.keys.length, i.reset.length, i.digests.length]
-    const shape = `${nk}:${nr}:${nd}`
-    let t = redeemCache.get(shape)
+  async function readServerOffset(sent: number, deadlineMs: number): Promise<number> {
+    const { rows } = await exec<{ ms: number | string }>(k, serverClock({}))
+    const back = Date.now()
+    serverOffset = { ms: Number(rows[0]!.ms) - (sent + back) / 2, at: back }
+    return sent + serverOffset.ms + deadlineMs
+  }
+
+  /**
+   * PostgreSQL: the one-statement redeem, compiled once per shape (the counts of keys, reset keys
+   * and digests). Its slots are listed in the order `rc_redeem(…)` binds them, so the values below,
+   * pushed in the same order, are the statement's parameter array as they are.
+   */
+  const redeemStatement = (nk: number, nr: number, nd: number) => {
+    const cached = nk + nr + nd <= MAX_CACHED_SLOTS
+    const shape = (nk * SHAPE + nr) * SHAPE + nd
+    let t = cached ? redeemCache.get(shape) : undefined
     if (t === undefined) {
       const [ks, ms, rs, ds] = [
         slotNames('k', nk),
@@ -120,7 +141,7 @@ export function redeemer(
         slotNames('d', nd),
       ]
       const audit = REDEEM_AUDIT_FIELDS.map((f) => `a_${f}`)
-      t = template(
+      t = positionalTemplate(
         (s: any) =>
           q.redeem(k, {
             keys: ks.map((n) => s[n]),
@@ -132,51 +153,68 @@ export function redeemer(
             audit: Object.fromEntries(REDEEM_AUDIT_FIELDS.map((f, j) => [f, s[audit[j]!]])) as never,
             deadline: s.deadline,
           }),
-        [...ks, ...ms, ...rs, ...ds, 'now', 'userId', 'deadline', ...audit],
+        [...ks, ...ms, ...rs, 'now', 'userId', ...ds, ...audit, 'deadline'],
       )
-      if (nk + nr + nd <= MAX_CACHED_SLOTS) redeemCache.set(shape, t)
+      if (cached) redeemCache.set(shape, t)
     }
-    const values: Record<string, unknown> = {
-      now: ts(i.now),
-      userId: i.userId,
-      deadline: i.deadline === null ? null : ts(i.deadline),
-    }
-    slotValues('k', i.keys, values)
-    slotValues('m', i.max, values)
-    slotValues('r', i.reset, values)
-    slotValues('d', i.digests, values)
-    for (const f of REDEEM_AUDIT_FIELDS) values[`a_${f}`] = f === 'at' ? ts(i.audit.at) : i.audit[f]
-    return t(values)
+    return t
   }
 
-  /** Runs an `rc_redeem` call: its rows, or `null` when the function does not exist (`42883`). */
-  async function execRedeem<R>(call: CompiledQuery): Promise<R[] | null> {
-    try {
-      return (await exec<R>(k, call)).rows
-    } catch (e) {
-      if ((e as { code?: unknown })?.code === '42883' && String(e).includes('rc_redeem')) return null
-      throw e
+  /**
+   * The redeem statement for these inputs; `audit` `null` for a redeem without a lookup. The values
+   * go in the slot order of {@link redeemStatement}: keys, maxAttempts, reset keys, now, user id,
+   * digests, the audit fields ({@link REDEEM_AUDIT_FIELDS}), deadline.
+   */
+  const redeemQuery = (
+    keys: Keys,
+    reset: readonly string[],
+    now: number,
+    userId: string,
+    digests: readonly Uint8Array[],
+    audit: RedeemCodeInput['audit'] | null,
+    deadline: number | null,
+  ): CompiledQuery => {
+    const nk = keys.length
+    const nr = reset.length
+    const nd = digests.length
+    const at = ts(now)
+    // Sized up front and filled by index: no growth, no iterator objects (this runs per redeem).
+    const v = new Array<unknown>(2 * nk + nr + nd + REDEEM_AUDIT_FIELDS.length + 3)
+    let j = 0
+    for (let i = 0; i < nk; i++) v[j++] = keys[i]!.key
+    for (let i = 0; i < nk; i++) v[j++] = keys[i]!.maxAttempts
+    for (let i = 0; i < nr; i++) v[j++] = reset[i]
+    v[j++] = at
+    v[j++] = userId
+    for (let i = 0; i < nd; i++) v[j++] = digests[i]
+    const a = audit ?? NO_AUDIT
+    for (let i = 0; i < REDEEM_AUDIT_FIELDS.length; i++) {
+      const f = REDEEM_AUDIT_FIELDS[i]!
+      if (f === 'at') v[j++] = audit === null ? at : ts(a.at)
+      else if (f === 'data') v[j++] = a.data === null ? null : JSON.stringify(a.data)
+      else v[j++] = a[f]
     }
+    v[j] = deadline === null ? null : ts(deadline)
+    return redeemStatement(nk, nr, nd)(v)
   }
+
+  /** Whether `e` says the database has no `rc_redeem` (`42883`, before migration 0005). */
+  const noRedeemFunction = (e: unknown) =>
+    (e as { code?: unknown })?.code === '42883' && String(e).includes('rc_redeem')
 
   /**
    * PostgreSQL `reserveAttempts` as `rc_redeem` with no lookup: `missed` is "reserved", `denied`
    * "refused, nothing changed". `null` when the function does not exist.
    */
   async function reserveThroughRedeem(keys: Keys, now: number): Promise<AttemptReservation | null> {
-    const rows = await execRedeem<RedeemRow>(
-      redeemQuery({
-        deadline: await redeemDeadline(),
-        keys: keys.map((x) => x.key),
-        max: keys.map((x) => x.maxAttempts),
-        reset: [],
-        now,
-        userId: '',
-        digests: [],
-        audit: NO_AUDIT(now),
-      }),
-    )
-    if (rows === null) return null
+    const deadline = await redeemDeadline()
+    let rows: RedeemRow[]
+    try {
+      rows = (await exec<RedeemRow>(k, redeemQuery(keys, [], now, '', [], null, deadline))).rows
+    } catch (e) {
+      if (noRedeemFunction(e)) return null
+      throw e
+    }
     const outcome = rows[0]?.outcome
     if (outcome !== 'missed' && outcome !== 'denied') {
       throw new RecoveryCodesError('INTERNAL', 'store-kysely: unexpected rc_redeem result')
@@ -194,31 +232,32 @@ export function redeemer(
     lookup: boolean,
     reset: readonly string[],
   ): Promise<RedeemCodeOutcome> {
-    const { keys, audit, now } = input
-    const rows = await execRedeem<RedeemRow>(
-      redeemQuery({
-        deadline: await redeemDeadline(),
-        keys: keys.map((x) => x.key),
-        max: keys.map((x) => x.maxAttempts),
-        reset,
-        now,
-        userId: lookup ? input.userId : '',
-        digests: lookup ? input.digests : [],
-        audit: lookup
-          ? { ...audit, data: audit.data === null ? null : JSON.stringify(audit.data) }
-          : NO_AUDIT(now),
-      }),
-    )
-    // Without the function (`undefined_function`): the four calls, same result.
-    if (rows === null) return composeRedeemCode(store(), input)
+    const { keys } = input
+    let deadline = redeemDeadline()
+    // Awaited only when the clock offset is being read (an `await` of a value costs a step too).
+    if (deadline !== null && typeof deadline !== 'number') deadline = await deadline
+    const call = lookup
+      ? redeemQuery(keys, reset, input.now, input.userId, input.digests, input.audit, deadline)
+      : redeemQuery(keys, reset, input.now, '', [], null, deadline)
+    let rows: RedeemRow[]
+    try {
+      rows = (await exec<RedeemRow>(k, call)).rows
+    } catch (e) {
+      // Without the function (`undefined_function`): the four calls, same result.
+      if (noRedeemFunction(e)) return composeRedeemCode(store(), input)
+      throw e
+    }
     const first = rows[0]
     if (first?.outcome === 'consumed') {
-      const code = { codeId: first.code_id, batchId: first.batch_id, keyId: first.key_id }
-      const outcome: RedeemCodeOutcome = {
+      return {
         outcome: 'consumed',
-        code: { ...code, remaining: Number(first.remaining ?? 0) },
+        code: {
+          codeId: first.code_id,
+          batchId: first.batch_id,
+          keyId: first.key_id,
+          remaining: Number(first.remaining ?? 0),
+        },
       }
-      return outcome
     }
     if (first?.outcome !== 'denied' && first?.outcome !== 'missed') {
       throw new RecoveryCodesError('INTERNAL', 'store-kysely: unexpected rc_redeem result')
@@ -227,13 +266,56 @@ export function redeemer(
     return outcome
   }
 
+  /** SQLite: the consume-if-every-key-is-open statement, compiled once per shape (keys, digests). */
+  const consumeIfOpenQuery = (
+    userId: string,
+    digests: Buffer[],
+    keys: readonly { key: string; maxAttempts: number }[],
+    now: number,
+  ): CompiledQuery => {
+    const shape = `${keys.length}:${digests.length}`
+    let t = consumeIfOpen.get(shape)
+    if (t === undefined) {
+      const [ds, ks, ms] = [
+        slotNames('d', digests.length),
+        slotNames('k', keys.length),
+        slotNames('m', keys.length),
+      ]
+      t = template(
+        (i: any) =>
+          q.consumeIfOpen(k, {
+            userId: i.userId,
+            digests: ds.map((n) => i[n]),
+            now: i.now,
+            keys: ks.map((n, j) => ({ key: i[n], maxAttempts: i[ms[j]!] })),
+          }),
+        ['userId', 'now', ...ds, ...ks, ...ms],
+      )
+      if (keys.length * 2 + digests.length <= MAX_CACHED_SLOTS) consumeIfOpen.set(shape, t)
+    }
+    const values = slotValues('d', digests, { userId, now: ts(now) })
+    slotValues(
+      'k',
+      keys.map((x) => x.key),
+      values,
+    )
+    slotValues(
+      'm',
+      keys.map((x) => x.maxAttempts),
+      values,
+    )
+    return t(values)
+  }
+
   /**
    * SQLite: one write transaction (`BEGIN IMMEDIATE`: the write lock from the start, so nothing
    * else runs until it commits). Serialised like that, reserve → consume → settle has the same
-   * result as: read the counters; any key closed → `denied`, nothing written; no code → reserve
-   * (the upsert of `reserveAttempts`) → `missed`; a code → consume, delete the reset counters that
-   * exist, and leave the others as they were (a reservation given back in the same transaction is
-   * no change at all), append the audit row. Pages written: the code row's, the audit row's three.
+   * result as: consume the code if every key is open (one statement, which also returns what the
+   * batch has left); consumed → delete the reset counters (a key without one deletes nothing) and
+   * append the audit row; otherwise read the counters: a key closed → `denied`, nothing written;
+   * else reserve every key (the upsert of `reserveAttempts`) → `missed`. Statements of a success:
+   * BEGIN, the consume, the reset DELETE, the audit INSERT, COMMIT; pages written: the code row's
+   * and the audit row's three.
    */
   function redeemSqlite(
     input: RedeemCodeInput,
@@ -242,42 +324,33 @@ export function redeemer(
     reset: readonly string[],
   ): Promise<RedeemCodeOutcome> {
     const { keys, audit, now } = input
-    return writeTx(async (conn): Promise<RedeemCodeOutcome> => {
-      const stored = new Set<string>()
-      if (keys.length > 0) {
-        const { rows } = await exec<Row>(conn, limiter.read(keys.map((x) => x.key)))
-        for (const r of rows) stored.add(r.key)
-        const states = statesOf(keys, rows)
-        // Open: not locked (`now >= lockedUntil`) and fewer failures than maxAttempts (>= 1 here).
-        if (states.some((st, j) => now < st.lockedUntil || st.failures >= keys[j]!.maxAttempts)) {
-          return { outcome: 'denied', states }
+    return rawWriteTx(async (conn): Promise<RedeemCodeOutcome> => {
+      if (lookup) {
+        type CodeRow = { id: string; batch_id: string; key_id: string; remaining: number }
+        const row = (await exec<CodeRow>(conn, consumeIfOpenQuery(input.userId, digests, keys, now))).rows[0]
+        if (row !== undefined) {
+          const code: ConsumedCode = {
+            codeId: row.id,
+            batchId: row.batch_id,
+            keyId: row.key_id,
+            remaining: Number(row.remaining),
+          }
+          if (reset.length > 0) await exec(conn, limiter.delete(reset))
+          await exec(conn, appendAudit(consumedAudit(audit, code)))
+          return { outcome: 'consumed', code }
         }
       }
-      const miss = async (): Promise<RedeemCodeOutcome> => {
-        if (keys.length === 0) return { outcome: 'missed', states: [] }
-        const r = await exec<Row>(conn, limiter.reserve(byteOrder(keys), now))
-        // Every key was open a moment ago under the same write lock.
-        if (r.rows.length < keys.length) throw new RecoveryCodesError('INTERNAL', 'reservation lost')
-        return { outcome: 'missed', states: statesOf(keys, r.rows) }
+      if (keys.length === 0) return { outcome: 'missed', states: [] }
+      const { rows } = await exec<Row>(conn, limiter.read(keys.map((x) => x.key)))
+      const states = statesOf(keys, rows)
+      // Open: not locked (`now >= lockedUntil`) and fewer failures than maxAttempts (>= 1 here).
+      if (states.some((st, j) => now < st.lockedUntil || st.failures >= keys[j]!.maxAttempts)) {
+        return { outcome: 'denied', states }
       }
-      if (!lookup) return miss()
-      const { rows } = await exec<{ id: string; batch_id: string; key_id: string }>(
-        conn,
-        consumeQuery(input.userId, digests, now),
-      )
-      const row = rows[0]
-      if (row === undefined) return miss()
-      const left = await exec<{ n: number }>(conn, remaining({ batchId: row.batch_id }))
-      const code: ConsumedCode = {
-        codeId: row.id,
-        batchId: row.batch_id,
-        keyId: row.key_id,
-        remaining: Number(left.rows[0]?.n ?? 0),
-      }
-      const resetStored = reset.filter((key) => stored.has(key))
-      if (resetStored.length > 0) await exec(conn, limiter.delete(resetStored))
-      await exec(conn, appendAudit(consumedAudit(audit, code)))
-      return { outcome: 'consumed', code }
+      const r = await exec<Row>(conn, limiter.reserve(byteOrder(keys), now))
+      // Every key was open a moment ago under the same write lock.
+      if (r.rows.length < keys.length) throw new RecoveryCodesError('INTERNAL', 'reservation lost')
+      return { outcome: 'missed', states: statesOf(keys, r.rows) }
     })
   }
 

@@ -3,7 +3,8 @@
  * statement (or one chunk-sized transaction with its audit row and, for codes, the fold of their
  * uses into their batch); no transaction spans chunks, and the service sizes chunks by a time
  * budget. SQLite: after each chunk of codes a passive WAL checkpoint, so the pages a purge writes
- * are copied back by the purge and not by the autocheckpoint of some later redeem's commit.
+ * are copied back by the purge (steady chunks, one fsync each) and not by the autocheckpoint of
+ * some later redeem's commit.
  */
 import { type AuditRecord, purgedAudit, type RecoveryCodeStore } from '@recovery-codes/core'
 import { sql } from 'kysely'
