@@ -6,6 +6,7 @@
  * problem by option path. It never mutates the caller's object and never puts a secret in a message.
  */
 import { z } from 'zod'
+import { type ImportOptions, type ResolvedImportOptions, resolveImportOptions } from './config-import.ts'
 import {
   CODE_FORMAT_PRESETS,
   type CodeFormat,
@@ -268,6 +269,12 @@ export interface RecoveryCodesConfig {
    */
   format?: CodeFormatPreset | CodeFormat
   /**
+   * How codes imported from another system (`rc.importCodes`) are verified: the shapes of
+   * imported native codes, and the legacy digest schemes of codes kept as the source's digest.
+   * @default nothing imported
+   */
+  import?: ImportOptions
+  /**
    * Codes per batch, from 1 to {@link MAX_BATCH_SIZE}.
    * @default 10
    */
@@ -395,6 +402,8 @@ export interface ResolvedConfig {
   readonly format: Readonly<CodeFormat>
   /** Entropy of one code of `format`, in bits. */
   readonly entropyBits: number
+  /** How imported codes are verified (`rc.importCodes`); empty lists when nothing is imported. */
+  readonly import: ResolvedImportOptions
   readonly batchSize: number
   /** Hard cap for `generate({ count })`: {@link MAX_BATCH_SIZE}. */
   readonly maxBatchSize: number
@@ -650,6 +659,7 @@ const ConfigSchema = z.strictObject(
       .max(MAX_PEPPERS, { error: pepperCount }),
     store: z.unknown().optional(),
     format: z.unknown().optional(),
+    import: z.unknown().optional(),
     batchSize: numeric('batchSize').optional(),
     defaultExpiryDays: numeric('defaultExpiryDays').nullable().optional(),
     lowCodesThreshold: numeric('lowCodesThreshold').optional(),
@@ -783,9 +793,13 @@ export const STORE_METHODS = Object.freeze([
   'appendEmailLog',
 ] as const satisfies readonly (keyof RecoveryCodeStore)[])
 
-/** Methods a store may leave out; the service composes them from the others. */
+/**
+ * Methods a store may leave out: the service composes `redeemCode` from the others, and
+ * `rc.importCodes` refuses to run without `importBatch`.
+ */
 export const OPTIONAL_STORE_METHODS = Object.freeze([
   'redeemCode',
+  'importBatch',
 ] as const satisfies readonly (keyof RecoveryCodeStore)[])
 
 // Compile-time guard: a method added to the port must be added to STORE_METHODS or OPTIONAL_STORE_METHODS.
@@ -1146,6 +1160,11 @@ function validate(input: unknown): Outcome {
   const peppers: ResolvedPepper[] = []
   issues.push(...pepperIssues(rawAt(input, 'peppers'), bad, peppers))
   const format = resolveFormat(rawAt(input, 'format'), issues)
+  const importOptions = resolveImportOptions(
+    rawAt(input, 'import'),
+    peppers.filter((p) => p !== undefined).map((p) => p.id),
+    issues,
+  )
 
   // Ports and hooks.
   const port = (name: PortName) => rawAt(input, name)
@@ -1223,8 +1242,11 @@ function validate(input: unknown): Outcome {
   issues.push(...rules)
 
   const all = dedupe(issues)
-  if (all.length > 0 || !parsed.success || format === null) return { issues: all, config: null }
-  return { issues: [], config: build(parsed.data, input as Record<string, unknown>, peppers, format) }
+  if (all.length > 0 || !parsed.success || format === null || importOptions === null) {
+    return { issues: all, config: null }
+  }
+  const raw = input as Record<string, unknown>
+  return { issues: [], config: build(parsed.data, raw, peppers, format, importOptions) }
 }
 
 function build(
@@ -1232,6 +1254,7 @@ function build(
   raw: Record<string, unknown>,
   peppers: ResolvedPepper[],
   format: Readonly<CodeFormat>,
+  importOptions: ResolvedImportOptions,
 ): ResolvedConfig {
   const D = DEFAULTS
   const cooldown = {
@@ -1251,6 +1274,7 @@ function build(
     currentPepper: peppers[0]!,
     format,
     entropyBits: entropyBits(format),
+    import: importOptions,
     batchSize: d.batchSize ?? D.batchSize,
     maxBatchSize: MAX_BATCH_SIZE,
     defaultExpiryDays: d.defaultExpiryDays === undefined ? D.defaultExpiryDays : d.defaultExpiryDays,

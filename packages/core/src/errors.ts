@@ -49,6 +49,11 @@ export const ERROR_HTTP_STATUS = {
   STORE_TIMEOUT: 503,
   /** The mailer failed. */
   MAIL_FAILED: 502,
+  /**
+   * An import source could not be read: a corrupt row, a wrong source key, a duplicate user, an
+   * unknown format. The message names the row; nothing of that row was written.
+   */
+  IMPORT_INVALID: 422,
   /** Anything unexpected. */
   INTERNAL: 500,
 } as const satisfies Record<string, number>

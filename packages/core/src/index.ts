@@ -1,4 +1,5 @@
 export * from './config.ts'
+export * from './config-import.ts'
 export * from './domain/batch-state.ts'
 export * from './domain/code-format.ts'
 export * from './domain/cooldown.ts'
@@ -13,6 +14,7 @@ export {
   nobleHmacSha256,
 } from './domain/hash.ts'
 export * from './domain/identifier.ts'
+export * from './domain/legacy-digest.ts'
 export * from './domain/purge.ts'
 export * from './env.ts'
 export type { RecoveryCodesErrorCode, RecoveryCodesErrorOptions, RecoveryCodesIssue } from './errors.ts'
@@ -27,7 +29,14 @@ export {
   STORE_SCOPE,
   settlement,
 } from './ports/store.ts'
-export { platformHmacSha256, systemClock, systemHmacSha256, systemRandom } from './runtime.ts'
+export {
+  platformHmacSha3_512,
+  platformHmacSha256,
+  systemClock,
+  systemHmacSha3_512,
+  systemHmacSha256,
+  systemRandom,
+} from './runtime.ts'
 export type { PurgeRunInput, RecoveryCodes } from './service/create.ts'
 export {
   createRecoveryCodes,
@@ -46,4 +55,6 @@ export {
   renderExport,
   renderTxt,
 } from './service/export.ts'
+export type { Counts, ImportProgress, ImportReport, ImportRunOptions } from './service/import.ts'
+export { importedId } from './service/import.ts'
 export type * from './service/types.ts'

@@ -4,6 +4,7 @@
  * in `core/src`.
  */
 import { type HmacSha256, nobleHmacSha256 } from './domain/hash.ts'
+import { type HmacSha3_512, nobleHmacSha3_512 } from './domain/legacy-digest.ts'
 import type { Clock } from './ports/clock.ts'
 import type { RandomReader } from './ports/random.ts'
 
@@ -44,7 +45,10 @@ export const systemRandom: RandomReader = Object.freeze({
 })
 
 interface NativeCrypto {
-  createHmac(algorithm: 'sha256', key: Uint8Array): { update(data: Uint8Array): { digest(): Uint8Array } }
+  createHmac(
+    algorithm: 'sha256' | 'sha3-512',
+    key: Uint8Array,
+  ): { update(data: Uint8Array): { digest(): Uint8Array } }
   /** One-shot digest (Node ≥ 20.12, Deno, Bun); `'binary'` (latin1): one character per byte. */
   hash?(algorithm: 'sha256', data: Uint8Array, outputEncoding: 'binary'): string
 }
@@ -158,6 +162,28 @@ function agreesWithRfc4231(mac: HmacSha256): boolean {
 
 /** The HMAC the service uses: {@link platformHmacSha256} resolved once at load. */
 export const systemHmacSha256: HmacSha256 = platformHmacSha256()
+
+/**
+ * HMAC-SHA3-512 for legacy digests (imported django-auth-recovery-codes codes): the platform's
+ * `createHmac('sha3-512')` where it has one that agrees with `@noble/hashes`, else the latter.
+ */
+export function platformHmacSha3_512(crypto: NativeCrypto | null = nativeCrypto() ?? null): HmacSha3_512 {
+  if (crypto === null) return nobleHmacSha3_512
+  const native: HmacSha3_512 = (key, message) => crypto.createHmac('sha3-512', key).update(message).digest()
+  try {
+    const key = new TextEncoder().encode('Jefe')
+    const message = new TextEncoder().encode('what do ya want for nothing?')
+    const a = native(key, message)
+    const b = nobleHmacSha3_512(key, message)
+    if (a.length === b.length && a.every((x, i) => x === b[i])) return native
+  } catch {
+    // No SHA3 in this build of the platform's crypto.
+  }
+  return nobleHmacSha3_512
+}
+
+/** The HMAC-SHA3-512 the service uses: {@link platformHmacSha3_512} resolved once at load. */
+export const systemHmacSha3_512: HmacSha3_512 = platformHmacSha3_512()
 
 /** A monotonic clock in milliseconds (`performance.now()`): for timings that must not follow `clock`. */
 export const monotonicNow = (): number => globalThis.performance.now()

@@ -10,6 +10,7 @@ import { deliveryTests } from './service-conformance/delivery.ts'
 import { enumerationTest } from './service-conformance/enumeration.ts'
 import { generateTests } from './service-conformance/generate.ts'
 import { createServiceSuite, REDEEM_PATHS } from './service-conformance/harness.ts'
+import { importTests } from './service-conformance/import.ts'
 import { noPlaintextTest } from './service-conformance/no-plaintext.ts'
 import { purgeTests } from './service-conformance/purge.ts'
 import { redeemTests } from './service-conformance/redeem.ts'
@@ -49,5 +50,6 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
     }
     purgeTests(suite)
     cacheTests(suite)
+    importTests(suite)
   })
 }

@@ -1,6 +1,7 @@
 export type * from './cache.ts'
 export type * from './clock.ts'
 export type * from './events.ts'
+export type * from './import-source.ts'
 export type * from './logger.ts'
 export type * from './mailer.ts'
 export type * from './queue.ts'

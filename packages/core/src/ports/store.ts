@@ -1,8 +1,9 @@
 /**
- * The store port: domain-level atomic operations, not CRUD, in five aggregates, each in its own
+ * The store port: domain-level atomic operations, not CRUD, in six aggregates, each in its own
  * file with its concurrency contract: {@link BatchStore} (`store-batches.ts`), {@link AttemptStore}
  * (`store-attempts.ts`), {@link RetentionStore} (`store-retention.ts`), {@link AuditStore}
- * (`store-audit.ts`) and the optional {@link RedeemStore} (`store-redeem.ts`).
+ * (`store-audit.ts`), the optional {@link RedeemStore} (`store-redeem.ts`) and the optional
+ * {@link ImportStore} (`store-import.ts`).
  * {@link RecoveryCodeStore} is their composition.
  *
  * Every implementation runs `runStoreConformance()` from `@recovery-codes/testing`, which
@@ -17,12 +18,14 @@
 import type { AttemptStore } from './store-attempts.ts'
 import type { AuditStore } from './store-audit.ts'
 import type { BatchStore } from './store-batches.ts'
+import type { ImportStore } from './store-import.ts'
 import type { RedeemStore } from './store-redeem.ts'
 import type { RetentionStore } from './store-retention.ts'
 
 export * from './store-attempts.ts'
 export * from './store-audit.ts'
 export * from './store-batches.ts'
+export * from './store-import.ts'
 export * from './store-redeem.ts'
 export * from './store-retention.ts'
 
@@ -44,4 +47,5 @@ export interface RecoveryCodeStore
     AttemptStore,
     RetentionStore,
     AuditStore,
-    RedeemStore {}
+    RedeemStore,
+    Partial<ImportStore> {}

@@ -10,12 +10,14 @@ import { cooldownMs } from '../domain/cooldown.ts'
 import { generateCodes } from '../domain/generate.ts'
 import { digestCandidates } from '../domain/hash.ts'
 import { RecoveryCodesError } from '../errors.ts'
+import type { ImportSource } from '../ports/import-source.ts'
 import type { LogFields } from '../ports/logger.ts'
 import type { AttemptState, BatchSummary } from '../ports/store.ts'
 import { systemHmacSha256 } from '../runtime.ts'
 import { createCacheLayer, withBoundedCache } from './cache-layer.ts'
 import { createServiceContext, errorName } from './context.ts'
 import { availableExportFormats, EXPORT_FORMATS, pdfRendererMissing, renderExport } from './export.ts'
+import { createImportCodes, type ImportReport, type ImportRunOptions } from './import.ts'
 import { createLimiter } from './limiter.ts'
 import { createOutbox, EMAIL_JOB } from './outbox.ts'
 import { createPurgeRuns, PURGE_AUDIT_JOB, PURGE_JOB, type PurgeRunInput } from './purge-run.ts'
@@ -104,6 +106,18 @@ export interface RecoveryCodes {
    * went.
    */
   purge(input?: PurgeRunInput): Promise<PurgeReport>
+  /**
+   * Imports another system's recovery codes (see `@recovery-codes/import` for the sources), so
+   * their owners keep using the codes they hold. Each batch commits all or nothing with its
+   * `batch.imported` audit row, under an id derived from the source: a re-run, or a run beside
+   * another, writes nothing twice and resumes where an earlier one stopped. Codes given as
+   * plaintext become native codes; codes given as a legacy digest are verified by
+   * `import.legacyDigests`. An active batch never supersedes one the user has already here.
+   *
+   * @throws RecoveryCodesError `IMPORT_INVALID` naming the row (a corrupt row, a wrong source key);
+   *   `FEATURE_DISABLED` for a store without `importBatch`; the store's errors as for any call.
+   */
+  importCodes(source: ImportSource, options?: ImportRunOptions): Promise<ImportReport>
   /** Purges audit records past retention, in chunks sized the same way. */
   purgeAudit(
     input?: Pick<
@@ -486,6 +500,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       if (handle) await dropSlot(handle.slotId)
     },
 
+    importCodes: createImportCodes(sc, cacheLayer),
     purge: purgeRuns.purge,
     purgeAudit: purgeRuns.purgeAudit,
   }

@@ -6,8 +6,9 @@
 import { normalize } from '../domain/code-format.ts'
 import { cooldownMs } from '../domain/cooldown.ts'
 import { candidateDigests, DUMMY_USER_ID } from '../domain/hash.ts'
+import { appendImportedDigests } from '../domain/imported-digests.ts'
 import { type AttemptState, behindReservation, type ReservedLookup } from '../ports/store.ts'
-import { systemHmacSha256 } from '../runtime.ts'
+import { systemHmacSha3_512, systemHmacSha256 } from '../runtime.ts'
 import type { CacheLayer } from './cache-layer.ts'
 import type { ServiceContext } from './context.ts'
 import type { CodeFailure, RequestContext } from './types.ts'
@@ -99,6 +100,8 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
   const { bumpVersion } = cacheLayer
   const format = config.format
   const peppers = config.peppers
+  const imported = config.import
+  const importing = imported.formats.length > 0 || imported.legacyDigests.length > 0
   const policy = config.cooldownPolicy
 
   /**
@@ -161,8 +164,20 @@ export function createLimiter(sc: ServiceContext, cacheLayer: CacheLayer): Limit
     clientKey: string | undefined,
   ): PreparedAttempt {
     const raw = typeof code === 'string' && code.length <= MAX_CODE_INPUT_LENGTH ? code : ''
-    const canonical = normalize(raw, format) ?? ''
-    const digests = candidateDigests(peppers, userId, canonical, systemHmacSha256)
+    const canonical = normalize(raw, format)
+    const digests = candidateDigests(peppers, userId, canonical ?? '', systemHmacSha256)
+    if (importing) {
+      appendImportedDigests(
+        digests,
+        imported,
+        peppers,
+        userId,
+        raw,
+        canonical,
+        systemHmacSha256,
+        systemHmacSha3_512,
+      )
+    }
     // The subject's counter first: a success resets it (R-RL-7) but only gives back its own
     // reservation on the client counter, which keeps counting that client's failures.
     const id = (kind === 'user' ? userCounter : identifierCounter)(subject)
