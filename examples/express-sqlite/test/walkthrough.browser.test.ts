@@ -1,7 +1,8 @@
 /**
  * The reference app's walkthrough in a real browser (Debian's Chromium via playwright-core), at a
  * desktop and a phone width: sign in, generate, download each format (checking the files), a
- * refused second download, email, verify setup, log out, five failures and the cooldown, a
+ * second format of the same batch and a refused repeat of one, email, verify setup, log out, five
+ * failures and the cooldown, a
  * recovery-code login, regenerate, old codes rejected, invalidate and delete one code, delete all.
  * Afterwards the SQLite file, the server log, the cookies and the mail folder are scanned for the
  * codes (acceptance 4).
@@ -179,11 +180,21 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
       expect(txt.match(CODE)).toEqual(a)
       expect(txt.trimEnd().split('\n').slice(-10)).toEqual(a)
 
-      // 4. A second download of the same batch is refused with a clear message.
-      await page.locator('#download-csv').click()
+      // 4. The same format again is refused with a clear message; another format is another
+      // channel of the same batch, once too (issue 16, "Saving without traps").
+      await page.locator('#download-txt').click()
       await page.waitForURL(`${demo.url}/`)
-      expect(await flashText('error')).toContain('already been downloaded')
+      expect(await flashText('error')).toContain('already been downloaded as .txt')
       await snap('second-download-refused')
+      await expect.poll(() => page.locator('#download-txt').isDisabled()).toBe(true)
+      const csvOfA = (await download('csv')).toString('utf8')
+      expect(
+        csvOfA
+          .trimEnd()
+          .split('\r\n')
+          .slice(1)
+          .map((r) => r.split(',')[1]),
+      ).toEqual(a)
 
       // 5. The codes page cannot be shown twice.
       await page.goto(`${demo.url}/codes`)
@@ -317,7 +328,7 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
       const cookies = setCookies.join('\n')
       expect(cookies).toContain('rc_demo_sid')
       const mails = filesUnder(join(demo.dataDir, 'mail')).map(readLatin1)
-      expect(downloads).toHaveLength(3)
+      expect(downloads).toHaveLength(4)
       for (const code of codes) {
         expect(containsCode(db, code), `database holds ${code}`).toBe(false)
         expect(containsCode(log, code), `server log holds ${code}`).toBe(false)

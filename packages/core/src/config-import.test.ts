@@ -6,7 +6,9 @@ import { entropyBits } from './domain/code-format.ts'
 import type { RecoveryCodeStore } from './ports/store.ts'
 
 const PEPPER = Buffer.from(Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) % 251)).toString('base64')
-const store = Object.fromEntries(STORE_METHODS.map((m) => [m, async () => {}])) as unknown as RecoveryCodeStore
+const store = Object.fromEntries(
+  STORE_METHODS.map((m) => [m, async () => {}]),
+) as unknown as RecoveryCodeStore
 const SECRET = 'a legacy secret that must never be printed'
 
 function issuesOf(input: unknown): string[] {

@@ -27,11 +27,14 @@ export const ERROR_HTTP_STATUS = {
   ROUTE_NOT_FOUND: 404,
   /** The method is not allowed on this route. */
   METHOD_NOT_ALLOWED: 405,
-  /** A once-only action (download, email, verify-setup) was already done for this batch. */
+  /**
+   * A once-only action was already done: this channel of the reveal slot (the view, one download
+   * format, the email; the other channels stay open), or verify-setup of this batch.
+   */
   ALREADY_DONE: 409,
   /** An illegal state transition was requested. */
   ILLEGAL_TRANSITION: 409,
-  /** The reveal slot is gone: logged out, new batch, expired, or every channel used. */
+  /** The reveal slot is gone: logged out, new batch, batch deleted, expired, or every channel used. */
   REVEAL_UNAVAILABLE: 410,
   /** A cooldown (regeneration or lockout) is running; see `retryAfterMs`. */
   COOLDOWN_ACTIVE: 429,

@@ -29,11 +29,14 @@ describe('createRecoveryCodes with export.pdf', () => {
     expect(file.contentType).toBe('application/pdf')
     expect(text(file.body.slice(0, 5))).toBe('%PDF-')
     const again = await rc.exportCodes({ userId: 'u1', reveal: b.reveal, format: 'pdf' }).catch((e) => e)
-    // Email is off here, so the download was the last channel and the slot is gone with it.
-    expect(isRecoveryCodesError(again, 'REVEAL_UNAVAILABLE')).toBe(true)
+    // Each format is a channel of its own: pdf is used, the view, txt and csv are still open.
+    expect(isRecoveryCodesError(again, 'ALREADY_DONE')).toBe(true)
+    expect((await rc.exportCodes({ userId: 'u1', reveal: b.reveal, format: 'txt' })).filename).toBe(
+      'recovery_codes.txt',
+    )
   })
 
-  it('a repeat while the slot lives (email pending) is ALREADY_DONE without rendering again', async () => {
+  it('a repeat while the slot lives is ALREADY_DONE without rendering again', async () => {
     const pdf = vi.fn(pdfExport())
     const rc = make({
       export: { pdf },
@@ -54,7 +57,7 @@ describe('createRecoveryCodes with export.pdf', () => {
     expect((await rc.exportCodes({ userId: 'u1', reveal: b.reveal })).contentType).toBe('application/pdf')
   })
 
-  it('a renderer failure leaves the one download available', async () => {
+  it('a renderer failure leaves the pdf download available', async () => {
     const render = pdfExport()
     const pdf = vi.fn(render).mockRejectedValueOnce(new Error('renderer down'))
     const rc = make({ export: { pdf } })

@@ -8,7 +8,7 @@
  *   {@link createEventRecorder}.
  * - Race wideners: {@link createBarrier}, {@link startTogether}, {@link createSlowStore};
  *   {@link createCountingStore} for same-work (enumeration) tests.
- * - Data builders in `fixtures`.
+ * - Data builders in `fixtures`; {@link permutations} for "in any order" tests.
  * - {@link checkStoreInvariants}: the post-fault sweep (one active batch, no missing codes, every
  *   used code audited, every batch's `batch.generated` row).
  *
@@ -50,6 +50,7 @@ export {
 } from './invariants.ts'
 export { type CapturedLevel, type CapturedLine, type CaptureLogger, createCaptureLogger } from './logger.ts'
 export { createRecordingMailer, type RecordingMailer } from './mailer.ts'
+export { permutations } from './permutations.ts'
 export { createInlineQueue, type InlineJobRun, type InlineQueue } from './queue.ts'
 export { createSeededRandom, type SeededRandom } from './random.ts'
 export { IS_CI, PG_URL, probePostgres } from './servers.ts'

@@ -18,6 +18,7 @@ import {
   type Logger,
   MAX_CODE_INPUT_LENGTH,
   type RecoveryCodes,
+  type RevealStatus,
   SESSION_KEYS,
 } from '@recovery-codes/core'
 import { formatDuration } from './format.ts'
@@ -485,11 +486,11 @@ export function createPagesHandler<Ctx>(
     const until = q.s.get(K.revealUntil)
     const emailEnabled = rc.config.email.enabled && rc.config.mailer !== null
     let reveal: DashboardModel['reveal'] = null
-    if (str(q.s.get(K.reveal)) && a && typeof until === 'number' && now() < until) {
-      const spent = a.downloaded && (a.emailed || !emailEnabled)
-      reveal = spent
-        ? null
-        : { downloaded: a.downloaded, emailed: a.emailed, emailEnabled, formats: rc.exportFormats }
+    const token = str(q.s.get(K.reveal))
+    if (token && a && typeof until === 'number' && now() < until) {
+      // What is left of the slot, from the store: a spent or gone slot offers nothing.
+      const left = await revealStatusOf(u, token)
+      if (left) reveal = { used: left.used, emailEnabled, formats: rc.exportFormats }
     }
     const l = await layoutFor(q, 'Recovery codes')
     return page(
@@ -546,6 +547,16 @@ export function createPagesHandler<Ctx>(
     return redirect(q.paths.codes)
   }
 
+  /** What is left of the slot behind `token`; `null` when it is gone. Spends nothing. */
+  async function revealStatusOf(userId: string, token: string): Promise<RevealStatus | null> {
+    try {
+      return await rc.revealStatus({ userId, reveal: token })
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return null
+      throw e
+    }
+  }
+
   /** The reveal token of the session, or a redirect to the dashboard saying there is none. */
   function revealOf(q: Req): string | PageResponse {
     const token = str(q.s.get(K.reveal))
@@ -558,7 +569,7 @@ export function createPagesHandler<Ctx>(
     flash(
       q.s,
       'info',
-      'These codes have already been shown once. You can still download or email them once while they are available, or generate a new batch.',
+      'These codes have already been shown once. While they are available you can still download each format and email them, once each, or generate a new batch.',
     )
     return redirect(q.paths.dashboard)
   }
@@ -569,8 +580,10 @@ export function createPagesHandler<Ctx>(
     if (typeof u !== 'string') return u
     const token = revealOf(q)
     if (typeof token !== 'string') return token
+    const left = await revealStatusOf(u, token)
+    if (!left) return revealGone(q)
+    if (!left.open.includes('view')) return alreadyShown(q)
     const st = await rc.status({ userId: u })
-    if (st.active?.viewed) return alreadyShown(q)
     const l = await layoutFor(q, 'Your new recovery codes')
     return page(
       q,
@@ -579,7 +592,10 @@ export function createPagesHandler<Ctx>(
     )
   }
 
-  /** Shows the codes of the reveal slot, once (`viewCodes` sets the batch's `viewed` flag). */
+  /**
+   * Shows the codes of the reveal slot: its view channel, once (`viewCodes`). The formats and the
+   * email are channels of their own, offered on the page until each is used.
+   */
   async function postCodes(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
@@ -587,6 +603,8 @@ export function createPagesHandler<Ctx>(
     if (typeof token !== 'string') return token
     try {
       const view = await rc.viewCodes({ userId: u, reveal: token })
+      // The view may have been the slot's last channel: then nothing else is offered.
+      const left = await revealStatusOf(u, token)
       const st = await rc.status({ userId: u })
       const batch = st.active && st.active.id === view.batchId ? st.active : null
       const l = await layoutFor(q, 'Your new recovery codes')
@@ -599,6 +617,7 @@ export function createPagesHandler<Ctx>(
           expiresAt: batch?.expiresAt ?? null,
           emailEnabled: rc.config.email.enabled && rc.config.mailer !== null,
           formats: rc.exportFormats,
+          used: left?.used ?? ['view', ...rc.exportFormats, 'email'],
           fresh: isFresh(q.s),
           ...(options.emailNote ? { emailNote: options.emailNote } : {}),
         }),
@@ -656,7 +675,7 @@ export function createPagesHandler<Ctx>(
         flash(
           q.s,
           'error',
-          'These codes have already been downloaded. Each batch can be downloaded only once, so a copy cannot leak later: generate a new batch if you need another file.',
+          `These codes have already been downloaded as .${fmt}. Each format can be downloaded only once, so a copy cannot leak later: while the codes are available you can still choose another format, or generate a new batch.`,
         )
         return redirect(q.paths.dashboard)
       }
@@ -682,7 +701,11 @@ export function createPagesHandler<Ctx>(
       if (options.emailNote) flash(q.s, 'info', options.emailNote)
     } catch (e) {
       if (isRecoveryCodesError(e, 'ALREADY_DONE'))
-        flash(q.s, 'error', 'These codes have already been emailed. Each batch can be emailed only once.')
+        flash(
+          q.s,
+          'error',
+          'These codes have already been emailed. The email can be sent only once for each batch.',
+        )
       else if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return revealGone(q)
       else if (isRecoveryCodesError(e, 'FEATURE_DISABLED'))
         flash(q.s, 'error', 'Emailing recovery codes is not enabled on this site.')

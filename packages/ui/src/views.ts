@@ -2,7 +2,7 @@
  * The pages as pure functions: view model in, HTML string out. No external assets: the CSS is
  * inline (with the response's CSP nonce) and the only script is a few lines for copy and print.
  */
-import type { BatchView, ExportFormat, HistoryPage } from '@recovery-codes/core'
+import type { BatchView, ExportFormat, HistoryPage, RevealChannel } from '@recovery-codes/core'
 import { formatDate, formatDuration } from './format.ts'
 import { type Html, type HtmlValue, html, raw } from './html.ts'
 
@@ -239,10 +239,13 @@ export interface DashboardModel {
   shouldRegenerate: boolean
   active: BatchView | null
   generateRetryAfterMs: number
-  /** The fresh batch's reveal slot is still in the session. */
+  /**
+   * The fresh batch's reveal slot, while it lives: its channels (the view, each format, the email)
+   * each work once, in any order.
+   */
   reveal: {
-    downloaded: boolean
-    emailed: boolean
+    /** The channels already used (`rc.revealStatus`); the others are offered. */
+    used: readonly RevealChannel[]
     emailEnabled: boolean
     /** The download formats the service offers (`rc.exportFormats`). */
     formats: readonly ExportFormat[]
@@ -252,6 +255,28 @@ export interface DashboardModel {
   fresh: boolean
   /** Where emailed codes end up, for the demo's dev mailer. */
   emailNote?: string
+}
+
+/** The download and email buttons of a reveal slot; a used channel's button is disabled. */
+function saveButtons(
+  l: LayoutModel,
+  m: { used: readonly RevealChannel[]; emailEnabled: boolean; formats: readonly ExportFormat[] },
+) {
+  const p = l.paths
+  const csrf = csrfField(l.csrf)
+  const off = (c: RevealChannel) => (m.used.includes(c) ? ' disabled' : '')
+  return html`<div class="row">
+${m.formats.map(
+  (f) =>
+    html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}"${off(f)}>${m.used.includes(f) ? `Downloaded .${f}` : `Download .${f}`}</button></form>`,
+)}
+${m.emailEnabled ? html`<form method="post" action="${p.email}">${csrf}<button type="submit" class="secondary" id="email-codes"${off('email')}>${m.used.includes('email') ? 'Emailed' : 'Email them to me'}</button></form>` : ''}
+</div>`
+}
+
+/** How a used channel is listed: "shown", ".txt downloaded", "emailed". */
+function channelDone(c: RevealChannel): string {
+  return c === 'view' ? 'shown' : c === 'email' ? 'emailed' : `.${c} downloaded`
 }
 
 function statusLabel(b: BatchView): string {
@@ -280,15 +305,10 @@ ${a.used > 0 ? html`<p class="warn">A recovery code from this batch has been use
 
   const reveal = m.reveal
     ? html`<section class="card" aria-labelledby="reveal-h"><h2 id="reveal-h">Save your new codes</h2>
-<p class="hint">Each channel works once for this batch, and only for a few minutes after it was generated.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
-<div class="row">
-${m.reveal.formats.map(
-  (f) =>
-    html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}"${m.reveal?.downloaded ? ' disabled' : ''}>Download .${f}</button></form>`,
-)}
-${m.reveal.emailEnabled ? html`<form method="post" action="${p.email}">${csrf}<button type="submit" class="secondary" id="email-codes"${m.reveal.emailed ? ' disabled' : ''}>Email them to me</button></form>` : ''}
-</div>
-${m.reveal.downloaded ? html`<p class="hint">Already downloaded.</p>` : ''}
+<p class="hint">You can show them, download each format and email them, once each and in any order, for a few minutes after they were generated.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
+${m.reveal.used.includes('view') ? '' : html`<p><a href="${p.codes}" id="show-codes-link">Show my codes</a></p>`}
+${saveButtons(l, m.reveal)}
+${m.reveal.used.length > 0 ? html`<p class="hint" id="reveal-used">Already done: ${m.reveal.used.map(channelDone).join(', ')}.</p>` : ''}
 ${m.reveal.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.emailNote}</p>` : ''}
 </section>`
     : ''
@@ -361,12 +381,13 @@ export function codesPage(
     emailEnabled: boolean
     /** The download formats the service offers (`rc.exportFormats`). */
     formats: readonly ExportFormat[]
+    /** The slot's channels used so far (the view, and any format or email used before it). */
+    used: readonly RevealChannel[]
     fresh: boolean
     emailNote?: string
   },
 ): string {
   const p = l.paths
-  const csrf = csrfField(l.csrf)
   return layout(
     l,
     html`<h1>Your new recovery codes</h1>
@@ -377,14 +398,8 @@ export function codesPage(
 <div class="row no-print"><button type="button" class="secondary" data-copy="codes" id="copy">Copy</button><button type="button" class="secondary" data-print id="print">Print</button></div>
 </section>
 <section class="card no-print" aria-labelledby="save-h"><h2 id="save-h">Download or email (once each)</h2>
-${m.fresh ? '' : html`<p class="hint">You will be asked for your password first.</p>`}
-<div class="row">
-${m.formats.map(
-  (f) =>
-    html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}">Download .${f}</button></form>`,
-)}
-${m.emailEnabled ? html`<form method="post" action="${p.email}">${csrf}<button type="submit" class="secondary" id="email-codes">Email them to me</button></form>` : ''}
-</div>
+<p class="hint">Each format downloads once and the email is sent once, in any order, while the codes are available.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
+${saveButtons(l, m)}
 ${m.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.emailNote}</p>` : ''}
 <p><a href="${p.dashboard}" id="done">I have saved my codes</a></p>
 </section>`,

@@ -1,5 +1,6 @@
-import { createRecoveryCodes } from '@recovery-codes/core'
+import { createRecoveryCodes, type RecoveryCodesConfig } from '@recovery-codes/core'
 import { memoryStore } from '@recovery-codes/store-memory'
+import { createRecordingMailer } from '@recovery-codes/testing'
 import { describe, expect, it } from 'vitest'
 import {
   createPagesHandler,
@@ -122,11 +123,12 @@ describe('helpers', () => {
 
 describe('page controller', () => {
   const pepper = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64')
-  function setup(clientAddress: string | null = '127.0.0.1') {
+  function setup(clientAddress: string | null = '127.0.0.1', overrides: Partial<RecoveryCodesConfig> = {}) {
     const store = memoryStore()
     const rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: pepper }],
       store,
+      ...overrides,
     })
     let data: Record<string, unknown> = {}
     let regenerated = 0
@@ -238,6 +240,87 @@ describe('page controller', () => {
     }
     const dashboard = await pages.handle(req('GET', '/'), null)
     expect(String(dashboard?.body)).toContain('already been shown')
+  })
+
+  describe('saving without traps (issue 16): the view, each format and the email, once each, in any order', () => {
+    const FAKE_PDF = new TextEncoder().encode('%PDF-1.4 ui test')
+    function withEverything() {
+      const mailer = createRecordingMailer()
+      const h = setup('127.0.0.1', {
+        mailer,
+        email: { enabled: true, from: 'codes@example.test' },
+        resolveEmail: async () => 'a@b.c',
+        export: { pdf: () => FAKE_PDF },
+      })
+      return { ...h, mailer }
+    }
+    const csrf = (h: ReturnType<typeof setup>) => h.data().rc_csrf as string
+    const body = (r: { body?: unknown } | null) =>
+      typeof r?.body === 'string' ? r.body : new TextDecoder().decode(r?.body as Uint8Array)
+    const download = async (h: ReturnType<typeof setup>, format: string) =>
+      h.pages.handle(h.req('POST', '/download', { _csrf: csrf(h), format }), null)
+    const dashboard = async (h: ReturnType<typeof setup>) =>
+      body(await h.pages.handle(h.req('GET', '/'), null))
+    const button = (page: string, id: string) =>
+      page.match(new RegExp(`<button[^>]*id="${id}"[^>]*>([^<]*)<`))
+
+    it('view, then .txt, then .pdf, then the email, then .csv: each works once; the pages offer what is left', async () => {
+      const h = withEverything()
+      await signInAndGenerate(h)
+      await h.pages.handle(h.req('GET', '/codes'), null)
+      const shown = await h.pages.handle(h.req('POST', '/codes', { _csrf: csrf(h) }), null)
+      const codes = codesIn(shown?.body)
+      expect(codes).toHaveLength(10)
+      // The codes page offers every format and the email, none used yet.
+      for (const id of ['download-txt', 'download-csv', 'download-pdf', 'email-codes'])
+        expect(button(body(shown), id)?.[0], id).not.toContain('disabled')
+
+      const txt = await download(h, 'txt')
+      expect(txt?.status).toBe(200)
+      expect(txt?.headers['Content-Disposition']).toMatch(/\.txt"$/)
+      for (const c of codes) expect(body(txt)).toContain(c)
+      // The same format again: refused, with the reason; the others stay available.
+      const again = await download(h, 'txt')
+      expect([again?.status, again?.headers.Location]).toEqual([303, '/'])
+      let page = await dashboard(h)
+      expect(page).toContain('already been downloaded as .txt')
+      expect(button(page, 'download-txt')?.[0]).toContain('disabled')
+      expect(button(page, 'download-txt')?.[1]).toBe('Downloaded .txt')
+      expect(button(page, 'download-pdf')?.[0]).not.toContain('disabled')
+      expect(page).toContain('Already done: shown, .txt downloaded.')
+      expect(page).not.toContain('id="show-codes-link"')
+
+      const pdf = await download(h, 'pdf')
+      expect(pdf?.status).toBe(200)
+      expect(body(pdf).slice(0, 5)).toBe('%PDF-')
+      const email = await h.pages.handle(h.req('POST', '/email', { _csrf: csrf(h) }), null)
+      expect(email?.status).toBe(303)
+      expect(h.mailer.messages).toHaveLength(1)
+      for (const c of codes) expect(h.mailer.messages[0]!.text).toContain(c)
+      page = await dashboard(h)
+      expect(button(page, 'email-codes')?.[0]).toContain('disabled')
+      expect(button(page, 'download-csv')?.[0]).not.toContain('disabled')
+
+      // The last channel: the slot is spent, the dashboard offers nothing, the codes are gone.
+      expect((await download(h, 'csv'))?.status).toBe(200)
+      expect(await dashboard(h)).not.toContain('Save your new codes')
+      await h.pages.handle(h.req('POST', '/codes', { _csrf: csrf(h) }), null)
+      expect(await dashboard(h)).toContain('no longer available')
+    })
+
+    it('a download before the view leaves the view open: the codes page then shows the codes', async () => {
+      const h = withEverything()
+      await signInAndGenerate(h)
+      expect((await download(h, 'csv'))?.status).toBe(200)
+      const page = await dashboard(h)
+      expect(page).toContain('id="show-codes-link"')
+      const ready = await h.pages.handle(h.req('GET', '/codes'), null)
+      expect([ready?.status, body(ready)]).toEqual([200, expect.stringContaining('id="show-codes"')])
+      const shown = await h.pages.handle(h.req('POST', '/codes', { _csrf: csrf(h) }), null)
+      expect(codesIn(shown?.body)).toHaveLength(10)
+      expect(button(body(shown), 'download-csv')?.[0]).toContain('disabled')
+      expect(button(body(shown), 'download-txt')?.[0]).not.toContain('disabled')
+    })
   })
 
   it('a request without a client address spends the shared "unknown" client counter, as the JSON API does', async () => {

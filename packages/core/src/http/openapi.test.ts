@@ -67,6 +67,25 @@ describe('OpenAPI document', () => {
     expect(doc.paths['/redeem']!.post!.responses['401']).toBeDefined()
   })
 
+  it('the reveal routes document their channels: 409 ALREADY_DONE per channel, 410 REVEAL_UNAVAILABLE', () => {
+    const doc = createHttpHandler(service('second-factor'), hooks).openapi as unknown as {
+      paths: Record<
+        string,
+        { post: { description?: string; responses: Record<string, { description: string }> } }
+      >
+    }
+    for (const path of ['/codes/view', '/download', '/email']) {
+      const op = doc.paths[path]!.post
+      expect(op.description, path).toMatch(/once, in any order/)
+      expect(op.description, path).toMatch(/409 `ALREADY_DONE`: this channel was used already/)
+      expect(op.description, path).toMatch(/410 `REVEAL_UNAVAILABLE`: the slot is gone/)
+      expect(op.responses['409']!.description, path).toContain('ALREADY_DONE')
+      expect(op.responses['410']!.description, path).toBe('REVEAL_UNAVAILABLE')
+    }
+    // `pdf` without a renderer.
+    expect(doc.paths['/download']!.post.responses['501']!.description).toBe('FEATURE_DISABLED')
+  })
+
   it('documents only statuses from ERROR_HTTP_STATUS (plus the success status)', () => {
     const doc = createHttpHandler(service('identifier-and-code'), hooks).openapi as unknown as Doc
     const allowed = new Set(Object.values(ERROR_HTTP_STATUS).map(String))

@@ -67,6 +67,7 @@ export function buildOpenApiDocument(
     const operation: Record<string, unknown> = {
       operationId: route.operationId,
       summary: route.summary,
+      ...(route.description ? { description: route.description } : {}),
       ...(route.auth === 'none' ? { security: [] } : {}),
     }
     if (route.query) {

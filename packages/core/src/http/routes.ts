@@ -11,6 +11,8 @@ export interface RouteSpec extends HttpRouteInfo {
   body?: keyof RequestSchemas
   /** Query schema (GET routes). */
   query?: keyof RequestSchemas
+  /** Longer text for the OpenAPI operation (CommonMark), when the summary is not enough. */
+  description?: string
   /** Success status and body. `binary` = a file download. */
   success: { status: 200 | 201; body: keyof typeof responseSchemas | 'binary'; description: string }
   /** Error codes this route can answer with besides the common ones. */
@@ -18,6 +20,15 @@ export interface RouteSpec extends HttpRouteInfo {
 }
 
 const CODE_ERRORS = ['INVALID_INPUT', 'UNAUTHENTICATED', 'NOT_FOUND', 'RATE_LIMITED'] as const
+
+/** What the three reveal routes share, for their OpenAPI descriptions. */
+const REVEAL_CHANNELS =
+  'After `/generate` the codes wait in a reveal slot whose channels are the view (`/codes/view`), each ' +
+  'offered download format (`/download`: `txt`, `csv`, and `pdf` when configured) and the email (`/email`, ' +
+  'when enabled). Each channel works once, in any order, until `revealExpiresAt`. ' +
+  '409 `ALREADY_DONE`: this channel was used already (the others stay open). ' +
+  '410 `REVEAL_UNAVAILABLE`: the slot is gone (expired, logged out, replaced by a newer batch, the batch ' +
+  'deleted, or every channel used).'
 
 /** Every route of the API. `/login` is served only when `loginMode` is `identifier-and-code`. */
 export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
@@ -33,7 +44,8 @@ export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
     success: {
       status: 201,
       body: 'generate',
-      description: 'Generated; view, download or email the codes next.',
+      description:
+        'Generated; view, download (each offered format) and email the codes next, once each, before `revealExpiresAt`.',
     },
     errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'REAUTH_REQUIRED', 'COOLDOWN_ACTIVE'],
   },
@@ -63,7 +75,8 @@ export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
     method: 'POST',
     path: '/codes/view',
     operationId: 'viewCodes',
-    summary: 'Show the codes of the freshly generated batch, once.',
+    summary: 'Show the codes of the freshly generated batch, once per reveal slot.',
+    description: REVEAL_CHANNELS,
     auth: 'user',
     fresh: 'never',
     body: 'empty',
@@ -74,18 +87,29 @@ export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
     method: 'POST',
     path: '/download',
     operationId: 'download',
-    summary: 'Download the codes of the freshly generated batch, once (txt, csv or pdf).',
+    summary:
+      'Download the codes of the freshly generated batch in one format (txt, csv or pdf), each format once per reveal slot.',
+    description: `${REVEAL_CHANNELS} A format that is not configured (\`pdf\` without a renderer) is 501 \`FEATURE_DISABLED\` and uses nothing up.`,
     auth: 'user',
     fresh: 'always',
     body: 'download',
     success: { status: 200, body: 'binary', description: 'The file, as an attachment.' },
-    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'REAUTH_REQUIRED', 'ALREADY_DONE', 'REVEAL_UNAVAILABLE'],
+    errors: [
+      'INVALID_INPUT',
+      'UNAUTHENTICATED',
+      'REAUTH_REQUIRED',
+      'ALREADY_DONE',
+      'REVEAL_UNAVAILABLE',
+      'FEATURE_DISABLED',
+    ],
   },
   {
     method: 'POST',
     path: '/email',
     operationId: 'email',
-    summary: "Email the codes of the freshly generated batch to the user's stored address, once (opt-in).",
+    summary:
+      "Email the codes of the freshly generated batch to the user's stored address, once per reveal slot (opt-in).",
+    description: REVEAL_CHANNELS,
     auth: 'user',
     fresh: 'always',
     body: 'empty',

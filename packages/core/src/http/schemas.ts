@@ -121,10 +121,14 @@ export const responseSchemas = {
       createdAt: epochMs,
       expiresAt: epochMs.nullable(),
       revealExpiresAt: epochMs.meta({
-        description: 'View, download or email the codes before this instant.',
+        description:
+          'View, download (each offered format) and email the codes, once each, before this instant.',
       }),
     })
-    .meta({ description: 'The codes are not in this response: fetch them once with POST /codes/view.' }),
+    .meta({
+      description:
+        'The codes are not in this response: fetch them with POST /codes/view, POST /download or POST /email (once each).',
+    }),
   status: z.strictObject({
     active: batchView.nullable(),
     remaining: z.int(),
@@ -142,7 +146,7 @@ export const responseSchemas = {
   }),
   view: z
     .strictObject({ batchId: z.string(), codes: z.array(z.string()) })
-    .meta({ description: 'The plaintext codes, shown once.' }),
+    .meta({ description: 'The plaintext codes, shown once per reveal slot.' }),
   email: z.strictObject({
     sent: z.literal(true),
     sentTo: z.string().meta({ description: 'The masked address.' }),

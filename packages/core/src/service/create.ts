@@ -37,6 +37,7 @@ import type {
   RedeemInput,
   RedeemResult,
   RequestContext,
+  RevealStatus,
   RevealToken,
   StatusResult,
 } from './types.ts'
@@ -82,21 +83,49 @@ export interface RecoveryCodes {
   deleteBatch(input: { userId: string } & RequestContext): Promise<{ batchId: string }>
   /** A page of the user's batch history (1-based), read through the cache. */
   history(input: { userId: string; page?: number }): Promise<HistoryPage>
-  /** Shows the codes of the reveal slot once (sets `viewed`). */
+  /**
+   * Shows the codes of the reveal slot. The reveal slot of a new batch has channels, each usable
+   * once while the slot lives, in any order: the view (this method), each offered download format
+   * ({@link RecoveryCodes.exportCodes}) and the email ({@link RecoveryCodes.emailCodes}). Each
+   * channel's use is a compare-and-set in the store: under concurrent calls exactly one succeeds.
+   * The first view sets the batch's `viewed` flag.
+   *
+   * @throws RecoveryCodesError `ALREADY_DONE` (409) when the view was used already;
+   *   `REVEAL_UNAVAILABLE` (410) when the slot is gone: the TTL passed, `discardReveal` (logout),
+   *   a newer batch, the batch deleted, or every channel used.
+   */
   viewCodes(input: { userId: string; reveal: RevealToken }): Promise<{ batchId: string; codes: string[] }>
   /**
-   * The one-time download. Throws `ALREADY_DONE` the second time, `REVEAL_UNAVAILABLE` when the slot
-   * is gone, `FEATURE_DISABLED` for a format not in {@link RecoveryCodes.exportFormats} (before the
-   * download is used up). A renderer failure leaves the download available.
+   * Downloads the codes in one format: each format of {@link RecoveryCodes.exportFormats} once per
+   * reveal slot, beside the view and the email. The first download of any format sets the batch's
+   * `downloaded` flag. A renderer failure leaves that format available.
+   *
+   * @throws RecoveryCodesError `ALREADY_DONE` (409) when this format was downloaded already;
+   *   `REVEAL_UNAVAILABLE` (410) as for {@link RecoveryCodes.viewCodes}; `INVALID_INPUT` for an
+   *   unknown format and `FEATURE_DISABLED` for one not offered (both before the slot is touched).
    */
   exportCodes(
     input: { userId: string; reveal: RevealToken; format?: ExportFormat } & RequestContext,
   ): Promise<ExportFile>
-  /** The one-time email to the user's stored address (opt-in). */
+  /**
+   * Emails the codes to the user's stored address (opt-in), once per reveal slot, beside the view
+   * and the downloads; sets the batch's `emailed` flag. A failed send does not reopen the channel.
+   *
+   * @throws RecoveryCodesError `ALREADY_DONE` (409) when the email was sent already;
+   *   `REVEAL_UNAVAILABLE` (410) as for {@link RecoveryCodes.viewCodes}; `FEATURE_DISABLED` when
+   *   email is off; `NOT_FOUND` without a stored address (the channel stays open); `MAIL_FAILED`.
+   */
   emailCodes(
     input: { userId: string; reveal: RevealToken } & RequestContext,
   ): Promise<{ sentTo: string; queued: boolean }>
-  /** Destroys a reveal slot (call on logout and session regeneration). */
+  /**
+   * What is left of a reveal slot: its batch, when it dies, and which channels are open or used.
+   * Reads only; spends nothing and returns no code.
+   *
+   * @throws RecoveryCodesError `REVEAL_UNAVAILABLE` (410) when the slot is gone.
+   */
+  revealStatus(input: { userId: string; reveal: RevealToken }): Promise<RevealStatus>
+  /** Destroys a reveal slot (call on logout and session regeneration): every channel then 410. */
   discardReveal(input: { reveal: RevealToken | null | undefined }): Promise<void>
   /**
    * Purges codes past retention in chunks sized by `purge.chunkBudgetMs` (each from how long the
@@ -159,7 +188,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   const { bumpVersion, readThrough } = cacheLayer
   const limiter = createLimiter(sc, cacheLayer)
   const { attempt, behindLimiter, claim } = limiter
-  const { openSlot, dropSlot, closeSlotIfSpent, dropOwnerSlot } = createRevealSlots(sc)
+  const revealSlots = createRevealSlots(sc)
+  const { openSlot, dropSlot, claimChannel, closeSlotIfSpent, dropOwnerSlot } = revealSlots
   const outbox = createOutbox(sc)
   const purgeRuns = createPurgeRuns(sc)
 
@@ -404,12 +434,12 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     async viewCodes(inp) {
       const userId = requireUserId(inp?.userId)
       const now = clock.now()
-      const { content } = await openSlot(userId, inp.reveal, now)
-      const first = await guardStore(() =>
-        store.setBatchFlag({ userId, batchId: content.batchId, flag: 'viewed', now }),
-      )
-      if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been shown.')
-      await bumpVersion(userId)
+      const { handle, content } = await openSlot(userId, inp.reveal, now)
+      if (!(await claimChannel(handle.slotId, 'view', now))) {
+        throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been shown.')
+      }
+      await recordFirst(userId, content.batchId, 'viewed', now)
+      await closeSlotIfSpent(handle.slotId, 'view', now)
       await audit({ at: now, event: 'batch.viewed', userId, batchId: content.batchId, outcome: 'success' })
       await emit('viewed', now, userId, content.batchId)
       return { batchId: content.batchId, codes: content.codes }
@@ -420,15 +450,15 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       const fmt = inp.format ?? config.export.defaultFormat
       if (!EXPORT_FORMATS.includes(fmt))
         throw invalidInput('format', `must be one of ${EXPORT_FORMATS.join(', ')}`)
-      // Refused before the slot and the once-only flag are touched, so the download stays available.
+      // Refused before the slot and the once-only claim are touched, so the download stays available.
       if (!exportFormats.includes(fmt)) throw pdfRendererMissing()
       const now = clock.now()
       const { handle, content, active } = await openSlot(userId, inp.reveal, now)
       const alreadyDownloaded = () =>
-        new RecoveryCodesError('ALREADY_DONE', 'These codes have already been downloaded.')
-      // Rendered before the flag is set, so a failing renderer does not use up the one download;
-      // the batch as just read skips the rendering for a repeat, the flag still decides a race.
-      if (active.downloadedAt !== null) throw alreadyDownloaded()
+        new RecoveryCodesError('ALREADY_DONE', `These codes have already been downloaded as .${fmt}.`)
+      // Rendered before the claim, so a failing renderer does not use up the format; a read of the
+      // claim spares a repeat the rendering, the claim itself still decides a race.
+      if (await revealSlots.isUsed(handle.slotId, fmt, now)) throw alreadyDownloaded()
       const file = await renderExport(
         fmt,
         {
@@ -440,12 +470,10 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         },
         config.export,
       )
-      const first = await guardStore(() =>
-        store.setBatchFlag({ userId, batchId: content.batchId, flag: 'downloaded', now }),
-      )
-      if (!first) throw alreadyDownloaded()
-      await closeSlotIfSpent(handle.slotId, active, 'downloaded')
-      await bumpVersion(userId)
+      if (!(await claimChannel(handle.slotId, fmt, now))) throw alreadyDownloaded()
+      // `downloadedAt` is the first download of any format.
+      await recordFirst(userId, content.batchId, 'downloaded', now)
+      await closeSlotIfSpent(handle.slotId, fmt, now)
       await audit({
         at: now,
         event: 'batch.downloaded',
@@ -465,14 +493,13 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         throw new RecoveryCodesError('FEATURE_DISABLED', 'Emailing recovery codes is not enabled.')
       }
       const now = clock.now()
-      const { handle, content, active } = await openSlot(userId, inp.reveal, now)
+      const { handle, content } = await openSlot(userId, inp.reveal, now)
       const to = await outbox.recipientOf(userId)
-      const first = await guardStore(() =>
-        store.setBatchFlag({ userId, batchId: content.batchId, flag: 'emailed', now }),
-      )
-      if (!first) throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been emailed.')
-      await closeSlotIfSpent(handle.slotId, active, 'emailed')
-      await bumpVersion(userId)
+      if (!(await claimChannel(handle.slotId, 'email', now))) {
+        throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been emailed.')
+      }
+      await recordFirst(userId, content.batchId, 'emailed', now)
+      await closeSlotIfSpent(handle.slotId, 'email', now)
       if (config.queue) {
         await outbox.queueCodes({
           userId,
@@ -495,6 +522,23 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       return { sentTo: to, queued: false }
     },
 
+    async revealStatus(inp) {
+      const userId = requireUserId(inp?.userId)
+      const now = clock.now()
+      const { handle, content } = await openSlot(userId, inp.reveal, now)
+      const used = await revealSlots.usedChannels(handle.slotId, now)
+      const open = revealSlots.channels.filter((c) => !used.includes(c))
+      if (open.length === 0) {
+        // Spent, and its last user's drop has not landed yet: gone, as it is about to be.
+        await dropSlot(handle.slotId)
+        throw new RecoveryCodesError(
+          'REVEAL_UNAVAILABLE',
+          'These codes are no longer available. Generate a new batch to get new codes.',
+        )
+      }
+      return { batchId: content.batchId, expiresAt: content.expiresAt, open, used }
+    },
+
     async discardReveal(inp) {
       const handle = parseRevealToken(inp?.reveal)
       if (handle) await dropSlot(handle.slotId)
@@ -503,6 +547,28 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     importCodes: createImportCodes(sc, cacheLayer),
     purge: purgeRuns.purge,
     purgeAudit: purgeRuns.purgeAudit,
+  }
+
+  /**
+   * Sets a batch's once-only flag on the first use of a channel (`viewedAt`, `downloadedAt` on the
+   * first format, `emailedAt`). The channel's claim decided already; the flag is the record the
+   * history shows, so a lost compare-and-set (a second format) changes nothing and bumps nothing,
+   * and a failed write is logged, never thrown: the channel is used, its codes must still go out.
+   */
+  async function recordFirst(
+    userId: string,
+    batchId: string,
+    flag: 'viewed' | 'downloaded' | 'emailed',
+    now: number,
+  ): Promise<void> {
+    let first: boolean
+    try {
+      first = await store.setBatchFlag({ userId, batchId, flag, now })
+    } catch (error) {
+      logger.warn('recovery-codes: batch flag not recorded', { flag, error: errorName(error) })
+      return
+    }
+    if (first) await bumpVersion(userId)
   }
 
   async function changeCode(inp: CodeInput, to: 'invalidated' | 'deleted'): Promise<CodeActionResult> {

@@ -1,7 +1,8 @@
 /**
- * Renders the one-time download of a batch. Plain text and CSV (RFC 4180, formula-injection safe)
- * are built in; PDF is a renderer the host configures (`export.pdf`, e.g. `pdfExport()` from
- * `@recovery-codes/pdf`), so an app that never offers PDF never installs a PDF library.
+ * Renders the downloads of a batch, each offered format once per reveal slot. Plain text and CSV
+ * (RFC 4180, formula-injection safe) are built in; PDF is a renderer the host configures
+ * (`export.pdf`, e.g. `pdfExport()` from `@recovery-codes/pdf`), so an app that never offers PDF
+ * never installs a PDF library.
  */
 import { RecoveryCodesError } from '../errors.ts'
 import type { ExportFile, ExportFormat } from './types.ts'

@@ -1,6 +1,6 @@
 import type { BatchStatus, BatchSummary } from '../ports/store.ts'
 
-/** Export formats for the one-time download. */
+/** Export formats of the download; each offered one downloads once per reveal slot. */
 export type ExportFormat = 'txt' | 'csv' | 'pdf'
 
 /**
@@ -9,6 +9,23 @@ export type ExportFormat = 'txt' | 'csv' | 'pdf'
  * a new batch, the TTL, or using every channel destroys the slot.
  */
 export type RevealToken = string
+
+/**
+ * One way out of a reveal slot, each usable once while the slot lives: `view` (`viewCodes`), each
+ * offered download format (`exportCodes`), `email` (`emailCodes`, when email is enabled).
+ */
+export type RevealChannel = 'view' | ExportFormat | 'email'
+
+/** `revealStatus()` result: what is left of a live reveal slot. It carries no code. */
+export interface RevealStatus {
+  batchId: string
+  /** When the slot dies at the latest (epoch ms). */
+  expiresAt: number
+  /** The channels still open, in the order `view`, each offered format, `email`. Never empty. */
+  open: RevealChannel[]
+  /** The channels already used, in the same order. */
+  used: RevealChannel[]
+}
 
 /** Who is asking and from where: used for limiter keys and audit (hashed). */
 export interface RequestContext {
@@ -122,7 +139,7 @@ export interface StatusResult {
   generateRetryAfterMs: number
 }
 
-/** A file to send to the user once. */
+/** A downloaded file: each offered format once per reveal slot. */
 export interface ExportFile {
   filename: string
   contentType: string

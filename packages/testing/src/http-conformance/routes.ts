@@ -1,6 +1,6 @@
 /**
  * HTTP adapter conformance, success paths: every route's answer (statuses, bodies, attachments,
- * security headers), once-only views, downloads and emails, and 404 for another user's rows.
+ * security headers), once-only views, downloads (each format) and emails, and 404 for another user's rows.
  */
 import { expect, it } from 'vitest'
 import { errorCode, type HarnessSetup, wrongCode } from './harness.ts'
@@ -60,7 +60,7 @@ export function routeTests(setup: HarnessSetup): void {
     }
   })
 
-  it('download once per batch, as an attachment with a generated filename', async () => {
+  it('each format downloads once, as an attachment with a generated filename; a repeat is 409', async () => {
     const h = await setup()
     const alice = h.login('alice')
     const codes = await h.batch(alice)
@@ -70,9 +70,13 @@ export function routeTests(setup: HarnessSetup): void {
     expect(d.headers.get('content-disposition')).toMatch(/^attachment; filename="[A-Za-z0-9._-]+\.txt"$/)
     const text = await d.text()
     for (const c of codes) expect(text).toContain(c)
-    const again = await h.post('/download', { format: 'pdf' }, { cookie: alice })
-    expect([409, 410]).toContain(again.status)
-    expect(['ALREADY_DONE', 'REVEAL_UNAVAILABLE']).toContain(await errorCode(again))
+    const again = await h.post('/download', { format: 'txt' }, { cookie: alice })
+    expect(again.status).toBe(409)
+    expect(await errorCode(again)).toBe('ALREADY_DONE')
+    // Another format is another channel of the same slot.
+    const pdf = await h.post('/download', { format: 'pdf' }, { cookie: alice })
+    expect(pdf.status).toBe(200)
+    expect(pdf.headers.get('content-type')).toBe('application/pdf')
   })
 
   it('download as pdf and csv', async () => {

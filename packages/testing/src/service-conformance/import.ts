@@ -105,7 +105,7 @@ function buildSource(now: number, users = 6, name = uniqueId('src')): Built {
           legacyDigest: legacyDigest(key, c)!,
         })),
       })
-      current.forEach((c, i) => (states[i] === 'active' ? live : dead).push({ userId, code: c }))
+      for (const [i, c] of current.entries()) (states[i] === 'active' ? live : dead).push({ userId, code: c })
     } else {
       const codes = Array.from({ length: 4 }, () => code(BA_ALPHABET, 2, 5))
       batches.push({

@@ -18,7 +18,7 @@ const PEPPER_BYTES = Uint8Array.from(atob(TEST_PEPPER), (c) => c.charCodeAt(0))
 export function noPlaintextTest(suite: ServiceSuite): void {
   const { make, batchFor } = suite
 
-  it('full lifecycle: no plaintext code, pepper or digest anywhere but generate, exports and the one email', async () => {
+  it('full lifecycle: no plaintext code, pepper or digest anywhere but generate, the view, exports and the one email', async () => {
     const logger = createCaptureLogger()
     const events = createEventRecorder()
     const mailer = createRecordingMailer()
@@ -35,24 +35,24 @@ export function noPlaintextTest(suite: ServiceSuite): void {
     })
     const userId = uniqueId('user')
     const b = await batchFor(h, userId, 8)
-    const exports = [await h.rc.exportCodes({ userId, reveal: b.reveal, format: 'txt' })]
-    // Download is once per batch: the other formats come from fresh batches.
-    for (const format of ['csv', 'pdf'] as const) {
-      h.clock.advance(DAY)
-      const x = await batchFor(h, userId, 8)
-      b.codes.push(...x.codes)
-      exports.push(await h.rc.exportCodes({ userId, reveal: x.reveal, format }))
-      if (format === 'pdf') {
-        await h.rc.emailCodes({ userId, reveal: x.reveal })
-        await h.rc.verifySetup({ userId, code: x.codes[0]! })
-        await h.rc.redeem({ userId, code: x.codes[1]!, clientKey: '198.51.100.7' })
-        await h.rc.redeem({ userId, code: flip(x.codes[2]!), clientKey: '198.51.100.7' })
-        await h.rc.invalidateCode({ userId, code: x.codes[3]! })
-        await h.rc.deleteCode({ userId, code: x.codes[4]! })
-        await h.rc.history({ userId })
-        await h.rc.status({ userId })
-      }
+    // Every channel of one reveal slot: the view, each format, the email.
+    expect((await h.rc.viewCodes({ userId, reveal: b.reveal })).codes).toEqual(b.codes)
+    const exports = []
+    for (const format of ['txt', 'csv', 'pdf'] as const) {
+      exports.push(await h.rc.exportCodes({ userId, reveal: b.reveal, format }))
     }
+    await h.rc.emailCodes({ userId, reveal: b.reveal })
+    h.clock.advance(DAY)
+    const x = await batchFor(h, userId, 8)
+    b.codes.push(...x.codes)
+    await h.rc.exportCodes({ userId, reveal: x.reveal, format: 'txt' })
+    await h.rc.verifySetup({ userId, code: x.codes[0]! })
+    await h.rc.redeem({ userId, code: x.codes[1]!, clientKey: '198.51.100.7' })
+    await h.rc.redeem({ userId, code: flip(x.codes[2]!), clientKey: '198.51.100.7' })
+    await h.rc.invalidateCode({ userId, code: x.codes[3]! })
+    await h.rc.deleteCode({ userId, code: x.codes[4]! })
+    await h.rc.history({ userId })
+    await h.rc.status({ userId })
     h.clock.advance(DAY)
     await batchFor(h, userId, 8).then((x) => b.codes.push(...x.codes))
     h.clock.advance(3 * DAY)
