@@ -2,7 +2,13 @@
  * Input checks: strings that cannot be stored are refused before any SQL runs (writes), or read as
  * "not found" (reads), identically on every dialect. PostgreSQL `text` cannot hold U+0000.
  */
-import { type AuditRecord, type NewBatch, type NewCode, RecoveryCodesError } from '@recovery-codes/core'
+import {
+  type AuditRecord,
+  type ImportedBatch,
+  type NewBatch,
+  type NewCode,
+  RecoveryCodesError,
+} from '@recovery-codes/core'
 import { bytes } from './sql/template.ts'
 
 /** Longest id, key or short text this store writes; longer input is rejected before any SQL runs. */
@@ -99,5 +105,45 @@ export function newBatch(batch: NewBatch, codes: readonly NewCode[], audit: Audi
   for (const c of codes) {
     writeText('code.id', c.id)
     bytes(c.digest)
+  }
+}
+
+/** Bytes of every digest `importBatch` writes (an HMAC-SHA-256, or a legacy digest cut to that). */
+export const IMPORT_DIGEST_BYTES = 32
+
+/**
+ * The input of `importBatch` on every dialect (see `ImportStore` in core): the audit row, the
+ * batch's fields and lifecycle (`endedAt` set exactly when it is not `active`), at least one code,
+ * and each code's id, 32-byte digest, state and `usedAt` (set exactly when `used`), ids and
+ * digests distinct within the batch. Messages name the field, never a value.
+ */
+export function importedBatch(batch: ImportedBatch, audit: AuditRecord): void {
+  if (typeof batch !== 'object' || batch === null) throw invalid('batch must be an object')
+  if (typeof audit !== 'object' || audit === null) throw invalid('audit must be an audit record')
+  auditRecord(audit)
+  newBatch(batch, [], undefined)
+  oneOf('batch.status', batch.status, ['active', 'superseded', 'disabled', 'deleted'])
+  if (batch.status === 'active') {
+    if (batch.endedAt !== null) throw invalid('batch.endedAt must be null for an active batch')
+  } else time('batch.endedAt', batch.endedAt)
+  if (!Array.isArray(batch.codes) || batch.codes.length === 0) {
+    throw invalid('batch.codes must be a non-empty array')
+  }
+  const ids = new Set<string>()
+  const digests = new Set<string>()
+  for (const c of batch.codes) {
+    if (typeof c !== 'object' || c === null) throw invalid('a code must be an object')
+    writeText('code.id', c.id)
+    if (!(c.digest instanceof Uint8Array) || c.digest.byteLength !== IMPORT_DIGEST_BYTES) {
+      throw invalid(`code.digest must be a ${IMPORT_DIGEST_BYTES}-byte Uint8Array`)
+    }
+    oneOf('code.state', c.state, ['active', 'used', 'invalidated', 'deleted'])
+    if (c.state === 'used') time('code.usedAt', c.usedAt)
+    else if (c.usedAt !== null) throw invalid('code.usedAt must be null for a code that is not used')
+    const key = bytes(c.digest).toString('latin1')
+    if (ids.has(c.id)) throw invalid('code ids must be distinct within the batch')
+    if (digests.has(key)) throw invalid('digests must be distinct within the batch')
+    ids.add(c.id)
+    digests.add(key)
   }
 }

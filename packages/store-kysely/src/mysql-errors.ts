@@ -8,6 +8,9 @@ import { RecoveryCodesError } from '@recovery-codes/core'
 /** `ER_LOCK_DEADLOCK`: InnoDB rolled the whole transaction back; it can be run again. */
 export const MYSQL_DEADLOCK = 1213
 
+/** `ER_DUP_ENTRY`: a unique key refused the row; only the statement was rolled back. */
+export const MYSQL_DUP_ENTRY = 1062
+
 /**
  * Server errors of a statement stopped at a deadline: a row lock not granted within
  * `innodb_lock_wait_timeout` (1205), MySQL's `max_execution_time` (3024), MariaDB's

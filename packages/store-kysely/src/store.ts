@@ -1,8 +1,8 @@
 /**
  * `kyselyStore`: the {@link RecoveryCodeStore} over a host-supplied Kysely instance, composed from
  * its aggregates (`store/batches.ts`, `store/attempts.ts`, `store/redeem.ts`,
- * `store/retention.ts`, `store/audit.ts`), each with its statements in `queries/` and every
- * dialect difference in `dialect.ts`.
+ * `store/retention.ts`, `store/audit.ts`, `store/import.ts`), each with its statements in
+ * `queries/` and every dialect difference in `dialect.ts`.
  */
 import type { RecoveryCodeStore } from '@recovery-codes/core'
 import type { Kysely } from 'kysely'
@@ -13,6 +13,7 @@ import { attemptStore } from './store/attempts.ts'
 import { auditStore } from './store/audit.ts'
 import { batchStore } from './store/batches.ts'
 import { storeContext } from './store/context.ts'
+import { importStore } from './store/import.ts'
 import { limiterStatements } from './store/limiter-statements.ts'
 import { mysqlStore } from './store/mysql.ts'
 import { redeemer } from './store/redeem.ts'
@@ -40,8 +41,9 @@ export interface KyselyStoreOptions {
   startDeadlineMs?: number | null
 }
 
-/** The store {@link kyselyStore} returns: a {@link RecoveryCodeStore} with its one-call redeem. */
-export type KyselyRecoveryCodeStore = RecoveryCodeStore & Required<Pick<RecoveryCodeStore, 'redeemCode'>>
+/** What {@link kyselyStore} returns: a {@link RecoveryCodeStore} with `redeemCode` and `importBatch`. */
+export type KyselyRecoveryCodeStore = RecoveryCodeStore &
+  Required<Pick<RecoveryCodeStore, 'redeemCode' | 'importBatch'>>
 
 /**
  * A {@link RecoveryCodeStore} over a host-supplied Kysely instance: SQLite (better-sqlite3) or
@@ -52,7 +54,9 @@ export type KyselyRecoveryCodeStore = RecoveryCodeStore & Required<Pick<Recovery
  * and writes nothing else (a batch's counts are derived from its codes); batch creation supersedes
  * and inserts in one transaction; a redeem is one statement (PostgreSQL) or one transaction
  * (SQLite) with its audit row, and a successful one writes no limiter row; flags and state changes
- * are compare-and-set; purge deletes bounded chunks and re-checks eligibility in the DELETE.
+ * are compare-and-set; purge deletes bounded chunks and re-checks eligibility in the DELETE;
+ * `importBatch` checks `exists` and `conflict` in its own transaction, under createBatch's per-user
+ * lock for an active batch (`store/import.ts`).
  * Database failures throw `RecoveryCodesError('STORE_UNAVAILABLE')` with the driver error as
  * `cause`; a statement cancelled at its deadline (`57014`, `55P03`, pg's "Query read timeout"; see
  * `createPgPool`) throws `STORE_TIMEOUT` instead, also with the driver error as `cause`; bad input
@@ -86,6 +90,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}): 
     redeemCode: redeem.redeemCode,
     ...retentionStore(ctx),
     ...auditStore(ctx),
+    ...importStore(ctx),
   }
   return store
 }

@@ -4,6 +4,7 @@
  */
 import {
   type AuditRecord,
+  type ImportedBatch,
   isRecoveryCodesError,
   type RecoveryCodeStore,
   type RedeemCodeInput,
@@ -41,6 +42,18 @@ const auditOf = (p: string): AuditRecord => ({
   data: { note: p },
 })
 
+/** An imported batch with `p` in every string field (ids, user, key id). */
+const imported = (p: string): ImportedBatch => ({
+  id: `${p}-ib`,
+  userId: p,
+  keyId: p,
+  createdAt: 1,
+  expiresAt: null,
+  status: 'active',
+  endedAt: null,
+  codes: [{ id: `${p}-ic`, digest: new Uint8Array(32).fill(7), state: 'used', usedAt: 2 }],
+})
+
 async function counts(db: Kysely<any>) {
   return Object.fromEntries(await Promise.all(TABLES.map(async (t) => [t, await rowCount(db, t)] as const)))
 }
@@ -73,6 +86,10 @@ function everyQuery(db: Kysely<any>, dialect: 'sqlite' | 'postgres', p: string):
     ['activeBatch', q.activeBatch(k, p)],
     ['history', q.history(k, { userId: p, offset: 0, limit: 10 })],
     ['historyTotal', q.historyTotal(k, p)],
+    ['batchWithId', q.batchWithId(k, p)],
+    ['activeBatchOf', q.activeBatchOf(k, p)],
+    ['insertImportedBatch', q.insertImportedBatch(k, { ...imported(p), status: 'superseded', endedAt: 3 })],
+    ['insertImportedCodes', q.insertImportedCodes(k, imported(p), imported(p).codes)],
     ['reserveAttempts', q.reserveAttempts(k, { keys: [{ key: p, maxAttempts: 5 }], now: 1 })],
     [
       'reserveAttempts ×2',
@@ -163,7 +180,7 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
           checked++
         }
       }
-      expect(checked).toBe(PAYLOADS.length * (dialect === 'postgres' ? 31 : 29))
+      expect(checked).toBe(PAYLOADS.length * (dialect === 'postgres' ? 35 : 33))
     })
 
     it('payloads through every store input leave row counts unchanged', async () => {
@@ -304,6 +321,37 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
         // No limiter row written on either dialect: the keys are read under a lock (SQLite's write
         // lock, PostgreSQL advisory locks), and a consume has nothing to give back.
         expect(await counts(db)).toEqual({ ...before, rc_audit_log: before.rc_audit_log! + 1 })
+      }
+    })
+
+    it('importBatch stores a payload verbatim as data, or refuses it (NUL, oversize) before any SQL', async () => {
+      await backend.reset()
+      const db = backend.db
+      const store = kyselyStore(db)
+      for (const p of PAYLOADS) {
+        const before = await counts(db)
+        const audit = { ...auditOf(p), id: `${p}-ia`, at: 1 }
+        if (!storable(p)) {
+          await expect(store.importBatch(imported(p), audit)).rejects.toSatisfy((e) =>
+            isRecoveryCodesError(e, 'INVALID_INPUT'),
+          )
+          expect(await counts(db)).toEqual(before)
+          continue
+        }
+        expect(await store.importBatch(imported(p), audit)).toBe('imported')
+        expect(await store.importBatch(imported(p), { ...audit, id: `${p}-ib2` })).toBe('exists')
+        expect(await counts(db)).toEqual({
+          ...before,
+          rc_batches: before.rc_batches! + 1,
+          rc_codes: before.rc_codes! + 1,
+          rc_audit_log: before.rc_audit_log! + 1,
+        })
+        expect(await store.getActiveBatch(p)).toMatchObject({
+          id: `${p}-ib`,
+          keyId: p,
+          used: 1,
+          lastUsedAt: 2,
+        })
       }
     })
 

@@ -10,11 +10,14 @@ import type {
   CodeState,
   ConsumedCode,
   EmailLogRecord,
+  ImportBatchOutcome,
+  ImportedBatch,
   RecoveryCodeStore,
   RedeemCodeInput,
   RedeemCodeOutcome,
 } from '@recovery-codes/core'
 import { freshBatchSummary, purgedAudit, RecoveryCodesError, STORE_SCOPE } from '@recovery-codes/core'
+import { checkImportedBatch } from './import-check.ts'
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -630,6 +633,75 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     return { outcome: 'consumed', code }
   }
 
+  /** Stores a new batch row and files it in its user's history (newest first). */
+  const addBatchRow = (row: BatchRow): void => {
+    const { id, userId, createdAt } = row
+    batches.set(id, row)
+    const list = batchesByUser.get(userId) ?? []
+    let at = 0
+    while (
+      at < list.length &&
+      (list[at]!.createdAt > createdAt || (list[at]!.createdAt === createdAt && list[at]!.id > id))
+    )
+      at++
+    list.splice(at, 0, row)
+    batchesByUser.set(userId, list)
+  }
+
+  /**
+   * `importBatch`, synchronously: every check (input, then `exists`, then `conflict`, then the
+   * collisions) before the first write. Counters come from the codes' states; a dead code's
+   * `changedAt` is its `usedAt`, else the batch's end, else (a code of an active batch) its start.
+   */
+  const importNow = (batch: ImportedBatch, record: AuditRecord): ImportBatchOutcome => {
+    const keys = checkImportedBatch(batch, record, (d) => digestKey(checkDigest(d)))
+    const { id, userId, keyId, status, createdAt, expiresAt, endedAt } = batch
+    if (batches.has(id)) return 'exists'
+    if (status === 'active' && activeByUser.has(userId)) return 'conflict'
+    for (const code of batch.codes) {
+      if (codes.has(code.id)) throw conflict('duplicate code id')
+      if (indexFind(userId, code.digest)) throw conflict('duplicate digest for this user')
+    }
+    checkAudit(record)
+
+    const row: BatchRow = {
+      ...freshBatchSummary({ id, userId, keyId, createdAt, expiresAt }, batch.codes.length),
+      status,
+      endedAt,
+      unused: 0,
+      codes: new Set(),
+    }
+    const deadAt = endedAt ?? createdAt
+    for (const [i, code] of batch.codes.entries()) {
+      const changedAt = code.state === 'active' ? null : code.state === 'used' ? code.usedAt! : deadAt
+      const stored: CodeRow = {
+        id: code.id,
+        userId,
+        batch: row,
+        digest: keys[i]!,
+        state: code.state,
+        changedAt,
+        samePrefix: null,
+      }
+      codes.set(stored.id, stored)
+      indexAdd(stored)
+      row.codes.add(stored.id)
+      if (code.state === 'active') row.unused += 1
+      else row[code.state] += 1
+      if (code.state === 'used') row.lastUsedAt = Math.max(row.lastUsedAt ?? changedAt!, changedAt!)
+      else if (changedAt !== null) endedCodes.push(changedAt, stored.id)
+    }
+    addBatchRow(row)
+    if (status === 'active') {
+      activeByUser.set(userId, row)
+      if (expiresAt !== null) deadBatches.push(expiresAt, id)
+    } else {
+      deadBatches.push(expiresAt === null ? deadAt : Math.min(deadAt, expiresAt), id)
+    }
+    appendNow(record)
+    return 'imported'
+  }
+
   const store = {
     async createBatch(batch, newCodes, record?: AuditRecord) {
       const { id, userId, keyId, createdAt, expiresAt } = batch
@@ -669,19 +741,14 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
         codes.set(stored.id, stored)
         indexAdd(stored)
       }
-      batches.set(id, row)
       activeByUser.set(userId, row)
       if (expiresAt !== null) deadBatches.push(expiresAt, id)
-      const list = batchesByUser.get(userId) ?? []
-      let at = 0
-      while (
-        at < list.length &&
-        (list[at]!.createdAt > createdAt || (list[at]!.createdAt === createdAt && list[at]!.id > id))
-      )
-        at++
-      list.splice(at, 0, row)
-      batchesByUser.set(userId, list)
+      addBatchRow(row)
       if (record !== undefined) appendNow(record)
+    },
+
+    async importBatch(batch, record) {
+      return importNow(batch, record)
     },
 
     async consumeCode({ userId, digests, now }) {

@@ -62,6 +62,7 @@ export {
   runAttemptStoreConformance,
   runAuditStoreConformance,
   runBatchStoreConformance,
+  runImportStoreConformance,
   runRedeemStoreConformance,
   runRetentionStoreConformance,
   runStoreConformance,

@@ -9,6 +9,7 @@ import { type RecoveryCodesDialect, sqlDialect } from '../dialect.ts'
 import { attemptQueries } from './attempts.ts'
 import { auditQueries } from './audit.ts'
 import { batchQueries } from './batches.ts'
+import { importQueries } from './import.ts'
 import { redeemQueries } from './redeem.ts'
 import { retentionQueries } from './retention.ts'
 
@@ -24,6 +25,7 @@ export function createQueries(dialect: RecoveryCodesDialect) {
     ...retentionQueries(d),
     ...auditQueries(d),
     ...redeemQueries(d),
+    ...importQueries(d),
   }
 }
 

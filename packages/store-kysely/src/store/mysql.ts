@@ -1,7 +1,7 @@
 /**
  * `kyselyStore` on MySQL 8 / MariaDB 10.11 (Kysely's `MysqlDialect` over a mysql2 pool). Reads
  * and appends are the shared aggregates' (`store/batches.ts`, `store/audit.ts`, …). Every write
- * the other dialects make with `RETURNING`, `ON CONFLICT … WHERE` or a DELETE by row address is in
+ * the other dialects make with `RETURNING`, `ON CONFLICT` or a DELETE by row address is in
  * `store/mysql-*.ts` (statements in `queries/mysql.ts`): a READ COMMITTED transaction of row locks
  * taken in one order, limiter rows (byte order) → code rows → batch rows (id order) → appended
  * rows, with batch creation first taking a per-user named lock (`SqlDialect.sessionUserLock`).
@@ -25,6 +25,7 @@ import { Rollback, type StoreContext, storeContext } from './context.ts'
 import { limiterStatements } from './limiter-statements.ts'
 import { mysqlAttempts } from './mysql-attempts.ts'
 import { mysqlBatches } from './mysql-batches.ts'
+import { mysqlImport } from './mysql-import.ts'
 import { mysqlRetention } from './mysql-retention.ts'
 
 /** Tries of a transaction that InnoDB rolled back on a deadlock (`ER_LOCK_DEADLOCK`). */
@@ -87,7 +88,7 @@ const pause = (attempt: number) => new Promise((resolve) => setTimeout(resolve, 
 /** The store of {@link kyselyStore} on MySQL. */
 export function mysqlStore(
   db: Kysely<any>,
-): RecoveryCodeStore & Required<Pick<RecoveryCodeStore, 'redeemCode'>> {
+): RecoveryCodeStore & Required<Pick<RecoveryCodeStore, 'redeemCode' | 'importBatch'>> {
   const base = storeContext(db.withPlugin(MYSQL_TEXT_COLUMNS), 'mysql')
   const { k } = base
 
@@ -201,5 +202,6 @@ export function mysqlStore(
     ...mysqlBatches(ctx),
     ...mysqlAttempts(ctx),
     ...mysqlRetention(ctx),
+    ...mysqlImport(ctx),
   }
 }

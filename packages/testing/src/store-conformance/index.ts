@@ -3,11 +3,20 @@
  * ({@link runStoreConformance}) or one aggregate at a time, so a store author can run the part they
  * are writing. Each runner registers one `describe` block under `vitest`.
  */
-import type { AttemptStore, AuditStore, BatchStore, RedeemStore, RetentionStore } from '@recovery-codes/core'
+import type {
+  AttemptStore,
+  AuditStore,
+  BatchStore,
+  ImportStore,
+  RecoveryCodeStore,
+  RedeemStore,
+  RetentionStore,
+} from '@recovery-codes/core'
 import { attemptSuite } from './attempts.ts'
 import { auditSuite } from './audit.ts'
 import { batchSuite } from './batches.ts'
 import { runSuites, type StoreConformanceOptions } from './context.ts'
+import { importSuite } from './import.ts'
 import { redeemSuite } from './redeem.ts'
 import { retentionSuite } from './retention.ts'
 
@@ -16,8 +25,9 @@ export type { StoreConformanceContext, StoreConformanceOptions } from './context
 /**
  * Registers the shared conformance suite for a `RecoveryCodeStore`: every method's contract,
  * including the concurrency races (real parallel calls started together behind a barrier).
- * Every store package calls it in one line from its own `test/`. It runs what the five
- * per-aggregate runners run, in one `describe` block with one `concurrency` block.
+ * Every store package calls it in one line from its own `test/`. It runs what the six
+ * per-aggregate runners run, in one `describe` block with one `concurrency` block; the tests of
+ * the optional `importBatch` skip on a store without it.
  *
  * @example
  * ```ts
@@ -26,7 +36,7 @@ export type { StoreConformanceContext, StoreConformanceOptions } from './context
  * ```
  */
 export function runStoreConformance(options: StoreConformanceOptions): void {
-  runSuites(options, [batchSuite, attemptSuite, retentionSuite, auditSuite, redeemSuite])
+  runSuites(options, [batchSuite, attemptSuite, retentionSuite, auditSuite, redeemSuite, importSuite])
 }
 
 /**
@@ -101,4 +111,23 @@ export function runRedeemStoreConformance(
   options: StoreConformanceOptions<BatchStore & AttemptStore & AuditStore & RedeemStore>,
 ): void {
   runSuites(options, [redeemSuite])
+}
+
+/**
+ * The `ImportStore` part (the optional `importBatch`): every status and code state round-trips
+ * with its counts; imported codes consume, redeem and expire like generated ones; `exists` (any
+ * user) and `conflict` (never a supersede) write nothing; a colliding code id or digest and
+ * malformed input leave no trace; purge treats imported batches like any batch; and the races (20
+ * calls with one id, one id for 10 users, 5 active imports for one user, `createBatch` racing an
+ * active import). Reads back through the rest of the store.
+ *
+ * @example
+ * ```ts
+ * runImportStoreConformance({ name: 'dynamo', setup: () => dynamoStore(client) })
+ * ```
+ */
+export function runImportStoreConformance(
+  options: StoreConformanceOptions<RecoveryCodeStore & ImportStore>,
+): void {
+  runSuites(options, [importSuite])
 }
