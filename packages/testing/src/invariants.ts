@@ -12,8 +12,10 @@ import { expect } from 'vitest'
  *   `issued === unused + used + invalidated + deleted` (no code missing, none counted twice).
  * - `used-matches-redeem-audit`: the sum of `used` over the user's batches equals the number of the
  *   user's audit rows with event `login.success` and outcome `success` (every consume has its audit
- *   row and every such row a consume).
- * - `batch-generated-audited`: every batch id appears in one of the user's `batch.generated` rows.
+ *   row and every such row a consume), plus the codes imported as used (`data.used` of the user's
+ *   `batch.imported` rows).
+ * - `batch-generated-audited`: every batch id appears in one of the user's `batch.generated` or
+ *   `batch.imported` rows.
  *
  * The SQL sweep of `store-kysely`'s tests adds rules over the raw rows with the same report shape.
  */
@@ -57,6 +59,8 @@ export interface InvariantReport<R extends string = InvariantRule> {
 export const REDEEM_AUDIT_EVENT = 'login.success'
 /** The event of the audit row every generate appends. */
 export const GENERATED_AUDIT_EVENT = 'batch.generated'
+/** The event of the audit row every imported batch commits with (`rc.importCodes`). */
+export const IMPORTED_AUDIT_EVENT = 'batch.imported'
 
 const BATCH_PAGE = 100
 const FIRST_AUDIT_LIMIT = 1_000
@@ -163,10 +167,12 @@ export async function checkStoreInvariants(
     }
 
     const redeems = (await allAudit(store, userId, REDEEM_AUDIT_EVENT)).filter((r) => r.outcome === 'success')
+    const imported = await allAudit(store, userId, IMPORTED_AUDIT_EVENT)
+    const importedUsed = imported.reduce((n, r) => n + Number(r.data?.used ?? 0), 0)
     const used = batches.reduce((n, b) => n + b.used, 0)
     checked.usedCodes += used
     checked.redeemAuditRows += redeems.length
-    if (used !== redeems.length) {
+    if (used !== redeems.length + importedUsed) {
       const perBatch = new Map<string, number>()
       for (const r of redeems)
         perBatch.set(r.batchId ?? '(none)', (perBatch.get(r.batchId ?? '(none)') ?? 0) + 1)
@@ -177,6 +183,7 @@ export async function checkStoreInvariants(
         figures: {
           usedCodes: used,
           redeemAuditRows: redeems.length,
+          importedUsed,
           // Where they differ, `batchId used/audit`: points at the batch that lost a row.
           byBatch: [...new Set([...batches.map((b) => b.id), ...perBatch.keys()])]
             .map((id) => [id, batches.find((b) => b.id === id)?.used ?? 0, perBatch.get(id) ?? 0] as const)
@@ -189,7 +196,7 @@ export async function checkStoreInvariants(
 
     const generated = await allAudit(store, userId, GENERATED_AUDIT_EVENT)
     checked.generatedAuditRows += generated.length
-    const audited = new Set(generated.map((r) => r.batchId))
+    const audited = new Set([...generated, ...imported].map((r) => r.batchId))
     for (const b of batches) {
       if (!audited.has(b.id)) {
         violations.push({

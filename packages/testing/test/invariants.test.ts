@@ -132,7 +132,7 @@ describe('checkStoreInvariants', () => {
         rule: 'used-matches-redeem-audit',
         userId: 'u1',
         batchId: null,
-        figures: { usedCodes: 1, redeemAuditRows: 0, byBatch: `${batch.id} 1/0` },
+        figures: { usedCodes: 1, redeemAuditRows: 0, importedUsed: 0, byBatch: `${batch.id} 1/0` },
       },
     ])
   })
@@ -164,7 +164,7 @@ describe('checkStoreInvariants', () => {
         rule: 'used-matches-redeem-audit',
         userId: 'u1',
         batchId: null,
-        figures: { usedCodes: 2, redeemAuditRows: 3, byBatch: `${active.id} 1/2` },
+        figures: { usedCodes: 2, redeemAuditRows: 3, importedUsed: 0, byBatch: `${active.id} 1/2` },
       },
     ])
   })
@@ -306,7 +306,7 @@ describe('checkStoreInvariants', () => {
       expect(text).not.toContain(Buffer.from(c.digest).toString('base64'))
     }
     expect(report.violations.map(formatViolation)).toEqual([
-      `used-matches-redeem-audit user=u1 usedCodes=1 redeemAuditRows=0 byBatch=${batch.id} 1/0`,
+      `used-matches-redeem-audit user=u1 usedCodes=1 redeemAuditRows=0 importedUsed=0 byBatch=${batch.id} 1/0`,
       `batch-generated-audited user=u1 batch=${batch.id} status=active createdAt=${T0} generatedAuditRows=0`,
     ])
     const error = await expectStoreInvariants(store, { userIds: ['u1'] }, 'self-test').then(

@@ -193,6 +193,7 @@ export function createImportCodes(
           status: batch.status,
           codes: batch.codes.length,
           active: batch.codes.filter((c) => c.state === 'active').length,
+          used: batch.codes.filter((c) => c.state === 'used').length,
           legacy: batch.keyId !== pepper.id,
         },
       })

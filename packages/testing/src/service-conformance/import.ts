@@ -14,6 +14,7 @@ import {
 } from '@recovery-codes/core'
 import { expect, it } from 'vitest'
 import { uniqueId } from '../fixtures.ts'
+import { checkStoreInvariants, formatViolation } from '../invariants.ts'
 import { DAY, type ServiceSuite } from './harness.ts'
 
 /** The seed's alphabet (django-auth-recovery-codes `SAFE_ALPHABET`) and better-auth's. */
@@ -166,6 +167,11 @@ export function importTests(suite: ServiceSuite): void {
     for (const [i, { userId, code }] of built.dead.entries()) {
       expect((await h.rc.redeem({ userId, code })).ok, `dead code ${i}`).toBe(false)
     }
+    // Imported batches keep the store's invariants (their audit row stands for generation).
+    const swept = await checkStoreInvariants(h.store, {
+      userIds: [...new Set(built.live.map((l) => l.userId))],
+    })
+    expect(swept.violations.map(formatViolation)).toEqual([])
   })
 
   it('case is kept for case-sensitive imported codes: a case-flipped code does not redeem', async (ctx) => {
