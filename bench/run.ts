@@ -1,11 +1,12 @@
 /**
  * `pnpm bench`: runs every benchmark, prints a table and writes bench-results.json.
- * `pnpm bench core` / `pnpm bench kysely` runs one group. A group that fails is reported and the
+ * `pnpm bench core` / `pnpm bench kysely` / `pnpm bench import` runs one group. A group that fails is reported and the
  * rows so far are still written; the exit code is then 1.
  */
 import { writeFileSync } from 'node:fs'
 import { runCoreBench, runNormalizeBench } from './core.bench.ts'
 import { createReport } from './harness.ts'
+import { runImportBench } from './import.bench.ts'
 import { runKyselyBench } from './kysely.bench.ts'
 
 const report = createReport()
@@ -26,6 +27,7 @@ if (!only || only === 'core') {
   })
 }
 if (!only || only === 'kysely') await group('kysely', () => runKyselyBench(report))
+if (!only || only === 'import') await group('import', () => runImportBench(report))
 
 console.table(
   report.rows.map((r) => ({
