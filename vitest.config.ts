@@ -24,6 +24,7 @@ export default defineConfig({
       pkg('packages/mailer', '@recovery-codes/mailer'),
       pkg('packages/queue-pgboss', '@recovery-codes/queue-pgboss'),
       pkg('packages/pdf', '@recovery-codes/pdf'),
+      pkg('packages/import', '@recovery-codes/import'),
       pkg('packages/ui', '@recovery-codes/ui'),
       pkg('examples/express-sqlite', '@recovery-codes/example-express-sqlite'),
       pkg('examples/hono-postgres', '@recovery-codes/example-hono-postgres'),

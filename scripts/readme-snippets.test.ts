@@ -13,7 +13,7 @@ const outDir = join(import.meta.dirname, '.snippets')
 
 /** The Markdown files that document the public surface. */
 function docs(): string[] {
-  const files = ['README.md', 'docs/security.md']
+  const files = ['README.md', 'docs/security.md', 'docs/import.md']
   for (const group of ['packages', 'examples']) {
     for (const dir of readdirSync(join(root, group))) {
       for (const name of ['README.md', 'docs/configuration.md']) {

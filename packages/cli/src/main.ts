@@ -23,6 +23,13 @@ import {
 } from './args.ts'
 import { formatCheck, runCheck } from './commands/check.ts'
 import { ensureFlushConfirmed, type FlushKind, runFlush } from './commands/flush.ts'
+import {
+  formatImport,
+  IMPORT_SOURCES,
+  type ImportFrom,
+  runImportCommand,
+  SOURCE_KEY_ENV,
+} from './commands/import.ts'
 import { runMigrate } from './commands/migrate.ts'
 import { generatePepper, pepperEnvLine } from './commands/pepper.ts'
 import { formatPurge, type PurgeKind, runPurgeCommand } from './commands/purge.ts'
@@ -102,6 +109,17 @@ function addQueueFlags(cmd: Command): Command {
 
 function configSource(io: CliIO, flags: ConfigFlags): ConfigSourceOptions {
   return { env: io.env, envFile: flags.envFile, reference: flags.reference, configFile: flags.config }
+}
+
+/** The configuration from every source, its notes on stderr; throws (exit 1) listing its problems. */
+function loadValidConfig(io: CliIO, flags: ConfigFlags): ReturnType<typeof loadConfig> {
+  const loaded = loadConfig(configSource(io, flags))
+  if (loaded.issues.length > 0) {
+    io.stderr.write(formatCheck({ ok: false, issues: loaded.issues, notes: [] }))
+    throw new CliError('fix the configuration (see `recovery-codes check`)')
+  }
+  for (const note of loaded.notes) io.stderr.write(`note: ${note}\n`)
+  return loaded
 }
 
 function errorText(e: unknown): string {
@@ -205,12 +223,7 @@ function buildProgram(io: CliIO, deps: Required<Omit<RunDeps, 'io'>>, state: { c
             },
         ) => {
           const target = resolveDatabase({ database: flags.database, schema: flags.schema, env: io.env })
-          const loaded = loadConfig(configSource(io, flags))
-          if (loaded.issues.length > 0) {
-            io.stderr.write(formatCheck({ ok: false, issues: loaded.issues, notes: [] }))
-            throw new CliError('fix the configuration (see `recovery-codes check`)')
-          }
-          for (const note of loaded.notes) io.stderr.write(`note: ${note}\n`)
+          const loaded = loadValidConfig(io, flags)
           const open = await openDatabase(target)
           let interrupts = 0
           const off = deps.onInterrupt(() => {
@@ -382,6 +395,74 @@ function buildProgram(io: CliIO, deps: Required<Omit<RunDeps, 'io'>>, state: { c
           deps.queueFactory,
         )
         io.stdout.write(`flushed: ${removed.failed} failed jobs, ${removed.scheduled} schedules\n`)
+      },
+    )
+
+  // ---- import ------------------------------------------------------------------------------
+  addDbFlags(addConfigFlags(program.command('import')))
+    .description("carry another system's recovery codes over (re-runnable; --dry-run only counts)")
+    .addOption(
+      new Option('--from <system>', 'the source system').choices(IMPORT_SOURCES).makeOptionMandatory(),
+    )
+    .requiredOption(
+      '--source <url|file>',
+      "the source's database (postgres://…, mysql://…, sqlite:<path>) or, for better-auth and fortify, a JSON / CSV export of its rows",
+    )
+    .option('--source-key-env <NAME>', 'the environment variable holding the source key (default per source)')
+    .option('--legacy-key-id <id>', 'import.legacyDigests id of django-auth-recovery-codes codes', 'django')
+    .option('--dry-run', 'read and check everything, write nothing')
+    .option('--concurrency <n>', 'batches written at once', integerIn(1, 32), 4)
+    .option('--no-progress', 'no progress output')
+    .option('--json', 'print the report as JSON')
+    .action(
+      async (
+        flags: DbFlags &
+          ConfigFlags & {
+            from: ImportFrom
+            source: string
+            sourceKeyEnv?: string
+            legacyKeyId: string
+            dryRun?: boolean
+            concurrency: number
+            progress: boolean
+            json?: boolean
+          },
+      ) => {
+        const target = resolveDatabase({ database: flags.database, schema: flags.schema, env: io.env })
+        const loaded = loadValidConfig(io, flags)
+        const keyEnv = flags.sourceKeyEnv ?? SOURCE_KEY_ENV[flags.from]
+        const sourceKey = loaded.env[keyEnv] ?? ''
+        if (sourceKey === '')
+          throw usageError(`set ${keyEnv} to the source's key (it is never read from the command line)`)
+        const isUrl = /^(postgres(ql)?|mysql|mariadb|sqlite):/.test(flags.source)
+        const sourceDb = isUrl
+          ? await openDatabase(resolveDatabase({ database: flags.source, env: {} }))
+          : undefined
+        const open = await openDatabase(target)
+        try {
+          const label = flags.dryRun ? 'import (dry run)' : 'import'
+          const progress = !flags.progress
+            ? null
+            : io.stderr.isTTY
+              ? ttyProgress(io.stderr, label)
+              : lineProgress(io.stderr, label)
+          const report = await runImportCommand({
+            from: flags.from,
+            source: sourceDb ? { db: sourceDb.db } : { file: flags.source },
+            db: open.db,
+            config: loaded.config,
+            sourceKey,
+            legacyKeyId: flags.legacyKeyId,
+            dryRun: flags.dryRun ?? false,
+            concurrency: flags.concurrency,
+            progress,
+            now: Date.now(),
+          })
+          io.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatImport(report))
+        } finally {
+          await open.close()
+          await sourceDb?.close()
+        }
       },
     )
 

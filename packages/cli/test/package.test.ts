@@ -39,7 +39,13 @@ interface PackageJson {
 
 const PACKAGES = fileURLToPath(new URL('../../', import.meta.url))
 const CLI_DIR = join(PACKAGES, 'cli')
-const OPTIONAL = ['better-sqlite3', 'pg', 'mysql2', '@recovery-codes/queue-pgboss'] as const
+const OPTIONAL = [
+  'better-sqlite3',
+  'pg',
+  'mysql2',
+  '@recovery-codes/queue-pgboss',
+  '@recovery-codes/import',
+] as const
 const TSUP = join(dirname(createRequire(import.meta.url).resolve('tsup/package.json')), 'dist/cli-default.js')
 
 const readPackage = (dir: string): PackageJson => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
