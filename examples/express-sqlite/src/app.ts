@@ -149,17 +149,16 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   )
 
   const emailNote = `Demo mailer: messages are written as .eml files to ${mailDir}`
-  app.use(
-    recoveryCodesPages(
-      rc,
-      {
-        signInWithPassword: (e, p) => users.signIn(e, p),
-        verifyPassword: (id, p) => users.verify(id, p),
-        userLabel: async (id) => (await users.emailOf(id)) ?? id,
-      },
-      { freshnessMs: FRESHNESS_MS, pendingTtlMs: PENDING_TTL_MS, emailNote, logger },
-    ),
+  const pages = recoveryCodesPages(
+    rc,
+    {
+      signInWithPassword: (e, p) => users.signIn(e, p),
+      verifyPassword: (id, p) => users.verify(id, p),
+      userLabel: async (id) => (await users.emailOf(id)) ?? id,
+    },
+    { freshnessMs: FRESHNESS_MS, pendingTtlMs: PENDING_TTL_MS, emailNote, logger },
   )
+  app.use(pages)
 
   // The same library as a JSON API, sharing the session (and its keys) with the pages.
   app.use(
@@ -167,9 +166,11 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     recoveryCodesRouter(rc, {}, { freshnessMs: FRESHNESS_MS, pendingTtlMs: PENDING_TTL_MS, logger }),
   )
 
-  app.use((_req, res) => {
+  // Every other address: the pages' 404 page (their layout, title and landmarks); the API's stays text.
+  app.use('/api', (_req, res) => {
     res.status(404).type('text/plain').set('Cache-Control', 'no-store').send('Not found')
   })
+  app.use(pages.notFoundPage)
   app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     logger.error('unhandled error', { error: err instanceof Error ? err.name : 'unknown' })
     if (!res.headersSent) res.status(500).type('text/plain').send('Internal error')

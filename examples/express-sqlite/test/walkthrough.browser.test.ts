@@ -249,9 +249,11 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
         else expect(err).toMatch(/Too many failed attempts: wait \d+ seconds? before trying again/)
       }
       await snap('cooldown')
-      // Even the right code is refused while the cooldown runs.
+      // Even the right code is refused while the cooldown runs: told to wait, not that it failed.
       await enterCode(c[0]!)
-      expect(await page.locator('#login-error').textContent()).toContain('Too many failed attempts')
+      const waitText = await page.locator('#login-error').textContent()
+      expect(waitText).toMatch(/Too many failed attempts: wait \d+ seconds?, then enter your code again/)
+      expect(waitText).not.toContain('did not work')
 
       // 11. After the cooldown, a good code logs in; it is marked used and the count drops.
       await page.waitForTimeout(COOLDOWN_S * 1000 + 300)

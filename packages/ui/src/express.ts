@@ -4,8 +4,14 @@
  */
 import type { RecoveryCodes } from '@recovery-codes/core'
 import { bodyErrorOf, expressSession, mountable, originOf, queryOf } from '@recovery-codes/express'
-import express, { type Express, type NextFunction, type Request, type Response } from 'express'
-import { createPagesHandler, type PagesHooks, type PagesOptions } from './handler.ts'
+import express, {
+  type Express,
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express'
+import { createPagesHandler, type PageRequest, type PagesHooks, type PagesOptions } from './handler.ts'
 
 /** What the hooks receive. */
 export interface ExpressPagesContext {
@@ -16,6 +22,15 @@ export interface ExpressPagesContext {
 /** The hooks of the Express pages: `session` and `getClientKey` have Express defaults. */
 export type ExpressPagesHooks = Omit<PagesHooks<ExpressPagesContext>, 'session' | 'getClientKey'> &
   Partial<Pick<PagesHooks<ExpressPagesContext>, 'session' | 'getClientKey'>>
+
+/** The pages app, with the 404 page for the host's catch-all. */
+export type ExpressPages = Express & {
+  /**
+   * Answers any request with the pages' 404 page (layout, `lang`, title, landmark). Mount it last:
+   * `app.use(pages.notFoundPage)`.
+   */
+  notFoundPage: RequestHandler
+}
 
 /**
  * The recovery-code pages as an Express app. Mount it with `app.use('/account', …)` (links and
@@ -35,13 +50,15 @@ export type ExpressPagesHooks = Omit<PagesHooks<ExpressPagesContext>, 'session' 
  *   signInWithPassword: users.signIn,
  *   verifyPassword: users.verify,
  * }))
+ * // … the host's own routes, then its catch-all:
+ * app.use(pages.notFoundPage)
  * ```
  */
 export function recoveryCodesPages(
   rc: RecoveryCodes,
   hooks: ExpressPagesHooks = {},
   options: PagesOptions = {},
-): Express {
+): ExpressPages {
   const handler = createPagesHandler(
     rc,
     {
@@ -116,7 +133,28 @@ export function recoveryCodesPages(
     serve(req, res, next, bodyErrorOf(err)).catch(next)
   }
   router.use(bodyErrors)
-  return mountable(router, hooks.session === undefined, '@recovery-codes/ui', bodyErrors)
+  const app = mountable(router, hooks.session === undefined, '@recovery-codes/ui', bodyErrors)
+  const notFoundPage: RequestHandler = (req, res, next) => {
+    // The pages' own mount path (not the catch-all's), so its links point into the pages.
+    const mount = typeof app.mountpath === 'string' && app.mountpath !== '/' ? app.mountpath : ''
+    const request: PageRequest = {
+      method: req.method,
+      path: req.path,
+      query: queryOf(req),
+      form: null,
+      header: (name) => req.get(name),
+      origin: originOf(req),
+      mountPath: mount,
+    }
+    handler
+      .notFound(request, { req, res })
+      .then((out) => {
+        res.status(out.status).set(out.headers)
+        res.end(req.method === 'HEAD' || typeof out.body !== 'string' ? undefined : out.body)
+      })
+      .catch(next)
+  }
+  return Object.assign(app, { notFoundPage })
 }
 
 /** The 413 of every route: the body was not read, so the connection is not kept for another request. */

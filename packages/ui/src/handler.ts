@@ -31,6 +31,7 @@ import {
   type Flash,
   type LayoutModel,
   messagePage,
+  notFoundPage,
   type PagePaths,
   pagePaths,
   reauthPage,
@@ -114,13 +115,35 @@ export interface PagesOptions {
 export interface PagesHandler<Ctx> {
   /** `null` when the path is not one of ours (let the host continue). */
   handle(req: PageRequest, ctx: Ctx): Promise<PageResponse | null>
+  /**
+   * The 404 page in the pages' layout, for the host's catch-all (any path, any method). Reads the
+   * session only to link back to the dashboard or to sign in; writes nothing to it.
+   */
+  notFound(req: PageRequest, ctx: Ctx): Promise<PageResponse>
   readonly paths: PagePaths
   readonly bodyLimit: number
 }
 
 const K = SESSION_KEYS
 
+/** The session of a 404 outside the pages' session middleware: a visitor with nothing stored. */
+const NO_SESSION: PageSession = {
+  get: () => undefined,
+  set: () => {},
+  regenerate: async () => {},
+  destroy: async () => {},
+}
+
 const LOGIN_FAILED = 'That recovery code did not work. Check it and try again.'
+const LOGIN_EMPTY = 'Enter one of your recovery codes.'
+const LOGIN_EMPTY_BOTH = 'Enter the email address of your account and one of your recovery codes.'
+const CODE_EMPTY = 'Enter a code first.'
+/**
+ * Until when the last failed login said to wait (ms). The service answers a wrong code and an
+ * attempt refused during a cooldown alike, so the page remembers the cooldown it announced: an
+ * attempt inside it (a right code too) is told to wait, not that the code "did not work".
+ */
+const LOGIN_WAIT_UNTIL = 'rc_ui_login_wait_until'
 const SIGNIN_FAILED = 'Incorrect email or password.'
 
 /**
@@ -269,9 +292,22 @@ export function createPagesHandler<Ctx>(
     return redirect(entry(q))
   }
 
-  /** Sensitive actions: a fresh password confirmation, or a detour through `/reauth`. */
-  function requireFresh(q: Req): PageResponse | null {
+  /**
+   * Sensitive actions: a fresh password confirmation, the password sent with the form itself
+   * (the dashboard's forms carry one when not fresh, so the action completes and nothing typed is
+   * lost), or a detour through `/reauth`.
+   */
+  async function requireFresh(q: Req, userId: string): Promise<PageResponse | null> {
     if (isFresh(q.s)) return null
+    const password = field(q, 'password', 1024)
+    if (hooks.verifyPassword && password !== null) {
+      if (password && (await hooks.verifyPassword(userId, password))) {
+        q.s.set(K.authAt, now())
+        return null
+      }
+      flash(q.s, 'error', 'Incorrect password. Nothing was changed: enter your password and try again.')
+      return redirect(q.paths.dashboard)
+    }
     if (!hooks.verifyPassword) {
       flash(q.s, 'error', 'Please sign in again to do this.')
       return redirect(entry(q))
@@ -405,30 +441,45 @@ export function createPagesHandler<Ctx>(
     let email = ''
     let fresh = false
     const pending = codeLoginEnabled ? null : pendingUser(q)
+    const loginPage = async (status: number, error: string) => {
+      const l = await layoutFor(q, 'Sign in')
+      const label = pending && hooks.userLabel ? await hooks.userLabel(pending) : undefined
+      return page(
+        q,
+        status,
+        recoveryLoginPage(l, {
+          mode: codeLoginEnabled ? 'identifier-and-code' : 'second-factor',
+          email: email.slice(0, 254),
+          error,
+          ...(label ? { pendingLabel: label } : {}),
+        }),
+      )
+    }
+    const waitUntil = q.s.get(LOGIN_WAIT_UNTIL)
+    const inCooldown = typeof waitUntil === 'number' && now() < waitUntil
     if (codeLoginEnabled) {
       email = field(q, 'identifier', 254) ?? ''
+      // An empty field is a slip, not an attempt: it is not sent to the service nor counted.
+      if (!code.trim() || !email.trim()) return loginPage(400, email.trim() ? LOGIN_EMPTY : LOGIN_EMPTY_BOTH)
       result = await rc.redeem({ identifier: email, code, ...clientKey(q) })
     } else {
       if (!pending) {
         flash(q.s, 'info', 'Your sign-in took too long. Sign in with your password again.')
         return redirect(passwordEnabled ? q.paths.signIn : q.paths.login)
       }
+      if (!code.trim()) return loginPage(400, LOGIN_EMPTY)
       const pwAt = q.s.get(K.passwordAt)
       fresh = typeof pwAt === 'number' && now() - pwAt < freshnessMs
       result = await rc.redeem({ userId: pending, code, ...clientKey(q) })
     }
     if (!result.ok) {
-      const l = await layoutFor(q, 'Sign in')
-      const label = pending && hooks.userLabel ? await hooks.userLabel(pending) : undefined
-      return page(
-        q,
-        result.retryAfterMs > 0 ? 429 : 401,
-        recoveryLoginPage(l, {
-          mode: codeLoginEnabled ? 'identifier-and-code' : 'second-factor',
-          email: email.slice(0, 254),
-          error: failureText(LOGIN_FAILED, result.retryAfterMs),
-          ...(label ? { pendingLabel: label } : {}),
-        }),
+      const wait = result.retryAfterMs
+      q.s.set(LOGIN_WAIT_UNTIL, wait > 0 ? now() + wait : undefined)
+      return loginPage(
+        wait > 0 ? 429 : 401,
+        inCooldown && wait > 0
+          ? `Too many failed attempts: wait ${formatDuration(wait)}, then enter your code again. Codes are not checked until then.`
+          : failureText(LOGIN_FAILED, wait),
       )
     }
     const pwAt = q.s.get(K.passwordAt)
@@ -506,6 +557,7 @@ export function createPagesHandler<Ctx>(
         reveal,
         history,
         fresh: isFresh(q.s),
+        reauthInline: !isFresh(q.s) && typeof hooks.verifyPassword === 'function',
         ...(options.emailNote ? { emailNote: options.emailNote } : {}),
       }),
     )
@@ -514,9 +566,13 @@ export function createPagesHandler<Ctx>(
   async function postGenerate(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
+    // A cooldown is refused first, before a password detour that could only end in the same refusal
+    // (the service refuses it again in generate()).
+    const { generateRetryAfterMs } = await rc.status({ userId: u })
+    if (generateRetryAfterMs > 0) return generateCooldown(q, generateRetryAfterMs)
     // Replacing codes needs a fresh sign-in whenever a batch exists (read from the store, not the cache).
     if (await rc.config.store.getActiveBatch(u)) {
-      const stale = requireFresh(q)
+      const stale = await requireFresh(q, u)
       if (stale) return stale
     }
     const rawDays = (field(q, 'expiresInDays', 10) ?? '').trim()
@@ -534,17 +590,19 @@ export function createPagesHandler<Ctx>(
       ...(days === undefined ? {} : { expiresInDays: days }),
       ...clientKey(q),
     })
-    if (!r.ok) {
-      flash(
-        q.s,
-        'error',
-        `You generated a batch only recently. You can generate a new batch in ${formatDuration(r.retryAfterMs)}.`,
-      )
-      return redirect(q.paths.dashboard)
-    }
+    if (!r.ok) return generateCooldown(q, r.retryAfterMs)
     q.s.set(K.reveal, r.reveal)
     q.s.set(K.revealUntil, r.revealExpiresAt)
     return redirect(q.paths.codes)
+  }
+
+  function generateCooldown(q: Req, retryAfterMs: number): PageResponse {
+    flash(
+      q.s,
+      'error',
+      `You generated a batch only recently. You can generate a new batch in ${formatDuration(retryAfterMs)}.`,
+    )
+    return redirect(q.paths.dashboard)
   }
 
   /** What is left of the slot behind `token`; `null` when it is gone. Spends nothing. */
@@ -613,6 +671,7 @@ export function createPagesHandler<Ctx>(
         200,
         codesPage(l, {
           codes: view.codes,
+          batchId: view.batchId,
           createdAt: batch?.createdAt ?? null,
           expiresAt: batch?.expiresAt ?? null,
           emailEnabled: rc.config.email.enabled && rc.config.mailer !== null,
@@ -642,7 +701,7 @@ export function createPagesHandler<Ctx>(
   async function postDownload(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
-    const stale = requireFresh(q)
+    const stale = await requireFresh(q, u)
     if (stale) return stale
     const fmt = field(q, 'format', 8)
     if (!rc.exportFormats.includes(fmt as ExportFormat)) {
@@ -687,7 +746,7 @@ export function createPagesHandler<Ctx>(
   async function postEmail(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
-    const stale = requireFresh(q)
+    const stale = await requireFresh(q, u)
     if (stale) return stale
     const token = str(q.s.get(K.reveal))
     if (!token) return revealGone(q)
@@ -722,6 +781,10 @@ export function createPagesHandler<Ctx>(
     const u = requireUser(q)
     if (typeof u !== 'string') return u
     const code = field(q, 'code', MAX_CODE_INPUT_LENGTH) ?? ''
+    if (!code.trim()) {
+      flash(q.s, 'error', CODE_EMPTY)
+      return redirect(q.paths.dashboard)
+    }
     try {
       const r = await rc.verifySetup({ userId: u, code, ...clientKey(q) })
       if (r.ok) flash(q.s, 'success', 'Setup verified: that code works, and it is still valid.')
@@ -737,7 +800,7 @@ export function createPagesHandler<Ctx>(
   async function postCodeAction(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
-    const stale = requireFresh(q)
+    const stale = await requireFresh(q, u)
     if (stale) return stale
     const action = field(q, 'action', 20)
     if (action !== 'invalidate' && action !== 'delete') {
@@ -745,6 +808,10 @@ export function createPagesHandler<Ctx>(
       return redirect(q.paths.dashboard)
     }
     const code = field(q, 'code', MAX_CODE_INPUT_LENGTH) ?? ''
+    if (!code.trim()) {
+      flash(q.s, 'error', CODE_EMPTY)
+      return redirect(q.paths.dashboard)
+    }
     const input = { userId: u, code, ...clientKey(q) }
     const r = action === 'invalidate' ? await rc.invalidateCode(input) : await rc.deleteCode(input)
     if (r.ok)
@@ -761,7 +828,7 @@ export function createPagesHandler<Ctx>(
   async function postDeleteAll(q: Req): Promise<PageResponse> {
     const u = requireUser(q)
     if (typeof u !== 'string') return u
-    const stale = requireFresh(q)
+    const stale = await requireFresh(q, u)
     if (stale) return stale
     try {
       await rc.deleteBatch({ userId: u, ...clientKey(q) })
@@ -781,16 +848,20 @@ export function createPagesHandler<Ctx>(
   }
 
   async function notFound(q: Req): Promise<PageResponse> {
-    const l = await layoutFor(q, 'Not found', false)
-    return page(
-      q,
-      404,
-      messagePage(l, {
-        heading: 'Not found',
-        text: 'There is nothing here.',
-        link: { href: entry(q), label: 'Go to sign in' },
-      }),
-    )
+    // No CSRF token is minted for a visitor: a 404 leaves the session as it was.
+    const uid = userOf(q.s)
+    const l: LayoutModel = {
+      siteName,
+      title: 'Page not found',
+      nonce: q.nonce,
+      paths: q.paths,
+      user: uid ? { label: hooks.userLabel ? await hooks.userLabel(uid) : uid } : null,
+      csrf: uid ? csrfToken(q.s) : '',
+    }
+    const home = uid
+      ? { href: q.paths.dashboard, label: 'Go to your recovery codes' }
+      : { href: entry(q), label: 'Go to sign in' }
+    return page(q, 404, notFoundPage(l, { home }))
   }
 
   async function forbidden(q: Req, text: string, status = 403): Promise<PageResponse> {
@@ -826,6 +897,22 @@ export function createPagesHandler<Ctx>(
   return {
     paths,
     bodyLimit,
+    async notFound(r, ctx) {
+      const q: Req = { r, ctx, s: NO_SESSION, nonce: randomToken(16), paths: pathsFor(r.mountPath) }
+      try {
+        // Without a session (none mounted on this path, or it failed) the page is the visitor's.
+        try {
+          q.s = hooks.session(ctx)
+        } catch {}
+        return await notFound(q).catch(() => notFound({ ...q, s: NO_SESSION }))
+      } catch (error) {
+        options.logger?.error('recovery-codes ui: request failed', {
+          route: 'not-found',
+          error: isRecoveryCodesError(error) ? error.code : error instanceof Error ? error.name : 'unknown',
+        })
+        return { status: 404, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: 'Not found' }
+      }
+    },
     async handle(r, ctx) {
       const route = routes.get(r.path)
       if (!route) return null

@@ -11,6 +11,12 @@ export interface HonoPagesContext {
 
 const HONO_SESSION_MIDDLEWARE = "a session middleware that calls c.set('session', …)"
 
+/** The pages app, with the 404 page for the host's `app.notFound(pages.notFoundPage)`. */
+export type HonoPages = Hono & {
+  /** Answers with the pages' 404 page (layout, `lang`, title, landmark). */
+  notFoundPage: (c: Context) => Promise<Response>
+}
+
 /** The hooks of the Hono pages: `session` defaults to the context's `session`, `getClientKey` to none. */
 export type HonoPagesHooks = Omit<PagesHooks<HonoPagesContext>, 'session' | 'getClientKey'> &
   Partial<Pick<PagesHooks<HonoPagesContext>, 'session' | 'getClientKey'>>
@@ -27,7 +33,7 @@ export function recoveryCodesPages(
   rc: RecoveryCodes,
   hooks: HonoPagesHooks = {},
   options: PagesOptions = {},
-): Hono {
+): HonoPages {
   const handler = createPagesHandler(
     rc,
     {
@@ -87,7 +93,24 @@ export function recoveryCodesPages(
       out.headers,
     )
   })
-  return app
+  const notFoundPage = async (c: Context): Promise<Response> => {
+    const url = new URL(c.req.url)
+    const out = await handler.notFound(
+      {
+        method: c.req.method,
+        path: c.req.path,
+        query: url.searchParams,
+        form: null,
+        header: (name) => c.req.header(name),
+        origin: url.origin,
+        // Called from the host's app: the pages' links follow `basePath` under the site root.
+        mountPath: '',
+      },
+      { c },
+    )
+    return c.body(typeof out.body === 'string' ? out.body : new Uint8Array(out.body), 404, out.headers)
+  }
+  return Object.assign(app, { notFoundPage })
 }
 
 /** The 413 of every route. */

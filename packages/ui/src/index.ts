@@ -26,9 +26,11 @@ export {
   type LayoutModel,
   layout,
   messagePage,
+  notFoundPage,
   type PagePaths,
   pagePaths,
   reauthPage,
   recoveryLoginPage,
   signInPage,
+  spellCode,
 } from './views.ts'

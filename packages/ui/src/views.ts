@@ -72,7 +72,7 @@ header.top .who{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem;min-wid
 header.top .who span{overflow-wrap:anywhere;font-size:.9rem;opacity:.9}
 header.top form{margin:0}
 header.top button{background:#fff;color:#1f2937;border-color:#fff}
-main{max-width:56rem;margin:0 auto;padding:1rem}
+main{max-width:64rem;margin:0 auto;padding:1rem}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:0 0 .5rem}
 .card{background:#fff;border:1px solid #d8dce2;border-radius:.5rem;padding:1rem;margin:0 0 1rem}
@@ -99,19 +99,31 @@ button:disabled{opacity:.55;cursor:not-allowed}
 ol.codes{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:clamp(.8rem,3.5vw,1.1rem);columns:2 20rem;padding-left:2.2rem;margin:.5rem 0}
 ol.codes li{padding:.15rem 0;break-inside:avoid;white-space:nowrap}
 .table-wrap{overflow-x:auto}
+.table-wrap:focus{outline:3px solid #93c5fd;outline-offset:1px}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e5e7eb;white-space:nowrap}
-td:last-child{white-space:normal;min-width:9rem}
+th{white-space:normal;vertical-align:bottom}
+td:last-child{white-space:normal;min-width:7rem}
+.sr-only{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}
+.print-only{display:none!important}
+dl.sheet{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem;margin:0 0 1rem}
+dl.sheet dt{font-weight:600}
+dl.sheet dd{margin:0;overflow-wrap:anywhere}
 .pager{display:flex;gap:1rem;align-items:center;margin-top:.5rem}
 .narrow{max-width:30rem;margin:0 auto}
 @media (max-width:480px){main{padding:.75rem}.card{padding:.8rem}h1{font-size:1.3rem}button{width:100%}.row form{width:100%}header.top button{width:auto}}
-@media print{header.top,.no-print,.flash{display:none!important}body{background:#fff}.card{border:0}}
+@media print{header.top,.no-print,.flash,button,form{display:none!important}.print-only{display:block!important}dl.sheet.print-only{display:grid!important}body{background:#fff;color:#000}main{max-width:none;padding:0}.card{border:0;padding:0}ol.codes{font-size:12pt;columns:2 34ch;padding-left:3rem}}
 `
 
+// The live region is emptied first so that the same message said twice is announced twice.
 const SCRIPT = `
-for(const b of document.querySelectorAll('[data-copy]'))b.addEventListener('click',async()=>{const el=document.getElementById(b.dataset.copy);try{await navigator.clipboard.writeText(el.innerText.trim());b.textContent='Copied'}catch{b.textContent='Copy failed: select the codes and copy them'}});
+const live=document.getElementById('live');
+const say=t=>{if(!live)return;live.textContent='';setTimeout(()=>{live.textContent=t},100)};
+for(const b of document.querySelectorAll('[data-copy]'))b.addEventListener('click',async()=>{const el=document.getElementById(b.dataset.copy);try{await navigator.clipboard.writeText(el.innerText.trim());b.textContent='Copied';say('The codes were copied to the clipboard.')}catch{b.textContent='Copy failed: select the codes and copy them';say('Copying failed: select the codes and copy them.')}});
 for(const b of document.querySelectorAll('[data-print]'))b.addEventListener('click',()=>window.print());
+for(const f of document.querySelectorAll('form[data-download]'))f.addEventListener('submit',()=>{const x=f.dataset.download;say('Your codes are downloading as a .'+x+' file. Each format downloads once.');const b=f.querySelector('button');if(b)setTimeout(()=>{b.textContent='Downloaded .'+x},0)});
 for(const f of document.querySelectorAll('form[data-confirm]'))f.addEventListener('submit',e=>{if(!confirm(f.dataset.confirm))e.preventDefault()});
+for(const b of document.querySelectorAll('button[data-enable-in]'))setTimeout(()=>{b.disabled=false;const s=document.getElementById(b.dataset.status||'');if(s)s.textContent=b.dataset.enabledText||''},Number(b.dataset.enableIn)*1000);
 `
 
 function csrfField(token: string): Html {
@@ -146,16 +158,25 @@ export function layout(model: LayoutModel, body: HtmlValue): string {
 <main>
 ${flashes(model.flash)}
 ${body}
+<div id="live" class="sr-only" role="status" aria-live="polite"></div>
 </main>
 <script nonce="${nonce}">${raw(SCRIPT)}</script>
 </body>
 </html>`.value
 }
 
-function codeInput(id: string, label: string, hint?: string): Html {
+function codeInput(id: string, label: string, hint?: string, errorId?: string): Html {
+  const described = [errorId, hint ? `${id}-hint` : undefined].filter(Boolean).join(' ')
   return html`<label for="${id}">${label}</label>
-<input class="code" id="${id}" name="code" type="text" inputmode="text" autocomplete="one-time-code" autocapitalize="none" autocorrect="off" spellcheck="false" required maxlength="64"${hint ? html` aria-describedby="${id}-hint"` : ''}>
+<input class="code" id="${id}" name="code" type="text" inputmode="text" autocomplete="one-time-code" autocapitalize="none" autocorrect="off" spellcheck="false" required maxlength="64"${described ? html` aria-describedby="${described}"` : ''}${errorId ? html` aria-invalid="true"` : ''}>
 ${hint ? html`<p class="hint" id="${id}-hint">${hint}</p>` : ''}`
+}
+
+/** The password confirmation inside a sensitive form (see `DashboardModel.reauthInline`). */
+function passwordField(id: string): Html {
+  return html`<label for="${id}">Your password</label>
+<input id="${id}" name="password" type="password" autocomplete="current-password" required maxlength="1024" aria-describedby="${id}-hint">
+<p class="hint" id="${id}-hint">Confirm it is you: this action changes your recovery codes.</p>`
 }
 
 /** The first factor of the demo: email and password. */
@@ -206,7 +227,7 @@ ${
 <label for="identifier">Email</label>
 <input id="identifier" name="identifier" type="email" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="254" value="${m.email ?? ''}">`
 }
-${codeInput('code', 'Recovery code', 'Dashes, spaces and letter case do not matter.')}
+${codeInput('code', 'Recovery code', 'Dashes, spaces and letter case do not matter.', m.error ? 'login-error' : undefined)}
 <div class="row"><button type="submit">Verify and sign in</button></div>
 </form>
 <p><a href="${l.paths.signIn}">${second ? 'Start over' : 'Sign in with your password'}</a></p>
@@ -253,6 +274,12 @@ export interface DashboardModel {
   history: HistoryPage
   /** A fresh re-authentication is on record (else sensitive actions ask for the password first). */
   fresh: boolean
+  /**
+   * Not fresh, and the host can check passwords: the forms with typed input (generate, one code,
+   * delete all) carry a password field, so the action completes in one step and nothing typed is
+   * lost to a detour.
+   */
+  reauthInline?: boolean
   /** Where emailed codes end up, for the demo's dev mailer. */
   emailNote?: string
 }
@@ -268,7 +295,7 @@ function saveButtons(
   return html`<div class="row">
 ${m.formats.map(
   (f) =>
-    html`<form method="post" action="${p.download}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}"${off(f)}>${m.used.includes(f) ? `Downloaded .${f}` : `Download .${f}`}</button></form>`,
+    html`<form method="post" action="${p.download}" data-download="${f}">${csrf}<input type="hidden" name="format" value="${f}"><button type="submit" class="secondary" id="download-${f}"${off(f)}>${m.used.includes(f) ? `Downloaded .${f}` : `Download .${f}`}</button></form>`,
 )}
 ${m.emailEnabled ? html`<form method="post" action="${p.email}">${csrf}<button type="submit" class="secondary" id="email-codes"${off('email')}>${m.used.includes('email') ? 'Emailed' : 'Email them to me'}</button></form>` : ''}
 </div>`
@@ -314,15 +341,18 @@ ${m.reveal.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${
     : ''
 
   const cooldown = m.generateRetryAfterMs > 0
+  const cooldownSeconds = Math.ceil(m.generateRetryAfterMs / 1000)
+  const inline = m.reauthInline === true
   const generate = html`<section class="card" aria-labelledby="gen-h"><h2 id="gen-h">${a ? 'Generate a new batch' : 'Generate recovery codes'}</h2>
-${a ? html`<p class="hint">A new batch replaces the current one at once: its codes stop working.${m.fresh ? '' : ' You will be asked for your password first.'}</p>` : ''}
+${a ? html`<p class="hint">A new batch replaces the current one at once: its codes stop working.${m.fresh || inline ? '' : ' You will be asked for your password first.'}</p>` : ''}
 ${cooldown ? html`<p class="warn" id="generate-cooldown" role="status">You can generate a new batch in ${formatDuration(m.generateRetryAfterMs)}.</p>` : ''}
 <form method="post" action="${p.generate}"${a ? html` data-confirm="Replace your current recovery codes? They will stop working."` : ''}>
 ${csrf}
 <label for="expires">Expire after (days)</label>
 <input id="expires" name="expiresInDays" type="number" min="1" max="3650" step="1" inputmode="numeric" aria-describedby="expires-hint">
 <p class="hint" id="expires-hint">Leave empty for the site's default (codes that do not expire, unless the site sets a limit).</p>
-<div class="row"><button type="submit" id="generate"${cooldown ? ' disabled' : ''}>${a ? 'Regenerate codes' : 'Generate codes'}</button></div>
+${a && inline ? passwordField('generate-password') : ''}
+<div class="row"><button type="submit" id="generate"${cooldown ? html` data-enable-in="${cooldownSeconds}" data-status="generate-cooldown" data-enabled-text="You can generate a new batch now." disabled` : ''}>${a ? 'Regenerate codes' : 'Generate codes'}</button></div>
 </form></section>`
 
   const verify =
@@ -335,13 +365,15 @@ ${csrf}
 
   const manage = a
     ? html`<section class="card" aria-labelledby="one-h"><h2 id="one-h">Invalidate or delete one code</h2>
-<p class="hint">For a code you think someone else has seen.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
+<p class="hint">For a code you think someone else has seen.${m.fresh || inline ? '' : ' You will be asked for your password first.'}</p>
 <form method="post" action="${p.codeAction}">${csrf}${codeInput('one-code', 'The code')}
+${inline ? passwordField('one-password') : ''}
 <div class="row"><button type="submit" name="action" value="invalidate" class="secondary" id="invalidate">Invalidate</button>
 <button type="submit" name="action" value="delete" class="danger" id="delete-one">Delete</button></div></form></section>
 <section class="card" aria-labelledby="all-h"><h2 id="all-h">Delete all codes</h2>
 <p class="hint">Removes the whole batch. You will have no recovery codes until you generate new ones.</p>
 <form method="post" action="${p.deleteBatch}" data-confirm="Delete all your recovery codes?">${csrf}
+${inline ? passwordField('all-password') : ''}
 <div class="row"><button type="submit" class="danger" id="delete-all">Delete all codes</button></div></form></section>`
     : ''
 
@@ -354,7 +386,7 @@ ${csrf}
 ${
   h.items.length === 0
     ? html`<p class="hint">No batches yet.</p>`
-    : html`<div class="table-wrap"><table id="history"><caption class="hint">${h.total} ${h.total === 1 ? 'batch' : 'batches'}, newest first</caption>
+    : html`<div class="table-wrap" id="history-wrap" role="region" aria-label="History table" tabindex="0"><table id="history"><caption class="hint">${h.total} ${h.total === 1 ? 'batch' : 'batches'}, newest first</caption>
 <thead><tr><th scope="col">Created</th><th scope="col">Status</th><th scope="col">Issued</th><th scope="col">Unused</th><th scope="col">Used</th><th scope="col">Invalidated</th><th scope="col">Deleted</th><th scope="col">Expires</th><th scope="col">Done</th></tr></thead>
 <tbody>${rows}</tbody></table></div>
 ${
@@ -376,6 +408,8 @@ export function codesPage(
   l: LayoutModel,
   m: {
     codes: readonly string[]
+    /** Printed on the sheet with the account and the date, to tell sheets apart. */
+    batchId?: string
     createdAt: number | null
     expiresAt: number | null
     emailEnabled: boolean
@@ -393,8 +427,16 @@ export function codesPage(
     html`<h1>Your new recovery codes</h1>
 <section class="card" aria-labelledby="codes-h"><h2 id="codes-h">Save these codes now</h2>
 <p class="warn no-print" role="status">This is the only time they are shown. Each code works once. Store them somewhere safe, such as a password manager.</p>
-<ol class="codes" id="codes">${m.codes.map((c) => html`<li><code>${c}</code></li>`)}</ol>
-<p class="hint">${batchDates(m)}</p>
+<p class="print-only" id="sheet-title"><strong>${l.siteName}</strong>: recovery codes. Each code works once. Keep this sheet somewhere safe.</p>
+<dl class="sheet print-only" id="sheet">
+<dt>Site</dt><dd>${l.siteName}</dd>
+${l.user ? html`<dt>Account</dt><dd id="sheet-account">${l.user.label}</dd>` : ''}
+${m.createdAt === null ? '' : html`<dt>Generated</dt><dd id="sheet-date">${formatDate(m.createdAt)}</dd>`}
+${m.batchId ? html`<dt>Batch</dt><dd id="sheet-batch">${m.batchId}</dd>` : ''}
+</dl>
+<ol class="codes" id="codes" aria-hidden="true">${m.codes.map((c) => html`<li><code>${c}</code></li>`)}</ol>
+<ol class="sr-only" id="codes-spelled" aria-label="Your recovery codes, spelled character by character">${m.codes.map((c) => html`<li>${spellCode(c)}</li>`)}</ol>
+<p class="hint">${batchDates(m)}${m.batchId ? html` <span class="no-print">Batch <span id="batch-id">${m.batchId}</span>.</span>` : ''}</p>
 <div class="row no-print"><button type="button" class="secondary" data-copy="codes" id="copy">Copy</button><button type="button" class="secondary" data-print id="print">Print</button></div>
 </section>
 <section class="card no-print" aria-labelledby="save-h"><h2 id="save-h">Download or email (once each)</h2>
@@ -404,6 +446,18 @@ ${m.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.email
 <p><a href="${p.dashboard}" id="done">I have saved my codes</a></p>
 </section>`,
   )
+}
+
+/**
+ * A code as a screen reader should read it: one character at a time, groups separated by commas
+ * (`"AB-C1"` → `"A B, C 1"`). The visual list stays grouped and is hidden from assistive technology.
+ */
+export function spellCode(code: string): string {
+  return code
+    .split(/[-\s]+/)
+    .filter(Boolean)
+    .map((group) => [...group].join(' '))
+    .join(', ')
 }
 
 /** "Generated …. They expire …." of a new batch. */
@@ -430,6 +484,15 @@ export function codesReadyPage(
 <p class="hint">${batchDates(m)}</p>
 </section>`,
   )
+}
+
+/** The 404 page: the site's layout, a heading and a way back. */
+export function notFoundPage(l: LayoutModel, m: { home: { href: string; label: string } }): string {
+  return messagePage(l, {
+    heading: 'Page not found',
+    text: 'There is no page at this address. It may have moved, or the link may be mistyped.',
+    link: m.home,
+  })
 }
 
 /** A short page with a message and a link onward. */

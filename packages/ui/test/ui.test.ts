@@ -87,7 +87,7 @@ describe('views', () => {
       fresh: false,
     })
     expect(out).toContain('You can generate a new batch in 1 minute 35 seconds.')
-    expect(out).toMatch(/<button type="submit" id="generate" disabled>/)
+    expect(out).toMatch(/<button type="submit" id="generate" data-enable-in="95" [^>]* disabled>/)
     expect(out).toContain('id="low-codes"')
     expect(out).toContain('href="/?page=1"')
     expect(out).toContain('href="/?page=3"')
