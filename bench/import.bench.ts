@@ -4,6 +4,7 @@
  * on SQLite, and the cost of redeeming a legacy-digest code next to a native one (interleaved
  * rounds on one service, ratio of medians per round; target ≤ 1.5).
  */
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,13 +40,12 @@ const config = {
   },
 }
 
-/** A seed-shaped code (6 groups of 6), deterministic per index. */
+/** A seed-shaped code (6 groups of 6), distinct per index: bytes of SHA-256 over the index. */
 function seedCode(i: number): string {
-  let x = (i + 1) * 2654435761
+  const bytes = createHash('sha256').update(`seed-code-${i}`).digest()
   let out = ''
   for (let k = 0; k < 36; k++) {
-    x = (x * 1103515245 + 12345) % 2147483648
-    out += SEED_ALPHABET[x % SEED_ALPHABET.length]
+    out += SEED_ALPHABET[bytes[k % 32]! % SEED_ALPHABET.length]
     if (k % 6 === 5 && k < 35) out += '-'
   }
   return out

@@ -33,13 +33,14 @@ let counter = 0
 /** A deterministic code over `alphabet` in `groups` × `length`, distinct per call. */
 function code(alphabet: string, groups: number, length: number): string {
   counter++
-  let x = counter * 2654435761 + 97
+  // A 32-bit LCG in exact integer arithmetic (Math.imul), seeded per call.
+  let x = Math.imul(counter, 2654435761) >>> 0
   const parts: string[] = []
   for (let g = 0; g < groups; g++) {
     let p = ''
     for (let i = 0; i < length; i++) {
-      x = (x * 1103515245 + 12345) % 2147483648
-      p += alphabet[x % alphabet.length]
+      x = (Math.imul(x, 1664525) + 1013904223) >>> 0
+      p += alphabet[(x >>> 16) % alphabet.length]
     }
     parts.push(p)
   }
