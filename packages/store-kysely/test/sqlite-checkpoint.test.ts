@@ -47,9 +47,8 @@ describe('startSqliteCheckpointer', () => {
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0)
     const before = size()
     write(db)
-    // The commit itself copied nothing into the file (no autocheckpoint) ...
-    expect(size()).toBe(before)
-    // ... the worker did, soon after.
+    // The commit copies nothing into the file (the next test shows it); the worker does, soon after.
+    // (Asserting "nothing yet" here would race the worker's first tick on a loaded machine.)
     expect(await until(() => size() > before + 2_000 * 4_000, 5_000)).toBe(true)
     await checkpointer.stop()
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000)
