@@ -27,6 +27,7 @@ import type { RandomReader } from './ports/random.ts'
 import { type RecoveryCodeStore, STORE_SCOPE } from './ports/store.ts'
 import { systemClock, systemRandom } from './runtime.ts'
 import { type ExportRenderer, PDF_RENDERER_PACKAGE } from './service/export.ts'
+import { NOTIFICATION_KINDS, type NotificationKind } from './service/repudiation-token.ts'
 import type { ExportFormat } from './service/types.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -374,9 +375,42 @@ export interface RecoveryCodesConfig {
   resolveEmail?: (userId: string) => Promise<string | null>
   /** Maps a submitted identifier to a user id (required when `loginMode` is `'identifier-and-code'`). */
   resolveUserId?: (identifier: string) => Promise<string | null>
+  /**
+   * Called after a "This wasn't me" link revoked the user's batch: end the user's sessions.
+   * Its failure is logged; the revoke stands.
+   */
+  onRepudiated?: (userId: string) => Promise<void>
+  /**
+   * Security notifications with a "This wasn't me" link (NIST SP 800-63B-4 §4.2.3, §4.6).
+   * Opt-in: off when absent. Needs `mailer` and `resolveEmail`.
+   */
+  notifications?: NotificationOptions
 }
 
 /** `RecoveryCodesConfig.email` after resolution. */
+/** Default lifetime of a "This wasn't me" link: 7 days. */
+export const DEFAULT_REPUDIATION_LINK_TTL_SECONDS = 7 * 24 * 3600
+
+/** Options of `notifications`. */
+export interface NotificationOptions {
+  /** Kinds to send. @default every kind */
+  kinds?: readonly NotificationKind[]
+  /** Instructions and contact shown in every message. 1–1000 characters, no control characters. */
+  contact: string
+  /** Absolute https URL (http only for localhost) of the "This wasn't me" page. */
+  linkBaseUrl: string
+  /** Lifetime of a link, 60 s to 30 days. @default 604800 (7 days) */
+  linkTtlSeconds?: number
+}
+
+/** Resolved `notifications`. */
+export interface ResolvedNotificationOptions {
+  readonly kinds: readonly NotificationKind[]
+  readonly contact: string
+  readonly linkBaseUrl: string
+  readonly linkTtlSeconds: number
+}
+
 export interface ResolvedEmailOptions {
   /** See {@link EmailOptions.enabled}. */
   readonly enabled: boolean
@@ -445,6 +479,9 @@ export interface ResolvedConfig {
   readonly events: EventSink | null
   readonly resolveEmail: ((userId: string) => Promise<string | null>) | null
   readonly resolveUserId: ((identifier: string) => Promise<string | null>) | null
+  /** `null` when notifications are off. */
+  readonly notifications: ResolvedNotificationOptions | null
+  readonly onRepudiated: ((userId: string) => Promise<void>) | null
 }
 
 /** The result of {@link checkConfig}. */
@@ -621,6 +658,19 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, { error: got(`one of ${values.map((v) => `'${v}'`).join(', ')}`) })
 }
 
+function isLinkBaseUrl(s: string): boolean {
+  if (hasControl(s)) return false
+  let url: URL
+  try {
+    url = new URL(s)
+  } catch {
+    return false
+  }
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') return false
+  if (url.protocol === 'https:') return true
+  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
+}
+
 function bool() {
   return z.boolean({ error: got('true or false') })
 }
@@ -702,6 +752,25 @@ const ConfigSchema = z.strictObject(
       adminEmail: emailAddress().optional(),
       successMessage: text(500).optional(),
     }),
+    notifications: group({
+      kinds: z
+        .array(oneOf(NOTIFICATION_KINDS), { error: got(`an array of ${NOTIFICATION_KINDS.join(', ')}`) })
+        .optional(),
+      contact: text(1000),
+      linkBaseUrl: z
+        .string({ error: got('an absolute https URL (http only for localhost)') })
+        .max(2048, { error: 'must be at most 2048 characters' })
+        .refine((s) => isLinkBaseUrl(s), {
+          error: 'must be an absolute https URL (http only for localhost), no query or fragment',
+        }),
+      // Not in NUMERIC_OPTIONS: the notifications group has no environment variables.
+      linkTtlSeconds: z
+        .int({ error: got(`an integer from 60 to ${THIRTY_DAYS_S} (30 days)`) })
+        .min(60, { error: got(`an integer from 60 to ${THIRTY_DAYS_S} (30 days)`) })
+        .max(THIRTY_DAYS_S, { error: got(`an integer from 60 to ${THIRTY_DAYS_S} (30 days)`) })
+        .optional(),
+    }),
+    onRepudiated: z.unknown().optional(),
     export: group({
       fileName: z
         .string({ error: got('a file name matching /^[A-Za-z0-9._-]{1,64}$/') })
@@ -850,7 +919,7 @@ function portIssues(name: PortName, value: unknown, required: boolean): Issue[] 
   return issues
 }
 
-function hookIssues(name: 'resolveEmail' | 'resolveUserId', value: unknown): Issue[] {
+function hookIssues(name: 'resolveEmail' | 'resolveUserId' | 'onRepudiated', value: unknown): Issue[] {
   if (value === undefined || typeof value === 'function') return []
   return [{ path: name, message: `must be a function (got ${describe(value)})` }]
 }
@@ -1173,6 +1242,7 @@ function validate(input: unknown): Outcome {
   }
   issues.push(...hookIssues('resolveEmail', rawAt(input, 'resolveEmail')))
   issues.push(...hookIssues('resolveUserId', rawAt(input, 'resolveUserId')))
+  issues.push(...hookIssues('onRepudiated', rawAt(input, 'onRepudiated')))
 
   // Cross-field rules.
   const max = num('maxLoginAttempts')
@@ -1206,6 +1276,10 @@ function validate(input: unknown): Outcome {
       'resolveEmail',
       "is required when email.enabled is true (codes go only to the user's stored address)",
     )
+  }
+  if (rawAt(input, 'notifications') !== undefined) {
+    rule(has('mailer'), 'mailer', 'is required when notifications is set')
+    rule(has('resolveEmail'), 'resolveEmail', 'is required when notifications is set')
   }
   if (value('purge.reportToAdmin') === true) {
     rule(has('email.adminEmail'), 'email.adminEmail', 'is required when purge.reportToAdmin is true')
@@ -1323,6 +1397,16 @@ function build(
       defaultFormat: d.export?.defaultFormat ?? D.export.defaultFormat,
       pdf: d.export?.pdf ?? D.export.pdf,
     }),
+    notifications:
+      d.notifications === undefined
+        ? null
+        : Object.freeze({
+            kinds: Object.freeze([...new Set(d.notifications.kinds ?? NOTIFICATION_KINDS)]),
+            contact: d.notifications.contact,
+            linkBaseUrl: d.notifications.linkBaseUrl,
+            linkTtlSeconds: d.notifications.linkTtlSeconds ?? DEFAULT_REPUDIATION_LINK_TTL_SECONDS,
+          }),
+    onRepudiated: port<ResolvedConfig['onRepudiated']>('onRepudiated'),
     siteName: d.siteName ?? D.siteName,
     logoutRedirect: d.logoutRedirect ?? D.logoutRedirect,
     loginMode: d.loginMode ?? D.loginMode,
@@ -1354,6 +1438,7 @@ const PORT_KEYS = [
   'events',
   'resolveEmail',
   'resolveUserId',
+  'onRepudiated',
 ] as const
 
 // What JSON.stringify and util.inspect show: options and derived values, peppers redacted (their

@@ -22,6 +22,7 @@ import { createLimiter } from './limiter.ts'
 import { createOutbox, EMAIL_JOB } from './outbox.ts'
 import { createPurgeRuns, PURGE_AUDIT_JOB, PURGE_JOB, type PurgeRunInput } from './purge-run.ts'
 import { createRedeem } from './redeem.ts'
+import { createRepudiation, type RepudiationInspection, type RepudiationResult } from './repudiate.ts'
 import { parseRevealToken, sealReveal } from './reveal.ts'
 import { createRevealSlots, slotKey, slotPointerKey } from './reveal-slot.ts'
 import type {
@@ -79,6 +80,14 @@ export interface RecoveryCodes {
   invalidateCode(input: CodeInput): Promise<CodeActionResult>
   /** Soft-deletes one code of the active batch. */
   deleteCode(input: CodeInput): Promise<CodeActionResult>
+  /**
+   * Redeems a "This wasn't me" link once: disables the active batch (audited), calls
+   * `onRepudiated(userId)`, writes `account.repudiated`. Forged, tampered, expired, replayed or
+   * unknown links give `{ ok: false, reason }` and change nothing. Needs `notifications`.
+   */
+  repudiate(input: { token: unknown } & RequestContext): Promise<RepudiationResult>
+  /** Read-only check of a "This wasn't me" link for the confirm page: changes nothing. */
+  inspectRepudiation(input: { token: unknown }): Promise<RepudiationInspection>
   /** Soft-deletes the active batch. Throws `NOT_FOUND` when there is none. */
   deleteBatch(input: { userId: string } & RequestContext): Promise<{ batchId: string }>
   /** A page of the user's batch history (1-based), read through the cache. */
@@ -190,6 +199,10 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   const { attempt, behindLimiter, claim } = limiter
   const revealSlots = createRevealSlots(sc)
   const { openSlot, dropSlot, claimChannel, closeSlotIfSpent, dropOwnerSlot } = revealSlots
+  const repudiation = createRepudiation(sc, async (userId) => {
+    await dropOwnerSlot(userId)
+    await bumpVersion(userId)
+  })
   const outbox = createOutbox(sc)
   const purgeRuns = createPurgeRuns(sc)
 
@@ -346,6 +359,9 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     },
 
     redeem: createRedeem(sc, limiter, cacheLayer, { requireUserId, context }),
+
+    repudiate: (inp) => repudiation.repudiate(inp),
+    inspectRepudiation: (inp) => repudiation.inspect(inp),
 
     async verifySetup(inp) {
       const userId = requireUserId(inp?.userId)
