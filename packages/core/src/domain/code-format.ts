@@ -119,9 +119,11 @@ export function maxInputLength(format: CodeFormat): number {
   return Math.max(64, displayLength(format) * 2)
 }
 
-// Whitespace, every dash (Pd) plus minus signs, and invisible format characters (zero-width,
-// joiners, BOM, soft hyphen, word joiner).
-const STRIP = /[\s\p{Pd}\u2212\u2796\uFE63\uFF0D\u00AD\u200B-\u200F\u2060-\u2064\uFEFF]/gu
+/**
+ * What input canonicalisation strips (a global regex): whitespace, every dash (Pd) plus minus
+ * signs, and invisible format characters (zero-width, joiners, BOM, soft hyphen, word joiner).
+ */
+export const CODE_INPUT_STRIP = /[\s\p{Pd}\u2212\u2796\uFE63\uFF0D\u00AD\u200B-\u200F\u2060-\u2064\uFEFF]/gu
 
 /**
  * Canonicalises user input to the stored form of a code: bounded length check, NFKC, strip
@@ -196,10 +198,10 @@ function hasNonAscii(input: string, from: number): boolean {
   return false
 }
 
-const STRIP_ONE = new RegExp(STRIP.source, 'u')
+const STRIP_ONE = new RegExp(CODE_INPUT_STRIP.source, 'u')
 
 function normalizeUnicode(input: string, format: CodeFormat): string | null {
-  let s = input.normalize('NFKC').replace(STRIP, '')
+  let s = input.normalize('NFKC').replace(CODE_INPUT_STRIP, '')
   // '_' and '.' are allowed separators but neither whitespace nor dashes: strip the format's own.
   if (format.separator !== '') s = s.split(format.separator).join('')
   if (!format.caseSensitive) s = s.replace(/[a-z]+/g, (m) => m.toUpperCase())

@@ -6,6 +6,7 @@
  */
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha3_512 } from '@noble/hashes/sha3.js'
+import { CODE_INPUT_STRIP } from './code-format.ts'
 
 /** Supported legacy schemes. */
 export type LegacyScheme = 'django-auth-recovery-codes'
@@ -33,10 +34,6 @@ export const LEGACY_DIGEST_BYTES = 32
 /** Longest normalised input a legacy digest is computed over. */
 const MAX_LEGACY_INPUT = 128
 
-// As the code canonicalisation strips (code-format.ts): whitespace, every dash and invisible
-// format characters. Case is kept: django-auth-recovery-codes is case-sensitive.
-const STRIP = /[\s\p{Pd}\u2212\u2796\uFE63\uFF0D\u00AD\u200B-\u200F\u2060-\u2064\uFEFF]/gu
-
 const encoder = new TextEncoder()
 
 /**
@@ -49,7 +46,8 @@ const encoder = new TextEncoder()
  */
 export function legacyNormalize(_scheme: LegacyScheme, input: string): string | null {
   if (typeof input !== 'string' || input.length > 4 * MAX_LEGACY_INPUT) return null
-  const out = input.normalize('NFKC').replace(STRIP, '')
+  // What the code canonicalisation strips, but case is kept: the seed is case-sensitive.
+  const out = input.normalize('NFKC').replace(CODE_INPUT_STRIP, '')
   if (out.length === 0 || out.length > MAX_LEGACY_INPUT || !/^[\x21-\x7e]+$/.test(out)) return null
   return out
 }
