@@ -63,6 +63,8 @@ export async function runCoreBench(report: ReturnType<typeof createReport>) {
   const rc = createRecoveryCodes({
     peppers: [{ id: 'k1', secret: pepper.toString('base64') }],
     store: memoryStore(),
+    // The batches are written as they are generated (no confirm step to time).
+    activation: 'immediate',
   })
   const codes: { userId: string; code: string }[] = []
   for (let u = 0; u < users; u++) {

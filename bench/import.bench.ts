@@ -35,6 +35,8 @@ const key = {
 }
 const config = {
   peppers: [{ id: 'k1', secret: PEPPER }],
+  // The native arm's batches are written as they are generated.
+  activation: 'immediate' as const,
   import: {
     legacyDigests: [{ id: 'seed1', scheme: 'django-auth-recovery-codes' as const, secret: LEGACY_SECRET }],
   },

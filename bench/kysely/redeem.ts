@@ -121,6 +121,7 @@ export async function redeemPhase(ctx: Ctx, label: string, codes: Codes) {
   }
   const timedRc = createRecoveryCodes({
     peppers: PEPPERS,
+    activation: 'immediate',
     store: timing(store as RecoveryCodeStore, calls, 'store.', tick),
     cache: timing(createStorage(), calls, 'cache.', tick),
   })

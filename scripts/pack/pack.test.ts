@@ -590,6 +590,9 @@ describe('the packed packages in an app outside the repository', () => {
           const shown = await b.go('POST', '/account/codes', { _csrf: csrfOf(offer) })
           const codes = codesOf(shown)
           expect(codes, why('POST /account/codes shows the codes')).toHaveLength(10)
+          // "I have saved my codes": the batch turns on (activation 'confirm', the default).
+          const confirmed = await b.request('POST', '/account/confirm', { form: { _csrf: csrfOf(shown) } })
+          expect(confirmed.location, why('POST /account/confirm')).toBe('/account/')
 
           // The JSON API shares the session.
           const status = await b.request('GET', '/account/recovery/status')
@@ -684,6 +687,9 @@ describe('the packed packages in an app outside the repository', () => {
         expect(login.status, why('POST /test/login')).toBe(200)
         const generated = await b.request('POST', '/api/recovery/generate', { json: {} })
         expect(generated.status, why(`POST /api/recovery/generate: ${generated.text}`)).toBe(201)
+        expect(JSON.parse(generated.text).pending, why('generate body')).toBe(true)
+        const confirmed = await b.request('POST', '/api/recovery/confirm', { json: {} })
+        expect(confirmed.status, why(`POST /api/recovery/confirm: ${confirmed.text}`)).toBe(200)
         const status = await b.request('GET', '/api/recovery/status')
         expect(status.status, why('GET /api/recovery/status')).toBe(200)
         expect(JSON.parse(status.text), why('status body')).toMatchObject({ remaining: 10 })
@@ -719,6 +725,7 @@ describe('the packed packages in an app outside the repository', () => {
       })
       expect(at('generate').status, report(r)).toBe(201)
       expect((at('view').json as { codes?: unknown[] } | null)?.codes, report(r)).toHaveLength(10)
+      expect(at('confirm').status, report(r)).toBe(200)
       expect(at('status'), report(r)).toMatchObject({ status: 200, json: { remaining: 10 } })
       expect(at('outside-base'), report(r)).toMatchObject({
         status: 404,

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import {
@@ -39,6 +40,10 @@ export interface DemoOptions {
   /** Where log lines go (JSON, one per line). @default console.log */
   log?: (line: string) => void
 }
+
+/** What the security notifications tell the user to do (shown in the emails and the "This wasn't me" page). */
+export const DEMO_CONTACT =
+  'If you did not do this, contact the demo support desk at support@example.com or call +1 555 0100.'
 
 /** A running demo. */
 export interface RunningDemo {
@@ -84,6 +89,22 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   await migrateRecoveryCodes(db)
   const users = demoUsers(db)
   await users.migrate()
+  // The server listens first, so the "This wasn't me" links of the notifications name its real
+  // port (0 picks a free one); requests before the app is ready get a 503.
+  let app: express.Express | null = null
+  const server = createServer((req, res) => {
+    if (app) return void app(req, res)
+    res.writeHead(503, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' }).end('Starting')
+  })
+  server.listen(options.port ?? 3000, options.host ?? '127.0.0.1')
+  await new Promise<void>((ok, ko) => {
+    server.once('listening', ok)
+    server.once('error', ko)
+  })
+  const port = (server.address() as AddressInfo).port
+  const url = `http://localhost:${port}`
+  const publicUrl = (env.DEMO_PUBLIC_URL ?? url).replace(/\/+$/, '')
+
   const email = env.DEMO_EMAIL ?? 'demo@example.com'
   const password = env.DEMO_PASSWORD ?? 'demo-password'
   await users.seed(email, password)
@@ -117,14 +138,33 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     mailer: emlFileMailer({ dir: mailDir, from: 'no-reply@example.com' }),
     resolveEmail: (userId) => users.emailOf(userId),
     resolveUserId: (identifier) => users.idOf(identifier),
+    // Security notifications with a "This wasn't me" link (NIST SP 800-63B-4 §4.2.3), written to
+    // the mail folder like every demo email; the link opens the pages' /wasnt-me.
+    notifications: { contact: DEMO_CONTACT, linkBaseUrl: `${publicUrl}/wasnt-me` },
+    // "This wasn't me": every session of the user ends (the demo's sessions live in memory).
+    onRepudiated: (userId) => endSessionsOf(userId),
     logger,
   }
   const rc = createRecoveryCodes(config)
 
   // ---- HTTP ----
-  const app = express()
-  app.disable('x-powered-by')
-  app.use((req, res, next) => {
+  const sessions = new session.MemoryStore()
+  function endSessionsOf(userId: string): Promise<void> {
+    return new Promise((ok) => {
+      sessions.all((error, all) => {
+        if (error || !all) return ok()
+        const entries = Array.isArray(all) ? [] : Object.entries(all)
+        const mine = entries.filter(([, s]) => (s as unknown as Record<string, unknown>).rc_uid === userId)
+        let left = mine.length
+        if (left === 0) return ok()
+        for (const [sid] of mine) sessions.destroy(sid, () => void (--left === 0 && ok()))
+      })
+    })
+  }
+  const web = express()
+  app = web
+  web.disable('x-powered-by')
+  web.use((req, res, next) => {
     const started = performance.now()
     // The path only: query strings and bodies are never logged.
     res.on('finish', () =>
@@ -137,8 +177,9 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     )
     next()
   })
-  app.use(
+  web.use(
     session({
+      store: sessions,
       name: 'rc_demo_sid',
       // Sessions live in memory and die with the process, so a per-process secret is enough.
       secret: randomBytes(32).toString('base64url'),
@@ -158,32 +199,26 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     },
     { freshnessMs: FRESHNESS_MS, pendingTtlMs: PENDING_TTL_MS, emailNote, logger },
   )
-  app.use(pages)
+  web.use(pages)
 
   // The same library as a JSON API, sharing the session (and its keys) with the pages.
-  app.use(
+  web.use(
     '/api/recovery',
     recoveryCodesRouter(rc, {}, { freshnessMs: FRESHNESS_MS, pendingTtlMs: PENDING_TTL_MS, logger }),
   )
 
   // Every other address: the pages' 404 page (their layout, title and landmarks); the API's stays text.
-  app.use('/api', (_req, res) => {
+  web.use('/api', (_req, res) => {
     res.status(404).type('text/plain').set('Cache-Control', 'no-store').send('Not found')
   })
-  app.use(pages.notFoundPage)
-  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+  web.use(pages.notFoundPage)
+  web.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     logger.error('unhandled error', { error: err instanceof Error ? err.name : 'unknown' })
     if (!res.headersSent) res.status(500).type('text/plain').send('Internal error')
   })
 
-  const server = app.listen(options.port ?? 3000, options.host ?? '127.0.0.1')
-  await new Promise<void>((ok, ko) => {
-    server.once('listening', ok)
-    server.once('error', ko)
-  })
-  const port = (server.address() as AddressInfo).port
   return {
-    url: `http://localhost:${port}`,
+    url,
     port,
     email,
     password,

@@ -60,6 +60,10 @@ async function generate(c: Client): Promise<string[]> {
   // The page offers the codes; one POST shows them.
   const shown = await c.post('/codes', { _csrf: await c.csrf('/codes') })
   const html = await shown.text()
+  // "I have saved my codes": the demo runs with activation 'confirm' (the default).
+  expect(html).toContain('action="/confirm"')
+  const token2 = /name="_csrf" value="([^"]+)"/.exec(html)![1]!
+  expect((await c.post('/confirm', { _csrf: token2 })).headers.get('location')).toBe('/')
   return [...html.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
 }
 

@@ -112,6 +112,9 @@ if (missing) {
           await page.locator('#show-codes').click()
           await page.locator('#codes').waitFor()
           codes = await page.locator('#codes li code').allInnerTexts()
+          // "I have saved my codes" (activation 'confirm', the default) turns the batch on.
+          await page.locator('#confirm').click()
+          await page.waitForURL(`${demo.url}/`)
         }
         expect(codes).toHaveLength(10)
       } finally {
@@ -311,9 +314,18 @@ if (missing) {
           await expect.poll(() => page.locator('#download-txt').textContent()).toBe('Downloaded .txt')
           await dl.delete()
 
-          // The dashboard during the new batch's cooldown, with the reveal slot still open.
+          // The dashboard during the new batch's cooldown, with the reveal slot still open: the
+          // new codes are not active yet, the old ones still work; "I have saved my codes" is there.
           await page.goto(`${demo.url}/`)
-          await check('dashboard (reveal, cooldown)')
+          expect(await page.locator('#pending-note').textContent()).toContain('not active yet')
+          await check('dashboard (reveal, pending, cooldown)')
+          await page.locator('#confirm-dashboard').click()
+          await page.waitForURL(`${demo.url}/`)
+          expect(await page.locator('.flash.success').textContent()).toContain(
+            'Your new recovery codes are active.',
+          )
+          expect(await page.locator('#pending-note').count()).toBe(0)
+          await check('dashboard (confirmed)')
         })
 
         it('the dashboard when not fresh (password fields in the forms), rendered from the view', async () => {

@@ -108,7 +108,15 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
       await page.getByRole('button', { name: 'Sign in' }).click()
     }
 
-    async function generate(): Promise<string[]> {
+    /** "I have saved my codes" on the codes page: the new batch becomes the active one. */
+    async function confirmSaved() {
+      await page.locator('#confirm').click()
+      await page.waitForURL(`${demo.url}/`)
+      expect(await flashText('success')).toContain('recovery codes are active')
+    }
+
+    /** Generates and shows a batch; `confirm` (default) then says "I have saved my codes". */
+    async function generate(confirm = true): Promise<string[]> {
       // Wait out the regeneration cooldown (short in this test), then generate.
       for (let i = 0; i < 40; i++) {
         await page.goto(`${demo.url}/`)
@@ -126,6 +134,7 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
       expect(codes).toHaveLength(10)
       for (const c of codes) expect(c).toMatch(new RegExp(`^${CODE.source}$`))
       shown.push(codes)
+      if (confirm) await confirmSaved()
       return codes
     }
 
@@ -168,11 +177,14 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
       await snap('dashboard-empty')
 
       // 2. Generate: the codes page shows them once, with copy and print.
-      const a = await generate()
+      const a = await generate(false)
       await snap('codes')
       await page.locator('#copy').click()
       expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(a.join('\n'))
       await expect.poll(() => page.locator('#print').isVisible()).toBe(true)
+      // Not active until "I have saved my codes" (activation 'confirm', the default).
+      expect(await page.locator('#pending-note').textContent()).toContain('not active yet')
+      await confirmSaved()
 
       // 3. Download .txt: exactly the codes shown.
       const txt = (await download('txt')).toString('utf8')
@@ -206,7 +218,11 @@ for (const width of existsSync(CHROMIUM) ? [1280, 390] : []) {
       await page.waitForURL(`${demo.url}/`)
       expect(await flashText('success')).toContain('successfully delivered')
       expect(await flashText('info')).toContain(join(demo.dataDir, 'mail'))
-      const emls = filesUnder(join(demo.dataDir, 'mail'))
+      // The mail folder also holds the security notifications (no code in them): the one
+      // message with codes is the codes email.
+      const emls = filesUnder(join(demo.dataDir, 'mail')).filter(
+        (f) => readFileSync(f, 'utf8').match(CODE) !== null,
+      )
       expect(emls).toHaveLength(1)
       expect(readFileSync(emls[0]!, 'utf8').match(CODE)).toEqual(a)
 

@@ -125,6 +125,9 @@ if (unavailable !== null) {
       expect(codes).toHaveLength(10)
       // Shown once only.
       expect((await c.get('/codes')).headers.get('location')).toBe('/')
+      // "I have saved my codes" (activation 'confirm', the default) turns them on.
+      token = await c.csrf('/')
+      expect((await c.post('/confirm', { _csrf: token })).headers.get('location')).toBe('/')
 
       token = await c.csrf('/')
       expect((await c.post('/logout', { _csrf: token })).headers.get('location')).toBe('/signin')

@@ -21,6 +21,11 @@ const batch = await rc.generate({ userId: 'demo-user' })
 if (!batch.ok) throw new Error('unexpected cooldown')
 console.log(`Generated batch ${batch.batchId} with ${batch.codes.length} codes (shown once):`)
 for (const code of batch.codes) console.log(`  ${code}`)
+// Under `activation: 'confirm'` (the default) the batch waits until the user says the codes are saved.
+if (batch.pending) {
+  const confirmed = await rc.confirm({ userId: 'demo-user', reveal: batch.reveal })
+  console.log(`confirmed → batch ${confirmed.batchId} is active`)
+}
 
 const first = batch.codes[0]!
 const sloppy = ` ${first.toLowerCase().replaceAll('-', ' ').replaceAll('0', 'o')} `

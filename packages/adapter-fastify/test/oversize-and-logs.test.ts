@@ -203,7 +203,7 @@ describe('Fastify API (@fastify/session): 50 MB on every OpenAPI operation', () 
     )
     const posts = ops.filter((o) => o.method === 'POST')
     const gets = ops.filter((o) => o.method === 'GET')
-    expect(posts).toHaveLength(10)
+    expect(posts).toHaveLength(11)
     expect(gets).toHaveLength(3)
     expect(posts.length + gets.length).toBe(ops.length)
 
@@ -347,6 +347,8 @@ describe('Fastify API: no secret is logged', () => {
       codes.forEach(addCode)
       expect(code(await post('/recovery/email', '{}'))).toBe('MAIL_FAILED')
       expect((await post('/recovery/download', '{"format":"txt"}')).status).toBe(200)
+      // "I have saved my codes" (activation 'confirm', the default): the batch is active from here.
+      expect((await post('/recovery/confirm', '{}')).status).toBe(200)
       expect(await big('/recovery/verify-setup', `{"code":"${codes[1]}","pad":"`, JSON_TYPE)).toBe(413)
       expect(await big('/recovery/codes/delete', `code=${codes[1]}&pad=`, FORM, true)).toBe(413)
       expect(code(await post('/recovery/verify-setup', `{"code":${codes[1]}}`))).toBe('INVALID_INPUT')

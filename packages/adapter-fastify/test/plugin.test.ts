@@ -68,6 +68,9 @@ describe('fastify adapter: default @fastify/session hooks', () => {
     ).toBe(201)
     const view = await app.inject({ method: 'POST', url: '/recovery/codes/view', headers, body: '{}' })
     const [code] = (view.json() as { codes: string[] }).codes
+    expect(
+      (await app.inject({ method: 'POST', url: '/recovery/confirm', headers, body: '{}' })).statusCode,
+    ).toBe(200)
 
     const pending = sessionCookie(await app.inject({ method: 'POST', url: '/test/password' }))
     const redeem = await app.inject({

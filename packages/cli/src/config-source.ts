@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import {
+  type ConfigPreset,
   configFromEnv,
   ENV_PEPPER,
   ENV_PEPPERS,
@@ -27,7 +28,12 @@ export interface ConfigSourceOptions {
   reference?: boolean | undefined
   /** `--config`: a JSON file with options (no ports); environment variables win over it. */
   configFile?: string | undefined
+  /** `--preset`: a named set of defaults; wins over `RECOVERY_CODES_PRESET` and the file. */
+  preset?: ConfigPreset | undefined
 }
+
+/** The presets `--preset` accepts (core's `ConfigPreset`). */
+export const CONFIG_PRESETS = ['nist-800-63b-4'] as const satisfies readonly ConfigPreset[]
 
 /** One problem, named by environment variable, config-file option or flag. */
 export interface SourcedIssue {
@@ -155,6 +161,7 @@ export function loadConfig(options: ConfigSourceOptions): LoadedConfig {
 
   const fromFile = options.configFile === undefined ? {} : readConfigFile(options.configFile, issues)
   const config = merge(fromFile, fromEnv as Record<string, unknown>) as Partial<RecoveryCodesConfig>
+  if (options.preset !== undefined) config.preset = options.preset
   return { config, issues, notes, env }
 }
 

@@ -4,6 +4,7 @@
  */
 
 export { type CheckResult, formatCheck, runCheck } from './commands/check.ts'
+export { type ComplianceResult, formatCompliance, runCompliance } from './commands/compliance.ts'
 export { confirm, ensureFlushConfirmed, type FlushKind, flushQuestion, runFlush } from './commands/flush.ts'
 export { type MigrationOutcome, runMigrate } from './commands/migrate.ts'
 export { generatePepper, pepperEnvLine } from './commands/pepper.ts'
@@ -21,6 +22,7 @@ export {
 export { addSchedule, formatScheduleOptions, formatSchedules } from './commands/schedule.ts'
 export { collectStats, formatStats, type Stats } from './commands/stats.ts'
 export {
+  CONFIG_PRESETS,
   type LoadedConfig,
   loadConfig,
   readEnvFile,

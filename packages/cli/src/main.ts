@@ -2,14 +2,14 @@
  * The `recovery-codes` command line: argument parsing and wiring only. Every command's logic lives
  * in `src/commands/*.ts`; the `bin` is `src/cli.ts`.
  *
- * Exit codes: 0 success; 1 a problem found or an operation failed (invalid configuration, refused
- * or declined confirmation, database error); 2 a usage error (unknown flag, bad value, missing
+ * Exit codes: 0 success; 1 a problem found or an operation failed (invalid configuration, a SHALL
+ * that `check --compliance` finds not met, refused or declined confirmation, database error); 2 a usage error (unknown flag, bad value, missing
  * database, an `--env-file` that cannot be read, an optional package the command needs that is not
  * installed); 130 a purge stopped by Ctrl-C after its current chunk. (9 is never the CLI's: it is
  * Node.js refusing a missing `--env-file` before any script runs; see README.)
  */
 import { readFileSync } from 'node:fs'
-import { isRecoveryCodesError } from '@recovery-codes/core'
+import { type ConfigPreset, isRecoveryCodesError } from '@recovery-codes/core'
 import { Command, CommanderError, Option } from 'commander'
 import {
   FREQUENCIES,
@@ -22,6 +22,7 @@ import {
   parseScheduleName,
 } from './args.ts'
 import { formatCheck, runCheck } from './commands/check.ts'
+import { formatCompliance, runCompliance } from './commands/compliance.ts'
 import { ensureFlushConfirmed, type FlushKind, runFlush } from './commands/flush.ts'
 import {
   formatImport,
@@ -35,7 +36,7 @@ import { generatePepper, pepperEnvLine } from './commands/pepper.ts'
 import { formatPurge, type PurgeKind, runPurgeCommand } from './commands/purge.ts'
 import { addSchedule, formatSchedules } from './commands/schedule.ts'
 import { collectStats, formatStats } from './commands/stats.ts'
-import { type ConfigSourceOptions, loadConfig } from './config-source.ts'
+import { CONFIG_PRESETS, type ConfigSourceOptions, loadConfig } from './config-source.ts'
 import { describeTarget, openDatabase, resolveDatabase } from './db.ts'
 import { linkDocs } from './doc-links.ts'
 import { CliError, type CliIO, EXIT_INTERRUPTED, processIO, usageError } from './io.ts'
@@ -148,8 +149,25 @@ function buildProgram(io: CliIO, deps: Required<Omit<RunDeps, 'io'>>, state: { c
   addConfigFlags(program.command('check'))
     .description('validate the configuration from the environment (and files); list every problem')
     .option('--json', 'print the result as JSON')
-    .action((flags: ConfigFlags & { json?: boolean }) => {
-      const result = runCheck(configSource(io, flags))
+    .option(
+      '--compliance',
+      'print each SHALL / SHOULD of NIST SP 800-63B-4 (§3.1.2, §3.2.2, §4.2.1.1, §4.2.3, §4.6) and OWASP ASVS 5.0 V6.5 as MET or NOT MET, with the option that changes it; exit 0 when every SHALL is met, 1 when one is not (or the configuration is invalid)',
+    )
+    .addOption(
+      new Option(
+        '--preset <name>',
+        'apply a named set of defaults (wins over RECOVERY_CODES_PRESET and the --config file)',
+      ).choices(CONFIG_PRESETS),
+    )
+    .action((flags: ConfigFlags & { json?: boolean; compliance?: boolean; preset?: ConfigPreset }) => {
+      const source = { ...configSource(io, flags), preset: flags.preset }
+      if (flags.compliance) {
+        const result = runCompliance(source)
+        io.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : formatCompliance(result))
+        state.code = result.ok ? 0 : 1
+        return
+      }
+      const result = runCheck(source)
       io.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : formatCheck(result))
       state.code = result.ok ? 0 : 1
     })

@@ -252,6 +252,25 @@ export type LoginMode = 'second-factor' | 'identifier-and-code'
 export type Deployment = 'single' | 'multi'
 
 /**
+ * When a new batch takes over. `'confirm'`: it waits, sealed in its reveal slot, until the user
+ * confirms having saved it (`rc.confirm`); the current batch keeps working until then, and a
+ * batch never confirmed expires with its slot and changes nothing. `'immediate'`: the new batch
+ * supersedes the current one as it is generated.
+ */
+export type Activation = 'confirm' | 'immediate'
+
+/** Named sets of defaults. `'nist-800-63b-4'`: `replaceOnUse` on; `notifications` required. */
+export type ConfigPreset = 'nist-800-63b-4'
+
+/** What `mustBindFactor` is asked after a successful recovery login. */
+export interface RecoveryLoginInfo {
+  userId: string
+  batchId: string
+  /** Usable codes left in the batch after this one (a replacement counted). */
+  remaining: number
+}
+
+/**
  * The configuration the host passes to `createRecoveryCodes()` (or `resolveConfig()`).
  * Everything but `peppers` and `store` is optional; unknown keys are rejected at every level.
  */
@@ -348,6 +367,26 @@ export interface RecoveryCodesConfig {
    * @default 'second-factor'
    */
   loginMode?: LoginMode
+  /**
+   * When a new batch takes over: after the user confirms saving it (`'confirm'`), or at once.
+   * @default 'confirm'
+   */
+  activation?: Activation
+  /**
+   * After each successful redeem, issue one replacement code into the batch, revealed once
+   * through a reveal slot (`result.replacement`). NIST SP 800-63B-4 §4.2.1.1. Needs a store with
+   * `addCodes`.
+   * @default false (true under `preset: 'nist-800-63b-4'`)
+   */
+  replaceOnUse?: boolean
+  /** A named set of defaults; explicit options still win. */
+  preset?: ConfigPreset
+  /**
+   * Asked after every successful recovery login: `true` makes the result say `mustBindFactor`,
+   * so the host binds a new authenticator before anything else (NIST SP 800-63B-4 §4.2.3).
+   * A throw or rejection counts as `true`.
+   */
+  mustBindFactor?: (login: RecoveryLoginInfo) => boolean | Promise<boolean>
   /**
    * `'multi'` when several processes serve the app; then a shared `cache` is required.
    * @default 'single'
@@ -465,6 +504,10 @@ export interface ResolvedConfig {
   /** `null`: the pages' own sign-in page. */
   readonly logoutRedirect: string | null
   readonly loginMode: LoginMode
+  readonly activation: Activation
+  readonly replaceOnUse: boolean
+  readonly preset: ConfigPreset | null
+  readonly mustBindFactor: ((login: RecoveryLoginInfo) => boolean | Promise<boolean>) | null
   readonly deployment: Deployment
   readonly store: RecoveryCodeStore
   /** `null`: the service creates an in-memory storage. */
@@ -538,6 +581,8 @@ export const DEFAULTS = deepFreeze({
   siteName: 'recovery-codes',
   logoutRedirect: null as string | null,
   loginMode: 'second-factor' as LoginMode,
+  activation: 'confirm' as Activation,
+  replaceOnUse: false,
   deployment: 'single' as Deployment,
 })
 
@@ -789,6 +834,10 @@ const ConfigSchema = z.strictObject(
       })
       .optional(),
     loginMode: oneOf(['second-factor', 'identifier-and-code']).optional(),
+    activation: oneOf(['confirm', 'immediate']).optional(),
+    replaceOnUse: bool().optional(),
+    preset: oneOf(['nist-800-63b-4']).optional(),
+    mustBindFactor: z.unknown().optional(),
     deployment: oneOf(['single', 'multi']).optional(),
     cache: z.unknown().optional(),
     mailer: z.unknown().optional(),
@@ -869,6 +918,7 @@ export const STORE_METHODS = Object.freeze([
 export const OPTIONAL_STORE_METHODS = Object.freeze([
   'redeemCode',
   'importBatch',
+  'addCodes',
 ] as const satisfies readonly (keyof RecoveryCodeStore)[])
 
 // Compile-time guard: a method added to the port must be added to STORE_METHODS or OPTIONAL_STORE_METHODS.
@@ -919,7 +969,10 @@ function portIssues(name: PortName, value: unknown, required: boolean): Issue[] 
   return issues
 }
 
-function hookIssues(name: 'resolveEmail' | 'resolveUserId' | 'onRepudiated', value: unknown): Issue[] {
+function hookIssues(
+  name: 'resolveEmail' | 'resolveUserId' | 'onRepudiated' | 'mustBindFactor',
+  value: unknown,
+): Issue[] {
   if (value === undefined || typeof value === 'function') return []
   return [{ path: name, message: `must be a function (got ${describe(value)})` }]
 }
@@ -1243,6 +1296,7 @@ function validate(input: unknown): Outcome {
   issues.push(...hookIssues('resolveEmail', rawAt(input, 'resolveEmail')))
   issues.push(...hookIssues('resolveUserId', rawAt(input, 'resolveUserId')))
   issues.push(...hookIssues('onRepudiated', rawAt(input, 'onRepudiated')))
+  issues.push(...hookIssues('mustBindFactor', rawAt(input, 'mustBindFactor')))
 
   // Cross-field rules.
   const max = num('maxLoginAttempts')
@@ -1291,6 +1345,22 @@ function validate(input: unknown): Outcome {
       typeof rawAt(input, 'export.pdf') === 'function',
       'export.defaultFormat',
       `is 'pdf' but export.pdf is not set: install ${PDF_RENDERER_PACKAGE} and pass export: { pdf: pdfExport() }`,
+    )
+  }
+  if (value('preset') === 'nist-800-63b-4') {
+    rule(
+      has('notifications'),
+      'notifications',
+      "is required by preset 'nist-800-63b-4' (§4.2.3, §4.6: recovery events notify the user)",
+    )
+  }
+  const replacing = value('replaceOnUse') ?? (value('preset') === 'nist-800-63b-4' ? true : undefined)
+  if (replacing === true && !bad('store')) {
+    const store = rawAt(input, 'store') as Record<string, unknown> | undefined
+    rule(
+      typeof store?.addCodes === 'function',
+      'replaceOnUse',
+      'needs a store with addCodes (memoryStore and kyselyStore have it)',
     )
   }
   if (value('loginMode') === 'identifier-and-code') {
@@ -1410,6 +1480,10 @@ function build(
     siteName: d.siteName ?? D.siteName,
     logoutRedirect: d.logoutRedirect ?? D.logoutRedirect,
     loginMode: d.loginMode ?? D.loginMode,
+    activation: d.activation ?? D.activation,
+    replaceOnUse: d.replaceOnUse ?? (d.preset === 'nist-800-63b-4' ? true : D.replaceOnUse),
+    preset: d.preset ?? null,
+    mustBindFactor: port<ResolvedConfig['mustBindFactor']>('mustBindFactor'),
     deployment: d.deployment ?? D.deployment,
     store: raw.store as RecoveryCodeStore,
     cache: port<Cache>('cache'),
@@ -1439,6 +1513,7 @@ const PORT_KEYS = [
   'resolveEmail',
   'resolveUserId',
   'onRepudiated',
+  'mustBindFactor',
 ] as const
 
 // What JSON.stringify and util.inspect show: options and derived values, peppers redacted (their

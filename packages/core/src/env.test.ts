@@ -69,6 +69,9 @@ const FULL_ENV = {
   RECOVERY_CODES_LOGOUT_REDIRECT: '/login',
   RECOVERY_CODES_LOGIN_MODE: 'second-factor',
   RECOVERY_CODES_DEPLOYMENT: 'single',
+  RECOVERY_CODES_ACTIVATION: 'immediate',
+  RECOVERY_CODES_REPLACE_ON_USE: 'true',
+  RECOVERY_CODES_PRESET: 'nist-800-63b-4',
   PATH: '/usr/bin',
   HOME: undefined,
 }
@@ -114,13 +117,19 @@ describe('configFromEnv', () => {
       logoutRedirect: '/login',
       loginMode: 'second-factor',
       deployment: 'single',
+      activation: 'immediate',
+      replaceOnUse: true,
+      preset: 'nist-800-63b-4',
     })
     const resolved = resolveConfig({
       ...config,
       // RECOVERY_CODES_EXPORT_DEFAULT_FORMAT=pdf needs a renderer, which only code can give.
       export: { ...config.export, pdf: async () => new Uint8Array() },
-      store: storeStub(),
+      // RECOVERY_CODES_REPLACE_ON_USE needs a store with addCodes; the preset, notifications.
+      store: { ...storeStub(), addCodes: async () => false },
       mailer: { send: async () => {} },
+      resolveEmail: async () => null,
+      notifications: { contact: 'support@example.com', linkBaseUrl: 'https://example.com/wasnt-me' },
     })
     expect(resolved.peppers.map((p) => p.id)).toEqual(['k2', 'k1'])
     expect(resolved.cooldownPolicy).toEqual({ baseMs: 30_000, multiplier: 1.5, cutoffMs: 300_000 })

@@ -80,6 +80,9 @@ export const ENV_VARIABLES: readonly EnvVariable[] = Object.freeze(
       ['LOGOUT_REDIRECT', 'logoutRedirect', 'string'],
       ['LOGIN_MODE', 'loginMode', { oneOf: ['second-factor', 'identifier-and-code'] }],
       ['DEPLOYMENT', 'deployment', { oneOf: ['single', 'multi'] }],
+      ['ACTIVATION', 'activation', { oneOf: ['confirm', 'immediate'] }],
+      ['REPLACE_ON_USE', 'replaceOnUse', 'boolean'],
+      ['PRESET', 'preset', { oneOf: ['nist-800-63b-4'] }],
     ] as const
   ).map(([suffix, option, kind]) => Object.freeze({ name: `${ENV_PREFIX}${suffix}`, option, kind })),
 )

@@ -1,3 +1,4 @@
+export * from './compliance.ts'
 export * from './config.ts'
 export * from './config-import.ts'
 export * from './domain/batch-state.ts'
@@ -57,4 +58,5 @@ export {
 } from './service/export.ts'
 export type { Counts, ImportProgress, ImportReport, ImportRunOptions } from './service/import.ts'
 export { importedId } from './service/import.ts'
+export { NOTIFY_JOB } from './service/notify.ts'
 export type * from './service/types.ts'

@@ -14,6 +14,7 @@ function make(extra: Partial<RecoveryCodesConfig> = {}) {
 async function batch(rc: ReturnType<typeof make>, userId = 'u1') {
   const r = await rc.generate({ userId, count: 3 })
   if (!r.ok) throw new Error('unexpected cooldown')
+  await rc.confirm({ userId, reveal: r.reveal })
   return r
 }
 

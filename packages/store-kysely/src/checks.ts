@@ -3,6 +3,7 @@
  * "not found" (reads), identically on every dialect. PostgreSQL `text` cannot hold U+0000.
  */
 import {
+  type AddCodesInput,
   type AuditRecord,
   type ImportedBatch,
   type NewBatch,
@@ -143,6 +144,38 @@ export function importedBatch(batch: ImportedBatch, audit: AuditRecord): void {
     const key = bytes(c.digest).toString('latin1')
     if (ids.has(c.id)) throw invalid('code ids must be distinct within the batch')
     if (digests.has(key)) throw invalid('digests must be distinct within the batch')
+    ids.add(c.id)
+    digests.add(key)
+  }
+}
+
+/** Bytes of every digest `addCodes` writes (an HMAC-SHA-256, as the service makes them). */
+export const ADDED_DIGEST_BYTES = 32
+
+/**
+ * The input of `addCodes` on every dialect (see `ReplaceStore` in core): an integer `now`, the
+ * audit row when given, at least one code, each with an id and a 32-byte digest, ids and digests
+ * distinct within the call. `userId` and `batchId` are not checked: a value no row can carry
+ * matches no batch, so the call is `false` (see {@link unreadable}). Messages name the field,
+ * never a value.
+ */
+export function addedCodes(input: AddCodesInput): void {
+  if (typeof input !== 'object' || input === null) throw invalid('input must be an object')
+  time('now', input.now)
+  if (input.audit !== undefined) auditRecord(input.audit)
+  if (!Array.isArray(input.codes) || input.codes.length === 0)
+    throw invalid('codes must be a non-empty array')
+  const ids = new Set<string>()
+  const digests = new Set<string>()
+  for (const c of input.codes) {
+    if (typeof c !== 'object' || c === null) throw invalid('a code must be an object')
+    writeText('code.id', c.id)
+    if (!(c.digest instanceof Uint8Array) || c.digest.byteLength !== ADDED_DIGEST_BYTES) {
+      throw invalid(`code.digest must be a ${ADDED_DIGEST_BYTES}-byte Uint8Array`)
+    }
+    const key = bytes(c.digest).toString('latin1')
+    if (ids.has(c.id)) throw invalid('code ids must be distinct within the call')
+    if (digests.has(key)) throw invalid('digests must be distinct within the call')
     ids.add(c.id)
     digests.add(key)
   }

@@ -1,7 +1,7 @@
 /**
  * `kyselyStore`: the {@link RecoveryCodeStore} over a host-supplied Kysely instance, composed from
  * its aggregates (`store/batches.ts`, `store/attempts.ts`, `store/redeem.ts`,
- * `store/retention.ts`, `store/audit.ts`, `store/import.ts`), each with its statements in
+ * `store/retention.ts`, `store/audit.ts`, `store/import.ts`, `store/replace.ts`), each with its statements in
  * `queries/` and every dialect difference in `dialect.ts`.
  */
 import type { RecoveryCodeStore } from '@recovery-codes/core'
@@ -17,6 +17,7 @@ import { importStore } from './store/import.ts'
 import { limiterStatements } from './store/limiter-statements.ts'
 import { mysqlStore } from './store/mysql.ts'
 import { redeemer } from './store/redeem.ts'
+import { replaceStore } from './store/replace.ts'
 import { retentionStore } from './store/retention.ts'
 
 export { MAX_TEXT_LENGTH } from './checks.ts'
@@ -41,9 +42,12 @@ export interface KyselyStoreOptions {
   startDeadlineMs?: number | null
 }
 
-/** What {@link kyselyStore} returns: a {@link RecoveryCodeStore} with `redeemCode` and `importBatch`. */
+/**
+ * What {@link kyselyStore} returns: a {@link RecoveryCodeStore} with `redeemCode`, `importBatch`
+ * and `addCodes`.
+ */
 export type KyselyRecoveryCodeStore = RecoveryCodeStore &
-  Required<Pick<RecoveryCodeStore, 'redeemCode' | 'importBatch'>>
+  Required<Pick<RecoveryCodeStore, 'redeemCode' | 'importBatch' | 'addCodes'>>
 
 /**
  * A {@link RecoveryCodeStore} over a host-supplied Kysely instance: SQLite (better-sqlite3) or
@@ -56,7 +60,8 @@ export type KyselyRecoveryCodeStore = RecoveryCodeStore &
  * (SQLite) with its audit row, and a successful one writes no limiter row; flags and state changes
  * are compare-and-set; purge deletes bounded chunks and re-checks eligibility in the DELETE;
  * `importBatch` checks `exists` and `conflict` in its own transaction, under createBatch's per-user
- * lock for an active batch (`store/import.ts`).
+ * lock for an active batch (`store/import.ts`); `addCodes` is one compare-and-set on the batch row
+ * with its codes and audit row, under the same lock (`store/replace.ts`).
  * Database failures throw `RecoveryCodesError('STORE_UNAVAILABLE')` with the driver error as
  * `cause`; a statement cancelled at its deadline (`57014`, `55P03`, pg's "Query read timeout"; see
  * `createPgPool`) throws `STORE_TIMEOUT` instead, also with the driver error as `cause`; bad input
@@ -91,6 +96,7 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}): 
     ...retentionStore(ctx),
     ...auditStore(ctx),
     ...importStore(ctx),
+    ...replaceStore(ctx),
   }
   return store
 }

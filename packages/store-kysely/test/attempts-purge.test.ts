@@ -63,6 +63,7 @@ describe('expired limiter counters are purged', () => {
             peppers: [{ id: 'k1', secret: TEST_PEPPER }],
             store: kyselyStore(backend.db),
             clock,
+            activation: 'immediate',
             purge: { attemptRetentionDays: 1 },
           })
           const t0 = performance.now()

@@ -135,7 +135,12 @@ describe('SQLite disk full (SQLITE_FULL)', () => {
     db = new Kysely<RecoveryCodesDatabase>({ dialect: new SqliteDialect({ database }) })
     await migrateRecoveryCodes(db)
     store = kyselyStore(db)
-    rc = createRecoveryCodes({ peppers: [{ id: 'k1', secret: TEST_PEPPER }], store, clock })
+    rc = createRecoveryCodes({
+      peppers: [{ id: 'k1', secret: TEST_PEPPER }],
+      store,
+      clock,
+      activation: 'immediate',
+    })
     const seeded = await rc.generate({ userId: USER, count: SEED_CODES })
     if (!seeded.ok) throw new Error('seed generate refused')
     seedBatchId = seeded.batchId

@@ -79,6 +79,7 @@ async function sqlSweepSelfTest(db: Kysely<any>, schema?: string) {
     peppers: [{ id: 'k1', secret: TEST_PEPPER }],
     store: kyselyStore(db),
     clock,
+    activation: 'immediate',
   })
   const users = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7'].map((u) => `${u}_${crypto.randomUUID()}`)
   const batchOf: Record<string, string> = {}
@@ -281,6 +282,7 @@ if (pgUnavailable !== null) {
       peppers: [{ id: 'k1', secret: TEST_PEPPER }],
       store: kyselyStore(db),
       clock,
+      activation: 'immediate',
     })
     return { pool, db, rc, clock, logger }
   }

@@ -330,7 +330,12 @@ describe.runIf(!(started instanceof Error) || isCI)(
       opened.push(db)
       const clock = createManualClock()
       const store = kyselyStore(db, { startDeadlineMs: DEADLINE_MS })
-      const rc = createRecoveryCodes({ peppers: [{ id: 'k1', secret: TEST_PEPPER }], store, clock })
+      const rc = createRecoveryCodes({
+        peppers: [{ id: 'k1', secret: TEST_PEPPER }],
+        store,
+        clock,
+        activation: 'immediate',
+      })
 
       // Each user has an active batch; the generate users are past the regeneration cooldown.
       const genUsers = Array.from({ length: CALLS }, (_, i) => `gen_${i}_${crypto.randomUUID()}`)

@@ -86,6 +86,7 @@ function everyQuery(db: Kysely<any>, dialect: 'sqlite' | 'postgres', p: string):
     ['activeBatch', q.activeBatch(k, p)],
     ['history', q.history(k, { userId: p, offset: 0, limit: 10 })],
     ['historyTotal', q.historyTotal(k, p)],
+    ['raiseIssued', q.raiseIssued(k, { userId: p, batchId: p, now: 1, count: 1 })],
     ['batchWithId', q.batchWithId(k, p)],
     ['activeBatchOf', q.activeBatchOf(k, p)],
     ['insertImportedBatch', q.insertImportedBatch(k, { ...imported(p), status: 'superseded', endedAt: 3 })],
@@ -180,7 +181,7 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
           checked++
         }
       }
-      expect(checked).toBe(PAYLOADS.length * (dialect === 'postgres' ? 35 : 33))
+      expect(checked).toBe(PAYLOADS.length * (dialect === 'postgres' ? 36 : 34))
     })
 
     it('payloads through every store input leave row counts unchanged', async () => {
@@ -220,6 +221,10 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
           false,
         )
         expect(await store.setBatchFlag({ userId: p, batchId: b.id, flag: 'viewed', now: 2000 })).toBe(false)
+        expect(await store.addCodes!({ userId: p, batchId: b.id, codes: codes(1), now: 2000 })).toBe(false)
+        expect(await store.addCodes!({ userId: 'victim', batchId: p, codes: codes(1), now: 2000 })).toBe(
+          false,
+        )
         expect(await store.getActiveBatch(p)).toBeNull()
         expect(await store.listBatches({ userId: p, offset: 0, limit: 10 })).toEqual({ items: [], total: 0 })
         expect(await store.getAttempts(p)).toEqual({
@@ -352,6 +357,48 @@ function suite(label: string, open: () => Promise<Backend>, dialect: 'sqlite' | 
           used: 1,
           lastUsedAt: 2,
         })
+      }
+    })
+
+    it('addCodes stores a payload verbatim as data, or refuses it (NUL, oversize) before any SQL', async () => {
+      await backend.reset()
+      const db = backend.db
+      const store = kyselyStore(db)
+      for (const p of PAYLOADS) {
+        const owner = batch(`owner-${p.length}-${PAYLOADS.indexOf(p)}`, 1000)
+        await store.createBatch(owner, codes(1))
+        const before = await counts(db)
+        const input = {
+          userId: owner.userId,
+          batchId: owner.id,
+          codes: [{ id: `${p}-ac`, digest: new Uint8Array(32).fill(9) }],
+          now: 2000,
+          audit: { ...auditOf(p), id: `${p}-aa`, at: 2000 },
+        }
+        if (!storable(p)) {
+          await expect(store.addCodes(input)).rejects.toSatisfy((e) =>
+            isRecoveryCodesError(e, 'INVALID_INPUT'),
+          )
+          expect(await counts(db)).toEqual(before)
+          continue
+        }
+        expect(await store.addCodes(input)).toBe(true)
+        expect(await counts(db)).toEqual({
+          ...before,
+          rc_codes: before.rc_codes! + 1,
+          rc_audit_log: before.rc_audit_log! + 1,
+        })
+        expect(await store.getActiveBatch(owner.userId)).toMatchObject({ issued: 2, unused: 2 })
+        expect((await store.listAudit({ limit: 1, event: p }))[0]).toMatchObject({
+          reason: p,
+          data: { note: p },
+        })
+        const used = await store.consumeCode({
+          userId: owner.userId,
+          digests: [input.codes[0]!.digest],
+          now: 2001,
+        })
+        expect(used).toMatchObject({ codeId: `${p}-ac`, batchId: owner.id, remaining: 1 })
       }
     })
 

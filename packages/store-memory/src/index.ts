@@ -1,4 +1,5 @@
 import type {
+  AddCodesInput,
   AttemptKey,
   AttemptReservation,
   AttemptState,
@@ -702,6 +703,54 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
     return 'imported'
   }
 
+  /**
+   * `addCodes`, synchronously: every input check, then the compare-and-set (the user's active,
+   * unexpired batch), then the collisions, before the first write. The codes join the batch's
+   * rows (purged with it) and raise `issued` and `unused` by their number.
+   */
+  const addNow = ({ userId, batchId, codes: added, now, audit: record }: AddCodesInput): boolean => {
+    assertTime(now, 'now')
+    if (!Array.isArray(added) || added.length === 0) throw invalidInput('codes must be a non-empty array')
+    if (record !== undefined) checkAudit(record)
+    const keys: string[] = []
+    const ids = new Set<string>()
+    for (const code of added) {
+      if (typeof code !== 'object' || code === null) throw invalidInput('a code must be an object')
+      if (typeof code.id !== 'string' || code.id.length === 0)
+        throw invalidInput('code.id must be a non-empty string')
+      const key = digestKey(checkDigest(code.digest))
+      if (keys.includes(key)) throw invalidInput('digests must be distinct within the call')
+      if (ids.has(code.id)) throw invalidInput('code ids must be distinct within the call')
+      keys.push(key)
+      ids.add(code.id)
+    }
+    const batch = batches.get(batchId)
+    if (batch === undefined || batch.userId !== userId || activeByUser.get(userId) !== batch) return false
+    if (batch.expiresAt !== null && now >= batch.expiresAt) return false
+    for (const code of added) {
+      if (codes.has(code.id)) throw conflict('duplicate code id')
+      if (indexFind(userId, code.digest)) throw conflict('duplicate digest for this user')
+    }
+    for (const [i, code] of added.entries()) {
+      const stored: CodeRow = {
+        id: code.id,
+        userId,
+        batch,
+        digest: keys[i]!,
+        state: 'active',
+        changedAt: null,
+        samePrefix: null,
+      }
+      codes.set(stored.id, stored)
+      indexAdd(stored)
+      batch.codes.add(stored.id)
+    }
+    batch.issued += added.length
+    batch.unused += added.length
+    if (record !== undefined) appendNow(record)
+    return true
+  }
+
   const store = {
     async createBatch(batch, newCodes, record?: AuditRecord) {
       const { id, userId, keyId, createdAt, expiresAt } = batch
@@ -749,6 +798,10 @@ export function memoryStore(options: MemoryStoreOptions = {}) {
 
     async importBatch(batch, record) {
       return importNow(batch, record)
+    },
+
+    async addCodes(input: AddCodesInput) {
+      return addNow(input)
     },
 
     async consumeCode({ userId, digests, now }) {

@@ -11,6 +11,7 @@ import type {
   RecoveryCodes,
 } from '@recovery-codes/core'
 import { afterEach, describe } from 'vitest'
+import { confirmTests } from './http-conformance/confirm.ts'
 import { harnessSetup } from './http-conformance/harness.ts'
 import { hostileInputTests } from './http-conformance/hostile-input.ts'
 import { loginTests } from './http-conformance/login.ts'
@@ -44,7 +45,7 @@ export interface HttpAdapterConformanceOptions {
 /**
  * Registers the HTTP adapter conformance suite: every route's success and error answers, wire
  * rules (415, 413, CSRF, security headers), re-authentication, enumeration-safe redeems, session
- * regeneration, hostile inputs, once-only races and the OpenAPI document.
+ * regeneration, hostile inputs, once-only races, the confirm step and the OpenAPI document.
  *
  * @example
  * ```ts
@@ -63,6 +64,7 @@ export function runHttpAdapterConformance(options: HttpAdapterConformanceOptions
     wireTests(setup)
     hostileInputTests(setup)
     onceOnlyTests(setup)
+    confirmTests(setup)
     openApiTests(setup)
   })
 }

@@ -64,6 +64,7 @@ export {
   runBatchStoreConformance,
   runImportStoreConformance,
   runRedeemStoreConformance,
+  runReplaceStoreConformance,
   runRetentionStoreConformance,
   runStoreConformance,
   type StoreConformanceContext,

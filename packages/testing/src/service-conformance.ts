@@ -5,6 +5,7 @@
  */
 import type { RecoveryCodeStore } from '@recovery-codes/core'
 import { describe } from 'vitest'
+import { activationTests } from './service-conformance/activation.ts'
 import { cacheTests } from './service-conformance/cache.ts'
 import { deliveryTests } from './service-conformance/delivery.ts'
 import { enumerationTest } from './service-conformance/enumeration.ts'
@@ -14,6 +15,7 @@ import { importTests } from './service-conformance/import.ts'
 import { noPlaintextTest } from './service-conformance/no-plaintext.ts'
 import { purgeTests } from './service-conformance/purge.ts'
 import { redeemTests } from './service-conformance/redeem.ts'
+import { replaceTests } from './service-conformance/replace.ts'
 
 export { TEST_PEPPER } from './service-conformance/harness.ts'
 
@@ -42,6 +44,8 @@ export function runServiceConformance(options: ServiceConformanceOptions): void 
     const suite = createServiceSuite(options)
     redeemTests(suite)
     generateTests(suite)
+    activationTests(suite)
+    replaceTests(suite)
     // Registered once per redeem path, as before the split (only the enumeration test uses it).
     for (const path of REDEEM_PATHS) {
       enumerationTest(suite, path)

@@ -29,6 +29,7 @@ async function serviceState() {
   for (const userId of ['u1', 'u2']) {
     const g = await rc.generate({ userId, count: 4 })
     if (!g.ok) throw new Error('generate refused')
+    await rc.confirm({ userId, reveal: g.reveal })
     codes[userId] = g.codes
     expect(await rc.redeem({ userId, code: g.codes[0]! })).toMatchObject({ ok: true })
   }
@@ -36,6 +37,7 @@ async function serviceState() {
   clock.advance(DAY)
   const again = await rc.generate({ userId: 'u1', count: 3 })
   if (!again.ok) throw new Error('generate refused')
+  await rc.confirm({ userId: 'u1', reveal: again.reveal })
   expect(await rc.redeem({ userId: 'u1', code: again.codes[1]! })).toMatchObject({ ok: true, remaining: 2 })
   const active = (await store.getActiveBatch('u1'))!
   return {

@@ -36,6 +36,10 @@ import {
   pagePaths,
   reauthPage,
   recoveryLoginPage,
+  replacementPage,
+  replacementReadyPage,
+  repudiatePage,
+  repudiationResultPage,
   signInPage,
 } from './views.ts'
 
@@ -145,6 +149,11 @@ const CODE_EMPTY = 'Enter a code first.'
  */
 const LOGIN_WAIT_UNTIL = 'rc_ui_login_wait_until'
 const SIGNIN_FAILED = 'Incorrect email or password.'
+/** What the reveal slot of the session holds: a new batch (absent) or a login's replacement code. */
+const REVEAL_KIND = 'rc_ui_reveal_kind'
+/** When the batch of the session's reveal slot was generated, and when it expires (for the sheet). */
+const REVEAL_CREATED = 'rc_ui_reveal_created'
+const REVEAL_EXPIRES = 'rc_ui_reveal_expires'
 
 /**
  * Creates the page controller for `rc`.
@@ -320,7 +329,31 @@ export function createPagesHandler<Ctx>(
     const token = str(q.s.get(K.reveal))
     q.s.set(K.reveal, undefined)
     q.s.set(K.revealUntil, undefined)
+    q.s.set(REVEAL_KIND, undefined)
+    q.s.set(REVEAL_CREATED, undefined)
+    q.s.set(REVEAL_EXPIRES, undefined)
     if (token) await rc.discardReveal({ reveal: token })
+  }
+
+  /** The session's reveal slot holds a recovery login's replacement code. */
+  function isReplacement(q: Req): boolean {
+    return q.s.get(REVEAL_KIND) === 'replacement'
+  }
+
+  /** The dates of the session's new batch: from the store once active, else as generated. */
+  function batchDatesOf(
+    q: Req,
+    active: { id: string; createdAt: number; expiresAt: number | null } | null,
+    batchId?: string,
+  ) {
+    if (active && (batchId === undefined || active.id === batchId))
+      return { createdAt: active.createdAt, expiresAt: active.expiresAt }
+    const created = q.s.get(REVEAL_CREATED)
+    const expires = q.s.get(REVEAL_EXPIRES)
+    return {
+      createdAt: typeof created === 'number' ? created : null,
+      expiresAt: typeof expires === 'number' ? expires : null,
+    }
   }
 
   // ---- routes ----
@@ -488,13 +521,27 @@ export function createPagesHandler<Ctx>(
     q.s.set(K.user, result.userId)
     // The password was typed at this very login (second factor); a code alone is never "fresh".
     if (fresh && typeof pwAt === 'number') q.s.set(K.authAt, pwAt)
-    flash(
-      q.s,
-      result.lowCodes ? 'error' : 'success',
-      `Signed in with a recovery code. That code is now used: ${result.remaining} ${result.remaining === 1 ? 'code' : 'codes'} left. Generate a new batch to keep a full set.`,
-    )
+    if (result.replacement) {
+      // `replaceOnUse`: the replacement waits in a reveal slot of its own, shown once on its page.
+      q.s.set(K.reveal, result.replacement.reveal)
+      q.s.set(K.revealUntil, result.replacement.revealExpiresAt)
+      q.s.set(REVEAL_KIND, 'replacement')
+      flash(
+        q.s,
+        'success',
+        `Signed in with a recovery code. That code is now used, and a replacement code was issued: you still have ${result.remaining} ${result.remaining === 1 ? 'code' : 'codes'}.`,
+      )
+    } else {
+      flash(
+        q.s,
+        result.lowCodes ? 'error' : 'success',
+        `Signed in with a recovery code. That code is now used: ${result.remaining} ${result.remaining === 1 ? 'code' : 'codes'} left. Generate a new batch to keep a full set.`,
+      )
+    }
+    if (result.mustBindFactor)
+      flash(q.s, 'info', 'Set up a new second factor for your account before you continue.')
     await hooks.onRecoveryLogin?.(q.ctx, result.userId)
-    return redirect(q.paths.dashboard)
+    return redirect(result.replacement ? q.paths.replacement : q.paths.dashboard)
   }
 
   async function getReauth(q: Req): Promise<PageResponse> {
@@ -538,10 +585,18 @@ export function createPagesHandler<Ctx>(
     const emailEnabled = rc.config.email.enabled && rc.config.mailer !== null
     let reveal: DashboardModel['reveal'] = null
     const token = str(q.s.get(K.reveal))
-    if (token && a && typeof until === 'number' && now() < until) {
-      // What is left of the slot, from the store: a spent or gone slot offers nothing.
+    if (token && typeof until === 'number' && now() < until) {
+      // What is left of the slot, from the store: a spent or gone slot offers nothing. A pending
+      // batch is offered with no active batch too (the user's first batch, not confirmed yet).
       const left = await revealStatusOf(u, token)
-      if (left) reveal = { used: left.used, emailEnabled, formats: rc.exportFormats }
+      if (left && (a || left.pending))
+        reveal = {
+          used: left.used,
+          emailEnabled,
+          formats: rc.exportFormats,
+          pending: left.pending,
+          replacement: isReplacement(q),
+        }
     }
     const l = await layoutFor(q, 'Recovery codes')
     return page(
@@ -555,6 +610,7 @@ export function createPagesHandler<Ctx>(
         active: st.active,
         generateRetryAfterMs: st.generateRetryAfterMs,
         reveal,
+        confirmActivation: rc.config.activation === 'confirm',
         history,
         fresh: isFresh(q.s),
         reauthInline: !isFresh(q.s) && typeof hooks.verifyPassword === 'function',
@@ -593,6 +649,9 @@ export function createPagesHandler<Ctx>(
     if (!r.ok) return generateCooldown(q, r.retryAfterMs)
     q.s.set(K.reveal, r.reveal)
     q.s.set(K.revealUntil, r.revealExpiresAt)
+    q.s.set(REVEAL_KIND, undefined)
+    q.s.set(REVEAL_CREATED, r.createdAt)
+    q.s.set(REVEAL_EXPIRES, r.expiresAt ?? undefined)
     return redirect(q.paths.codes)
   }
 
@@ -638,16 +697,13 @@ export function createPagesHandler<Ctx>(
     if (typeof u !== 'string') return u
     const token = revealOf(q)
     if (typeof token !== 'string') return token
+    if (isReplacement(q)) return redirect(q.paths.replacement)
     const left = await revealStatusOf(u, token)
     if (!left) return revealGone(q)
     if (!left.open.includes('view')) return alreadyShown(q)
     const st = await rc.status({ userId: u })
     const l = await layoutFor(q, 'Your new recovery codes')
-    return page(
-      q,
-      200,
-      codesReadyPage(l, { createdAt: st.active?.createdAt ?? null, expiresAt: st.active?.expiresAt ?? null }),
-    )
+    return page(q, 200, codesReadyPage(l, batchDatesOf(q, st.active, left.batchId)))
   }
 
   /**
@@ -659,12 +715,13 @@ export function createPagesHandler<Ctx>(
     if (typeof u !== 'string') return u
     const token = revealOf(q)
     if (typeof token !== 'string') return token
+    if (isReplacement(q)) return redirect(q.paths.replacement)
     try {
       const view = await rc.viewCodes({ userId: u, reveal: token })
       // The view may have been the slot's last channel: then nothing else is offered.
       const left = await revealStatusOf(u, token)
       const st = await rc.status({ userId: u })
-      const batch = st.active && st.active.id === view.batchId ? st.active : null
+      const dates = batchDatesOf(q, st.active, view.batchId)
       const l = await layoutFor(q, 'Your new recovery codes')
       return page(
         q,
@@ -672,8 +729,9 @@ export function createPagesHandler<Ctx>(
         codesPage(l, {
           codes: view.codes,
           batchId: view.batchId,
-          createdAt: batch?.createdAt ?? null,
-          expiresAt: batch?.expiresAt ?? null,
+          createdAt: dates.createdAt ?? now(),
+          expiresAt: dates.expiresAt,
+          pending: left?.pending === true,
           emailEnabled: rc.config.email.enabled && rc.config.mailer !== null,
           formats: rc.exportFormats,
           used: left?.used ?? ['view', ...rc.exportFormats, 'email'],
@@ -686,6 +744,135 @@ export function createPagesHandler<Ctx>(
       if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return revealGone(q)
       throw e
     }
+  }
+
+  /** "I have saved my codes": activates the pending batch of the session's reveal slot. */
+  async function postConfirm(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const token = str(q.s.get(K.reveal))
+    if (!token || isReplacement(q)) {
+      flash(q.s, 'info', 'There are no new codes waiting to be turned on.')
+      return redirect(q.paths.dashboard)
+    }
+    try {
+      const r = await rc.confirm({ userId: u, reveal: token, ...clientKey(q), ...userAgent(q) })
+      // The slot stays: its channels still work, once each, until it expires.
+      flash(
+        q.s,
+        'success',
+        r.supersededBatchId
+          ? 'Your new recovery codes are active. Your previous codes no longer work.'
+          : 'Your recovery codes are active.',
+      )
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'ALREADY_DONE')) flash(q.s, 'info', 'These codes are already active.')
+      else if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) {
+        await discardReveal(q)
+        flash(
+          q.s,
+          'error',
+          'These new codes expired before you confirmed them, so they were not turned on. Your current codes (if you had any) still work. Generate a new batch to try again.',
+        )
+      } else throw e
+    }
+    return redirect(q.paths.dashboard)
+  }
+
+  function userAgent(q: Req): { userAgent?: string } {
+    const ua = q.r.header('user-agent')
+    return ua ? { userAgent: ua.slice(0, 512) } : {}
+  }
+
+  /** Safe: the button that shows the replacement code; spends nothing. */
+  async function getReplacement(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const token = str(q.s.get(K.reveal))
+    if (!token || !isReplacement(q)) {
+      flash(q.s, 'info', 'There is no replacement code to show.')
+      return redirect(q.paths.dashboard)
+    }
+    const left = await revealStatusOf(u, token)
+    if (!left) return replacementGone(q)
+    if (!left.open.includes('view')) {
+      flash(q.s, 'info', 'Your replacement code has already been shown once.')
+      return redirect(q.paths.dashboard)
+    }
+    const l = await layoutFor(q, 'Your replacement code')
+    return page(q, 200, replacementReadyPage(l))
+  }
+
+  /** Shows the replacement code once (the view channel of its slot). */
+  async function postReplacement(q: Req): Promise<PageResponse> {
+    const u = requireUser(q)
+    if (typeof u !== 'string') return u
+    const token = str(q.s.get(K.reveal))
+    if (!token || !isReplacement(q)) {
+      flash(q.s, 'info', 'There is no replacement code to show.')
+      return redirect(q.paths.dashboard)
+    }
+    try {
+      const view = await rc.viewCodes({ userId: u, reveal: token })
+      // Shown: the slot is of no further use to the pages.
+      await discardReveal(q)
+      const l = await layoutFor(q, 'Your replacement code')
+      return page(q, 200, replacementPage(l, { code: view.codes[0] ?? '', batchId: view.batchId, at: now() }))
+    } catch (e) {
+      if (isRecoveryCodesError(e, 'ALREADY_DONE')) {
+        flash(q.s, 'info', 'Your replacement code has already been shown once.')
+        return redirect(q.paths.dashboard)
+      }
+      if (isRecoveryCodesError(e, 'REVEAL_UNAVAILABLE')) return replacementGone(q)
+      throw e
+    }
+  }
+
+  async function replacementGone(q: Req): Promise<PageResponse> {
+    await discardReveal(q)
+    flash(
+      q.s,
+      'error',
+      'Your replacement code is no longer available here (it is kept only for a few minutes and until you sign out). Generate a new batch to get a full set of codes.',
+    )
+    return redirect(q.paths.dashboard)
+  }
+
+  const REPUDIATION_STATUS = { invalid: 400, expired: 410, used: 409 } as const
+
+  /** "This wasn't me", GET: read-only (mail scanners follow links); explains and asks. */
+  async function getRepudiate(q: Req): Promise<PageResponse> {
+    const contact = rc.config.notifications?.contact ?? ''
+    const tokens = q.r.query.getAll('token')
+    const token = tokens.length === 1 ? tokens[0]! : ''
+    const r = token ? await rc.inspectRepudiation({ token }) : ({ ok: false, reason: 'invalid' } as const)
+    if (!r.ok) {
+      const l = await layoutFor(q, "This wasn't me")
+      return page(
+        q,
+        REPUDIATION_STATUS[r.reason],
+        repudiationResultPage(l, { ok: false, reason: r.reason, contact }),
+      )
+    }
+    const l = await layoutFor(q, "This wasn't me")
+    return page(q, 200, repudiatePage(l, { token, kind: r.kind, expiresAt: r.expiresAt, contact }))
+  }
+
+  /** "This wasn't me", POST: uses the link once: disables the active batch. */
+  async function postRepudiate(q: Req): Promise<PageResponse> {
+    const contact = rc.config.notifications?.contact ?? ''
+    const token = field(q, 'token', 4096) ?? ''
+    const r = token
+      ? await rc.repudiate({ token, ...clientKey(q), ...userAgent(q) })
+      : ({ ok: false, reason: 'invalid' } as const)
+    const l = await layoutFor(q, "This wasn't me")
+    if (!r.ok)
+      return page(
+        q,
+        REPUDIATION_STATUS[r.reason],
+        repudiationResultPage(l, { ok: false, reason: r.reason, contact }),
+      )
+    return page(q, 200, repudiationResultPage(l, { ok: true, batchDisabled: r.batchDisabled, contact }))
   }
 
   async function revealGone(q: Req): Promise<PageResponse> {
@@ -892,6 +1079,12 @@ export function createPagesHandler<Ctx>(
     [rel(paths.codeAction), { post: postCodeAction }],
     [rel(paths.deleteBatch), { post: postDeleteAll }],
     [rel(paths.logout), { post: postLogout }],
+    [rel(paths.confirm), { post: postConfirm }],
+    [rel(paths.replacement), { get: getReplacement, post: postReplacement }],
+    // Only when this service sends notifications with "This wasn't me" links.
+    ...(rc.config.notifications
+      ? ([[rel(paths.repudiate), { get: getRepudiate, post: postRepudiate }]] as const)
+      : []),
   ])
 
   return {

@@ -20,6 +20,12 @@ export interface PagePaths {
   codeAction: string
   deleteBatch: string
   logout: string
+  /** POST: "I have saved my codes" (activates a pending batch). */
+  confirm: string
+  /** The replacement code after a recovery login (`replaceOnUse`). */
+  replacement: string
+  /** The "This wasn't me" page of the notification emails (its `linkBaseUrl`). */
+  repudiate: string
 }
 
 /** Builds {@link PagePaths} for a mount point such as `''` or `/account`. */
@@ -38,6 +44,9 @@ export function pagePaths(base = ''): PagePaths {
     codeAction: `${b}/code`,
     deleteBatch: `${b}/delete-all`,
     logout: `${b}/logout`,
+    confirm: `${b}/confirm`,
+    replacement: `${b}/replacement`,
+    repudiate: `${b}/wasnt-me`,
   }
 }
 
@@ -270,7 +279,16 @@ export interface DashboardModel {
     emailEnabled: boolean
     /** The download formats the service offers (`rc.exportFormats`). */
     formats: readonly ExportFormat[]
+    /**
+     * `true` while the new batch waits for "I have saved my codes" (`activation: 'confirm'`): it
+     * is not active yet and the current codes keep working.
+     */
+    pending?: boolean
+    /** The slot holds the one replacement code of a recovery login, not a new batch. */
+    replacement?: boolean
   } | null
+  /** New batches wait for the user's confirmation (`activation: 'confirm'`). */
+  confirmActivation?: boolean
   history: HistoryPage
   /** A fresh re-authentication is on record (else sensitive actions ask for the password first). */
   fresh: boolean
@@ -299,6 +317,12 @@ ${m.formats.map(
 )}
 ${m.emailEnabled ? html`<form method="post" action="${p.email}">${csrf}<button type="submit" class="secondary" id="email-codes"${off('email')}>${m.used.includes('email') ? 'Emailed' : 'Email them to me'}</button></form>` : ''}
 </div>`
+}
+
+/** The primary "I have saved my codes" button: activates a pending batch. */
+function confirmForm(l: LayoutModel, id: string): Html {
+  return html`<form method="post" action="${l.paths.confirm}" class="row">${csrfField(l.csrf)}<button type="submit" id="${id}" aria-describedby="${id}-hint">I have saved my codes</button></form>
+<p class="hint" id="${id}-hint">Turns on the new codes. Your previous codes stop working.</p>`
 }
 
 /** How a used channel is listed: "shown", ".txt downloaded", "emailed". */
@@ -330,23 +354,36 @@ ${a.used > 0 ? html`<p class="warn">A recovery code from this batch has been use
 }
 </section>`
 
-  const reveal = m.reveal
-    ? html`<section class="card" aria-labelledby="reveal-h"><h2 id="reveal-h">Save your new codes</h2>
+  const reveal = !m.reveal
+    ? ''
+    : m.reveal.replacement
+      ? m.reveal.used.includes('view')
+        ? ''
+        : html`<section class="card" aria-labelledby="reveal-h"><h2 id="reveal-h">Your replacement code</h2>
+<p>A new code replaced the one you signed in with. It is shown once, for a few minutes.</p>
+<p><a href="${p.replacement}" id="show-replacement-link">Show my replacement code</a></p>
+</section>`
+      : html`<section class="card" aria-labelledby="reveal-h"><h2 id="reveal-h">${m.reveal.pending ? 'Your new codes are not active yet' : 'Save your new codes'}</h2>
+${
+  m.reveal.pending
+    ? html`<p class="warn" id="pending-note" role="status">Your new codes are not active yet.${a ? ' Your current codes still work' : ''}${a ? ' until you confirm that you have saved the new ones.' : ' Confirm that you have saved them to turn them on.'} If you do not confirm within a few minutes, the new codes are discarded${a ? ' and your current codes stay as they are' : ''}.</p>`
+    : ''
+}
 <p class="hint">You can show them, download each format and email them, once each and in any order, for a few minutes after they were generated.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
 ${m.reveal.used.includes('view') ? '' : html`<p><a href="${p.codes}" id="show-codes-link">Show my codes</a></p>`}
 ${saveButtons(l, m.reveal)}
 ${m.reveal.used.length > 0 ? html`<p class="hint" id="reveal-used">Already done: ${m.reveal.used.map(channelDone).join(', ')}.</p>` : ''}
 ${m.reveal.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.emailNote}</p>` : ''}
+${m.reveal.pending ? confirmForm(l, 'confirm-dashboard') : ''}
 </section>`
-    : ''
 
   const cooldown = m.generateRetryAfterMs > 0
   const cooldownSeconds = Math.ceil(m.generateRetryAfterMs / 1000)
   const inline = m.reauthInline === true
   const generate = html`<section class="card" aria-labelledby="gen-h"><h2 id="gen-h">${a ? 'Generate a new batch' : 'Generate recovery codes'}</h2>
-${a ? html`<p class="hint">A new batch replaces the current one at once: its codes stop working.${m.fresh || inline ? '' : ' You will be asked for your password first.'}</p>` : ''}
+${a ? html`<p class="hint">${m.confirmActivation ? 'Your current codes keep working until you confirm that you have saved the new ones; then they stop working.' : 'A new batch replaces the current one at once: its codes stop working.'}${m.fresh || inline ? '' : ' You will be asked for your password first.'}</p>` : ''}
 ${cooldown ? html`<p class="warn" id="generate-cooldown" role="status">You can generate a new batch in ${formatDuration(m.generateRetryAfterMs)}.</p>` : ''}
-<form method="post" action="${p.generate}"${a ? html` data-confirm="Replace your current recovery codes? They will stop working."` : ''}>
+<form method="post" action="${p.generate}"${a ? html` data-confirm="${m.confirmActivation ? 'Generate new recovery codes? Your current codes stop working once you confirm the new ones.' : 'Replace your current recovery codes? They will stop working.'}"` : ''}>
 ${csrf}
 <label for="expires">Expire after (days)</label>
 <input id="expires" name="expiresInDays" type="number" min="1" max="3650" step="1" inputmode="numeric" aria-describedby="expires-hint">
@@ -419,6 +456,8 @@ export function codesPage(
     used: readonly RevealChannel[]
     fresh: boolean
     emailNote?: string
+    /** The batch waits for "I have saved my codes" (`activation: 'confirm'`). */
+    pending?: boolean
   },
 ): string {
   const p = l.paths
@@ -443,8 +482,16 @@ ${m.batchId ? html`<dt>Batch</dt><dd id="sheet-batch">${m.batchId}</dd>` : ''}
 <p class="hint">Each format downloads once and the email is sent once, in any order, while the codes are available.${m.fresh ? '' : ' You will be asked for your password first.'}</p>
 ${saveButtons(l, m)}
 ${m.emailEnabled && m.emailNote ? html`<p class="hint" id="email-note">${m.emailNote}</p>` : ''}
-<p><a href="${p.dashboard}" id="done">I have saved my codes</a></p>
-</section>`,
+${m.pending ? '' : html`<p><a href="${p.dashboard}" id="done">I have saved my codes</a></p>`}
+</section>
+${
+  m.pending
+    ? html`<section class="card no-print" aria-labelledby="confirm-h"><h2 id="confirm-h">Turn on the new codes</h2>
+<p id="pending-note">These codes are not active yet: your current codes still work until you confirm. Save the codes first (copy, download, print or email), then confirm.</p>
+${confirmForm(l, 'confirm')}
+</section>`
+    : ''
+}`,
   )
 }
 
@@ -503,5 +550,100 @@ export function messagePage(
   return layout(
     l,
     html`<div class="narrow"><h1>${m.heading}</h1><div class="card"><p>${m.text}</p><p><a href="${m.link.href}">${m.link.label}</a></p></div></div>`,
+  )
+}
+
+/** The replacement code is ready: a POST shows it once (a GET, a reload or a prefetch spends nothing). */
+export function replacementReadyPage(l: LayoutModel): string {
+  return layout(
+    l,
+    html`<h1>Your replacement code</h1>
+<section class="card" aria-labelledby="ready-h"><h2 id="ready-h">A new code replaced the one you used</h2>
+<p>You signed in with a recovery code, so that code no longer works. One new code was added to your set in its place.</p>
+<p class="warn" role="status">It is shown once, on the next page. Make sure nobody can see your screen, then save it with your other codes.</p>
+<form method="post" action="${l.paths.replacement}">${csrfField(l.csrf)}<button type="submit" id="show-replacement">Show my replacement code</button></form>
+<p><a href="${l.paths.dashboard}">Skip for now</a></p>
+</section>`,
+  )
+}
+
+/** The replacement code of a recovery login, shown once, with copy and print. */
+export function replacementPage(l: LayoutModel, m: { code: string; batchId?: string; at: number }): string {
+  return layout(
+    l,
+    html`<h1>Your replacement code</h1>
+<section class="card" aria-labelledby="codes-h"><h2 id="codes-h">Save this code now</h2>
+<p class="warn no-print" role="status">This is the only time it is shown. Add it to where you keep your other recovery codes; it works once, like them.</p>
+<p class="print-only" id="sheet-title"><strong>${l.siteName}</strong>: replacement recovery code. It works once. Keep this sheet with your other codes.</p>
+<dl class="sheet print-only" id="sheet">
+<dt>Site</dt><dd>${l.siteName}</dd>
+${l.user ? html`<dt>Account</dt><dd id="sheet-account">${l.user.label}</dd>` : ''}
+<dt>Issued</dt><dd id="sheet-date">${formatDate(m.at)}</dd>
+${m.batchId ? html`<dt>Batch</dt><dd id="sheet-batch">${m.batchId}</dd>` : ''}
+</dl>
+<ol class="codes" id="codes" aria-hidden="true"><li><code>${m.code}</code></li></ol>
+<ol class="sr-only" id="codes-spelled" aria-label="Your replacement code, spelled character by character"><li>${spellCode(m.code)}</li></ol>
+<div class="row no-print"><button type="button" class="secondary" data-copy="codes" id="copy">Copy</button><button type="button" class="secondary" data-print id="print">Print</button></div>
+<p class="no-print"><a href="${l.paths.dashboard}" id="done">I have saved it</a></p>
+</section>`,
+  )
+}
+
+/** What a "This wasn't me" link is about, in the user's words. */
+const KIND_TEXT: Record<string, string> = {
+  'recovery-login': 'someone signed in to your account with a recovery code',
+  'codes-generated': 'new recovery codes were generated for your account',
+  'low-codes': 'your account is running low on recovery codes',
+  exhausted: 'your account has used all its recovery codes',
+  locked: 'sign-in with recovery codes was locked after too many failed attempts',
+  disabled: 'your recovery codes were disabled after too many failed attempts',
+}
+
+/** The "This wasn't me" page: GET explains and asks; only the POST of its button revokes. */
+export function repudiatePage(
+  l: LayoutModel,
+  m: { token: string; kind: string; expiresAt: number; contact: string },
+): string {
+  const what = KIND_TEXT[m.kind] ?? 'something happened to your recovery codes'
+  return layout(
+    l,
+    html`<div class="narrow"><h1>This wasn't me</h1>
+<section class="card" aria-labelledby="rep-h"><h2 id="rep-h">Secure your account</h2>
+<p>We emailed you because ${what}.</p>
+<p>If that was not you, confirm below. This will:</p>
+<ul id="repudiate-effects"><li>disable all your current recovery codes at once, so nobody can sign in with them;</li><li>sign your account out where the site supports it.</li></ul>
+<p class="hint">Nothing has changed yet. This link works once, until ${formatDate(m.expiresAt)}.</p>
+<form method="post" action="${l.paths.repudiate}">${csrfField(l.csrf)}<input type="hidden" name="token" value="${m.token}">
+<div class="row"><button type="submit" class="danger" id="repudiate">Yes, this wasn't me: disable my codes</button></div></form>
+<p>If it was you, you can close this page.</p>
+<p class="hint" id="contact">${m.contact}</p>
+</section></div>`,
+  )
+}
+
+/** The outcome of a "This wasn't me" link: done, or why the link cannot be used. */
+export function repudiationResultPage(
+  l: LayoutModel,
+  m:
+    | { ok: true; batchDisabled: boolean; contact: string }
+    | { ok: false; reason: 'invalid' | 'expired' | 'used'; contact: string | null },
+): string {
+  const body = m.ok
+    ? html`<h1>Your recovery codes are disabled</h1>
+<div class="card"><div class="flash success" role="status" id="repudiate-result">${m.batchDisabled ? 'Done: your recovery codes no longer work.' : 'Done. You had no active recovery codes, so none had to be disabled.'}</div>
+<p>Sign in with your password and generate new recovery codes. If you cannot sign in, or you think someone else has access to your account, get help:</p>
+<p id="contact">${m.contact}</p></div>`
+    : html`<h1>${m.reason === 'used' ? 'This link was already used' : m.reason === 'expired' ? 'This link has expired' : 'This link is not valid'}</h1>
+<div class="card"><div class="flash error" role="alert" id="repudiate-result">${
+        m.reason === 'used'
+          ? 'This link has already been used, so nothing was changed now.'
+          : m.reason === 'expired'
+            ? 'This link has expired, so nothing was changed.'
+            : 'This link is not valid (it may be incomplete or mistyped), so nothing was changed.'
+      }</div>
+${m.contact ? html`<p>If you think someone else has access to your account:</p><p id="contact">${m.contact}</p>` : ''}</div>`
+  return layout(
+    l,
+    html`<div class="narrow">${body}<p><a href="${l.paths.signIn}">Go to sign in</a></p></div>`,
   )
 }

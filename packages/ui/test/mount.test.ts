@@ -71,6 +71,10 @@ async function walkthrough(fetcher: Fetcher, base: string) {
   const shown = await (await b.post(`${base}/codes`, { _csrf: await b.csrf(`${base}/codes`) })).text()
   const codes = [...shown.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]!)
   expect(codes).toHaveLength(10)
+  // "I have saved my codes" turns them on (activation 'confirm', the default).
+  expect(shown).toContain(`action="${base}/confirm"`)
+  expect(location(await b.post(`${base}/confirm`, { _csrf: await b.csrf(`${base}/`) }))).toBe(`${base}/`)
+  expect(await (await b.req(`${base}/`)).text()).toContain('Your recovery codes are active.')
   location(await b.post(`${base}/logout`, { _csrf: await b.csrf(`${base}/`) }))
   expect(location(await signIn())).toBe(`${base}/login`)
   const done = await b.post(`${base}/login`, { _csrf: await b.csrf(`${base}/login`), code: codes[0]! })

@@ -265,6 +265,8 @@ async function pagesFlow(
   const file = await b.post(`${base}/download`, { _csrf: await b.csrf(`${base}/`), format: 'txt' })
   expect(file.status).toBe(200)
   expect(file.text).toContain(codes[0])
+  // "I have saved my codes" (activation 'confirm', the default).
+  expect((await b.post(`${base}/confirm`, { _csrf: await b.csrf(`${base}/`) })).location).toBe(`${base}/`)
 
   // Oversize posts carrying the token and a code; a bad token with a code; a small JSON post.
   const fresh = await b.csrf(`${base}/`)
@@ -404,6 +406,7 @@ describe('no secret is logged: Express 5 (express-session, global parsers) pages
         for (const c of second) secrets.code(c)
         expect((await b.postJson(`${api}/download`, JSON.stringify({ format: 'csv' }))).status).toBe(200)
         expect((await b.postJson(`${api}/email`, '{}')).status).toBe(200)
+        expect((await b.postJson(`${api}/confirm`, '{}')).status).toBe(200)
         expect((await b.postJson(`${api}/verify-setup`, JSON.stringify({ code: codes[2] }))).status).toBe(401)
         expect((await b.postJson(`${api}/verify-setup`, `{"code":"${second[0]}",}`)).status).toBe(400)
         expect((await b.postJson(`${api}/verify-setup`, JSON.stringify({ code: second[0] }))).status).toBe(

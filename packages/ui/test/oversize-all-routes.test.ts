@@ -51,7 +51,7 @@ describe('Express 5 pages (express-session, global json + urlencoded): 50 MB is 
 
   it('every path × POST {form, json} × {content-length, chunked}, and GET with a body → 413', async () => {
     const routes = pageRoutes('/account')
-    expect(routes).toHaveLength(12)
+    expect(routes).toHaveLength(15)
     expect(routes).toContain('/account/')
     const seen: string[] = []
     for (const path of routes) {
@@ -70,7 +70,7 @@ describe('Express 5 pages (express-session, global json + urlencoded): 50 MB is 
         }
       }
     }
-    expect(seen).toHaveLength(12 * (4 + 2))
+    expect(seen).toHaveLength(15 * (4 + 2))
   })
 })
 
@@ -95,7 +95,7 @@ describe('Hono (basePath): 50 MB is 413 on every page route', () => {
   it('every path × POST {form, json} × {content-length, streamed without a length}; GET with a declared length', async () => {
     const a = app()
     const routes = pageRoutes('/account')
-    expect(routes).toHaveLength(12)
+    expect(routes).toHaveLength(15)
     const statuses = new Set<string>()
     // Mounted where we think: a small GET of the sign-in page renders.
     expect((await a.request('http://localhost/account/signin')).status).toBe(200)
@@ -135,6 +135,6 @@ describe('Hono (basePath): 50 MB is 413 on every page route', () => {
       expect(chunkedGet.status, `chunked GET ${path}`).not.toBe(413)
       statuses.add(`${path}:${plain.status}`)
     }
-    expect(statuses.size).toBe(12)
+    expect(statuses.size).toBe(15)
   })
 })

@@ -43,8 +43,8 @@ describe('Express 5 JSON API (express-session, global json + urlencoded): 50 MB 
     const posts = ops.filter((o) => o.method === 'POST')
     const gets = ops.filter((o) => o.method === 'GET')
     expect(posts.length + gets.length).toBe(ops.length)
-    expect(posts).toHaveLength(10)
-    expect(gets).toHaveLength(3)
+    expect(posts).toHaveLength(12)
+    expect(gets).toHaveLength(4)
 
     for (const { path } of posts) {
       for (const v of VARIANTS) {
@@ -57,6 +57,7 @@ describe('Express 5 JSON API (express-session, global json + urlencoded): 50 MB 
     }
     // GET routes never read a body (core dispatches a body only for POST routes): the answer is
     // the one of the same GET without a body.
+    const postPaths = new Set(posts.map((o) => o.path))
     for (const { path } of gets) {
       const baseline = await sendSmall(host.origin(), path, 'GET')
       for (const v of GET_VARIANTS) {
@@ -67,6 +68,8 @@ describe('Express 5 JSON API (express-session, global json + urlencoded): 50 MB 
         if (baseline.status !== 200) expect(JSON.parse(r.body), label).toEqual(JSON.parse(baseline.body))
       }
       // A 50 MB POST to a GET-only path: the method is refused before any body is looked at.
+      // (`/repudiate` takes both methods: its POST is checked above.)
+      if (postPaths.has(path)) continue
       const post = await sendBig(host.origin(), path, {
         method: 'POST',
         contentType: FORM,

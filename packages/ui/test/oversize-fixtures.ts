@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { createRecoveryCodes } from '@recovery-codes/core'
 import { recoveryCodesRouter } from '@recovery-codes/express'
 import { memoryStore } from '@recovery-codes/store-memory'
-import { randomPepperSecret } from '@recovery-codes/testing'
+import { createRecordingMailer, randomPepperSecret } from '@recovery-codes/testing'
 import express from 'express'
 import session from 'express-session'
 import { afterAll, beforeAll } from 'vitest'
@@ -156,13 +156,19 @@ const users = {
   verifyPassword: async () => false,
 }
 
-/** A service whose API serves every route of the table (`/login` needs identifier-and-code). */
+/**
+ * A service whose API serves every route of the table (`/login` needs identifier-and-code, the
+ * "This wasn't me" routes need notifications).
+ */
 export const newRc = () =>
   createRecoveryCodes({
     peppers: [{ id: 'k1', secret: randomPepperSecret() }],
     store: memoryStore(),
     loginMode: 'identifier-and-code',
     resolveUserId: async () => null,
+    mailer: createRecordingMailer(),
+    resolveEmail: async () => null,
+    notifications: { contact: 'Contact support.', linkBaseUrl: 'http://localhost/account/wasnt-me' },
   })
 
 /**

@@ -185,7 +185,12 @@ describe('page controller', () => {
   function setup(opts: { freshnessMs?: number } = {}) {
     const clock = createManualClock()
     const store = memoryStore()
-    const rc = createRecoveryCodes({ peppers: [{ id: 'k1', secret: pepper }], store, clock })
+    const rc = createRecoveryCodes({
+      peppers: [{ id: 'k1', secret: pepper }],
+      store,
+      clock,
+      activation: 'immediate',
+    })
     let data: Record<string, unknown> = {}
     const session: PageSession = {
       get: (k) => data[k],
@@ -380,7 +385,12 @@ describe('page controller', () => {
 
 describe('the 404 page in the adapters', () => {
   const PEPPER = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 73 + 19) % 251)).toString('base64')
-  const rc = () => createRecoveryCodes({ peppers: [{ id: 'k1', secret: PEPPER }], store: memoryStore() })
+  const rc = () =>
+    createRecoveryCodes({
+      peppers: [{ id: 'k1', secret: PEPPER }],
+      store: memoryStore(),
+      activation: 'immediate',
+    })
 
   it('Express: app.use(pages.notFoundPage) answers unknown paths with the page, links under the mount', async () => {
     const app = express()

@@ -128,6 +128,8 @@ describe('page controller', () => {
     const rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: pepper }],
       store,
+      // These tests are about the page mechanics; the confirm step has its own (lifecycle.test.ts).
+      activation: 'immediate',
       ...overrides,
     })
     let data: Record<string, unknown> = {}

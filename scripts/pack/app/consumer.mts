@@ -6,6 +6,7 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import {
+  type ConfirmResult,
   checkConfig,
   configFromEnv,
   createFetchHandler,
@@ -88,7 +89,8 @@ export const problems = checkConfig({ peppers: [pepper], store: memory })
 export async function flow(userId: string): Promise<number> {
   const generated: GenerateResult = await rc.generate({ userId })
   if (!generated.ok) return generated.retryAfterMs
-  const first: string = generated.codes[0] ?? ''
+  const confirmed: ConfirmResult = await rc.confirm({ userId, reveal: generated.reveal })
+  const first: string = generated.codes[0] ?? confirmed.batchId
   const redeemed: RedeemResult = await rc.redeem({ userId, code: first })
   const status: StatusResult = await rc.status({ userId })
   const mail = codesEmail({ siteName: rc.config.siteName, codes: generated.codes })

@@ -35,6 +35,7 @@ function stubService(
       expiresAt: null,
       reveal: 'tok',
       revealExpiresAt: 2,
+      pending: true,
     })),
     status: vi.fn(async () => ({
       active: null,
@@ -388,6 +389,7 @@ describe('createHttpHandler: outcomes', () => {
       createdAt: 1,
       expiresAt: null,
       revealExpiresAt: 2,
+      pending: true,
     })
     expect(c.reveal).toBe('tok')
   })
@@ -439,6 +441,8 @@ describe('createHttpHandler: outcomes', () => {
         remaining: 4,
         shouldRegenerate: true,
         lowCodes: false,
+        method: 'recovery_code' as const,
+        mustBindFactor: false,
       })),
     })
     const c = ctx({ pending: 'u1', reveal: 'old-token' })
@@ -447,7 +451,13 @@ describe('createHttpHandler: outcomes', () => {
       c,
     )
     expect(res.status).toBe(200)
-    expect(JSON.parse(res.body as string)).toEqual({ remaining: 4, lowCodes: false, shouldRegenerate: true })
+    expect(JSON.parse(res.body as string)).toEqual({
+      remaining: 4,
+      lowCodes: false,
+      shouldRegenerate: true,
+      method: 'recovery_code',
+      mustBindFactor: false,
+    })
     expect(rc.discardReveal).toHaveBeenCalledWith({ reveal: 'old-token' })
     expect(c.calls).toEqual(['regenerate', 'setReveal:null', 'logIn:u1', 'onRecoveryLogin:u1'])
     expect(rc.redeem).toHaveBeenCalledWith({ userId: 'u1', clientKey: '192.0.2.1', code: 'GOOD' })

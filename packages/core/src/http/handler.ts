@@ -98,7 +98,12 @@ export function createHttpHandler<Ctx = HttpContext>(
   const allowedOrigins = Object.freeze([...(hooks.allowedOrigins ?? [])])
   const schemas = requestSchemas({ maxBatchSize: rc.config.maxBatchSize })
   const loginEnabled = rc.config.loginMode === 'identifier-and-code'
-  const specs = ROUTE_SPECS.filter((r) => r.operationId !== 'login' || loginEnabled)
+  // "This wasn't me" links exist only when this service sends notifications.
+  const repudiationEnabled = rc.config.notifications != null
+  const specs = ROUTE_SPECS.filter(
+    (r) =>
+      (r.operationId !== 'login' || loginEnabled) && (!r.path.startsWith('/repudiate') || repudiationEnabled),
+  )
   const table = new Map(specs.map((r) => [`${r.method} ${r.path}`, r]))
   const title = options.title ?? 'recovery-codes'
   const openapiFor = (mountPath: string | undefined) =>
@@ -125,12 +130,28 @@ export function createHttpHandler<Ctx = HttpContext>(
     await hooks.regenerateSession(ctx)
     await hooks.setRevealToken(ctx, null)
     await hooks.logIn(ctx, result.userId)
+    // `replaceOnUse`: the replacement code waits in its own reveal slot, kept in the new session
+    // like a new batch's (`/codes/view` shows it once); the code itself never travels here.
+    if (result.replacement) await hooks.setRevealToken(ctx, result.replacement.reveal)
     await hooks.onRecoveryLogin?.(ctx, result.userId)
     return json(200, {
       remaining: result.remaining,
       lowCodes: result.lowCodes,
       shouldRegenerate: result.shouldRegenerate,
+      method: result.method,
+      mustBindFactor: result.mustBindFactor,
+      ...(result.replacement ? { replacement: { revealExpiresAt: result.replacement.revealExpiresAt } } : {}),
     })
+  }
+
+  /** A refused "This wasn't me" link: `used` is 409, a forged, garbled or expired one 400. */
+  function repudiationFailure(reason: 'invalid' | 'expired' | 'used'): never {
+    if (reason === 'used') throw fail('ALREADY_DONE', 'This link has already been used.')
+    throw new RecoveryCodesError(
+      'INVALID_INPUT',
+      reason === 'expired' ? 'This link has expired.' : 'This link is not valid.',
+      { issues: [{ path: 'token', message: reason }] },
+    )
   }
 
   /**
@@ -178,6 +199,26 @@ export function createHttpHandler<Ctx = HttpContext>(
         createdAt: r.createdAt,
         expiresAt: r.expiresAt,
         revealExpiresAt: r.revealExpiresAt,
+        pending: r.pending,
+      })
+    },
+    async confirm({ ctx, input, userId, clientKey }) {
+      const token = typeof input.reveal === 'string' ? input.reveal : await reveal(ctx)
+      const r = await rc.confirm({ userId, reveal: token, clientKey })
+      return json(200, { batchId: r.batchId, supersededBatchId: r.supersededBatchId })
+    },
+    async inspectRepudiation({ input }) {
+      const r = await rc.inspectRepudiation({ token: input.token })
+      if (!r.ok) repudiationFailure(r.reason)
+      return json(200, { kind: r.kind, expiresAt: r.expiresAt })
+    },
+    async repudiate({ input, clientKey }) {
+      const r = await rc.repudiate({ token: input.token, clientKey })
+      if (!r.ok) repudiationFailure(r.reason)
+      return json(200, {
+        revoked: true,
+        batchDisabled: r.batchDisabled,
+        contact: rc.config.notifications?.contact ?? null,
       })
     },
     status: async ({ userId }) => json(200, await rc.status({ userId })),

@@ -7,13 +7,14 @@ import { createHttpHandler } from './handler.ts'
 import type { HttpHooks } from './types.ts'
 import { maskEmail, readLimitedBody, retryAfterSeconds, safeFilename } from './wire.ts'
 
-const service = (loginMode: string) =>
+const service = (loginMode: string, notifications: unknown = null) =>
   ({
     config: {
       maxBatchSize: 20,
       loginMode,
       logger: null,
       email: { successMessage: 'ok' },
+      notifications,
     } as unknown as ResolvedConfig,
   }) as RecoveryCodes
 const hooks = {} as HttpHooks
@@ -46,6 +47,28 @@ describe('OpenAPI document', () => {
       expect(documented.includes('POST /login')).toBe(mode === 'identifier-and-code')
     })
   }
+
+  it('documents /confirm always, and GET and POST /repudiate only with notifications (validating 3.1)', async () => {
+    const off = createHttpHandler(service('second-factor'), hooks).openapi as unknown as Doc
+    expect(Object.keys(off.paths)).toContain('/confirm')
+    expect(Object.keys(off.paths)).not.toContain('/repudiate')
+    expect(off.components.schemas.GenerateResponse!.properties!.pending).toMatchObject({ type: 'boolean' })
+    expect(Object.keys(off.components.schemas.RecoveryLoginResponse!.properties!)).toEqual(
+      expect.arrayContaining(['method', 'mustBindFactor', 'replacement']),
+    )
+    const handler = createHttpHandler(service('second-factor', { contact: 'x' }), hooks)
+    const result = await new Validator().validate(JSON.parse(JSON.stringify(handler.openapi)))
+    expect(result.errors ?? []).toEqual([])
+    const doc = handler.openapi as unknown as Doc
+    const rep = doc.paths['/repudiate']!
+    expect(Object.keys(rep).sort()).toEqual(['get', 'post'])
+    expect(JSON.stringify(rep.get)).toContain('"name":"token"')
+    expect(Object.keys(rep.get!.responses).sort()).toEqual(['200', '400', '409', '500', '503'])
+    expect(rep.post!.requestBody).toBeDefined()
+    expect(Object.keys(doc.paths['/confirm']!.post!.responses)).toEqual(
+      expect.arrayContaining(['200', '401', '409', '410', '415']),
+    )
+  })
 
   it('is generated from the validation schemas (bounds, strictness, config-dependent limits)', () => {
     const doc = createHttpHandler(service('second-factor'), hooks).openapi as unknown as Doc

@@ -13,6 +13,8 @@ const REQUEST_NAMES: Partial<Record<keyof RequestSchemas, string>> = {
   login: 'LoginRequest',
   download: 'DownloadRequest',
   empty: 'EmptyBody',
+  confirm: 'ConfirmRequest',
+  repudiate: 'RepudiateRequest',
 }
 
 const RESPONSE_NAMES: Record<keyof typeof responseSchemas, string> = {
@@ -24,6 +26,9 @@ const RESPONSE_NAMES: Record<keyof typeof responseSchemas, string> = {
   batch: 'BatchResponse',
   verify: 'VerifySetupResponse',
   login: 'RecoveryLoginResponse',
+  confirm: 'ConfirmResponse',
+  repudiation: 'RepudiationLinkResponse',
+  repudiated: 'RepudiateResponse',
   openapi: 'OpenApiDocument',
 }
 

@@ -50,6 +50,30 @@ export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
     errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'REAUTH_REQUIRED', 'COOLDOWN_ACTIVE'],
   },
   {
+    method: 'POST',
+    path: '/confirm',
+    operationId: 'confirm',
+    summary:
+      "Activate the batch just generated, once the user has saved its codes (`activation: 'confirm'`).",
+    description:
+      "Under `activation: 'confirm'` (the default) a generated batch waits: the current batch keeps working until " +
+      'this call, which activates the new one and retires the old one atomically. The reveal token is the one ' +
+      '`/generate` kept in the session (or `reveal` in the body). The view, download and email channels keep ' +
+      'working after it until `revealExpiresAt`, once each. ' +
+      "409 `ALREADY_DONE`: confirmed already, or the batch was never pending (`activation: 'immediate'`). " +
+      '410 `REVEAL_UNAVAILABLE`: the slot is gone (expired, logged out, replaced by a newer batch): that batch ' +
+      'never activates; generate a new one.',
+    auth: 'user',
+    fresh: 'never',
+    body: 'confirm',
+    success: {
+      status: 200,
+      body: 'confirm',
+      description: 'The new batch is active; the old one no longer works.',
+    },
+    errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'ALREADY_DONE', 'REVEAL_UNAVAILABLE'],
+  },
+  {
     method: 'GET',
     path: '/status',
     operationId: 'status',
@@ -179,6 +203,10 @@ export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
     fresh: 'never',
     body: 'code',
     success: { status: 200, body: 'login', description: 'Logged in.' },
+    description:
+      'Under `replaceOnUse` the replacement code waits in a reveal slot kept in the new session: POST ' +
+      '`/codes/view` shows it once (the response carries only `replacement.revealExpiresAt`). ' +
+      '`mustBindFactor: true`: bind a new authenticator before anything else.',
     errors: ['INVALID_INPUT', 'UNAUTHENTICATED', 'INVALID_CODE'],
   },
   {
@@ -191,6 +219,36 @@ export const ROUTE_SPECS: readonly RouteSpec[] = Object.freeze([
     body: 'login',
     success: { status: 200, body: 'login', description: 'Logged in.' },
     errors: ['INVALID_INPUT', 'INVALID_CODE'],
+  },
+  {
+    method: 'GET',
+    path: '/repudiate',
+    operationId: 'inspectRepudiation',
+    summary: 'Check a "This wasn\'t me" link without using it (only when notifications are configured).',
+    description:
+      'Read-only: mail scanners follow links, so this never revokes anything. ' +
+      '400 `INVALID_INPUT` (issue `token`: `invalid` or `expired`) for a forged, garbled or expired link; ' +
+      '409 `ALREADY_DONE` for a link used already.',
+    auth: 'none',
+    fresh: 'never',
+    query: 'repudiateQuery',
+    success: { status: 200, body: 'repudiation', description: 'The link would be accepted.' },
+    errors: ['INVALID_INPUT', 'ALREADY_DONE'],
+  },
+  {
+    method: 'POST',
+    path: '/repudiate',
+    operationId: 'repudiate',
+    summary:
+      'Use a "This wasn\'t me" link: disables the user\'s active batch (only when notifications are configured).',
+    description:
+      "Once per link. Disables the active batch of the link's user, calls the host's `onRepudiated` (end the " +
+      'sessions) and audits. Errors as for GET `/repudiate`.',
+    auth: 'none',
+    fresh: 'never',
+    body: 'repudiate',
+    success: { status: 200, body: 'repudiated', description: 'Revoked.' },
+    errors: ['INVALID_INPUT', 'ALREADY_DONE'],
   },
   {
     method: 'GET',

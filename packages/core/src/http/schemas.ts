@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import { MAX_IDENTIFIER_LENGTH } from '../domain/identifier.ts'
 import { ERROR_HTTP_STATUS } from '../errors.ts'
+import { NOTIFICATION_KINDS } from '../service/repudiation-token.ts'
 
 /** Longest `code` accepted before any Unicode work (R-IN-1). */
 export const HTTP_MAX_CODE_LENGTH = 64
@@ -34,6 +35,28 @@ const identifier = z
 /** `{}`: routes that take no input still require a JSON object body, so no simple request reaches them. */
 export const emptyBody = z.strictObject({}).meta({ description: 'An empty JSON object.' })
 
+/** Longest "This wasn't me" link token accepted (the service's own bound). */
+export const HTTP_MAX_REPUDIATION_TOKEN_LENGTH = 4096
+
+const repudiationToken = z
+  .string()
+  .min(1)
+  .max(HTTP_MAX_REPUDIATION_TOKEN_LENGTH)
+  .regex(/^[A-Za-z0-9._-]+$/)
+  .meta({
+    description: 'The token of a "This wasn\'t me" link (the `token` query parameter of the email link).',
+  })
+
+const revealToken = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9_-]+$/)
+  .meta({
+    description:
+      'The reveal token, for API clients that keep it themselves; omitted = the one kept in the session by `/generate`.',
+  })
+
 /** Request schemas that depend on the service configuration. */
 export function requestSchemas(limits: { maxBatchSize: number }) {
   return {
@@ -61,6 +84,9 @@ export function requestSchemas(limits: { maxBatchSize: number }) {
         .meta({ description: 'File format; default from the configuration.' }),
     }),
     empty: emptyBody,
+    confirm: z.strictObject({ reveal: revealToken.optional() }),
+    repudiate: z.strictObject({ token: repudiationToken }),
+    repudiateQuery: z.strictObject({ token: repudiationToken }),
     historyQuery: z.strictObject({
       page: z
         .string()
@@ -124,6 +150,10 @@ export const responseSchemas = {
         description:
           'View, download (each offered format) and email the codes, once each, before this instant.',
       }),
+      pending: z.boolean().meta({
+        description:
+          "`true` (`activation: 'confirm'`, the default): the batch is not active yet and the current one keeps working until POST /confirm, before `revealExpiresAt`. `false`: the batch is active already.",
+      }),
     })
     .meta({
       description:
@@ -154,6 +184,38 @@ export const responseSchemas = {
   }),
   batch: z.strictObject({ batchId: z.string() }),
   verify: z.strictObject({ batchId: z.string(), verified: z.literal(true) }),
-  login: z.strictObject({ remaining: z.int(), lowCodes: z.boolean(), shouldRegenerate: z.boolean() }),
+  login: z.strictObject({
+    remaining: z.int(),
+    lowCodes: z.boolean(),
+    shouldRegenerate: z.boolean(),
+    method: z.literal('recovery_code').meta({ description: 'How the user authenticated.' }),
+    mustBindFactor: z.boolean().meta({
+      description: 'The host requires the user to bind a new authenticator before anything else.',
+    }),
+    replacement: z.strictObject({ revealExpiresAt: epochMs }).optional().meta({
+      description:
+        '`replaceOnUse`: a replacement code waits in a reveal slot kept in the (new) session; POST /codes/view shows it once, before `revealExpiresAt`. The code itself is never in this response.',
+    }),
+  }),
+  confirm: z
+    .strictObject({
+      batchId: z.string().meta({ description: 'The batch that is now active.' }),
+      supersededBatchId: z
+        .string()
+        .nullable()
+        .meta({ description: 'The batch it replaced (its codes no longer work), or `null`.' }),
+    })
+    .meta({ description: 'The new batch is active.' }),
+  repudiation: z.strictObject({
+    kind: z.enum(NOTIFICATION_KINDS).meta({ description: 'What the notification was about.' }),
+    expiresAt: epochMs.meta({ description: 'Until when the link can be used.' }),
+  }),
+  repudiated: z.strictObject({
+    revoked: z.literal(true),
+    batchDisabled: z
+      .boolean()
+      .meta({ description: 'Whether an active batch was disabled (`false`: there was none).' }),
+    contact: z.string().nullable().meta({ description: 'What to do next and whom to contact.' }),
+  }),
   openapi: z.record(z.string(), z.unknown()).meta({ description: 'This OpenAPI 3.1 document.' }),
 }

@@ -3,7 +3,7 @@
  * file with its concurrency contract: {@link BatchStore} (`store-batches.ts`), {@link AttemptStore}
  * (`store-attempts.ts`), {@link RetentionStore} (`store-retention.ts`), {@link AuditStore}
  * (`store-audit.ts`), the optional {@link RedeemStore} (`store-redeem.ts`) and the optional
- * {@link ImportStore} (`store-import.ts`).
+ * {@link ImportStore} (`store-import.ts`) and the optional {@link ReplaceStore} (`store-replace.ts`).
  * {@link RecoveryCodeStore} is their composition.
  *
  * Every implementation runs `runStoreConformance()` from `@recovery-codes/testing`, which
@@ -20,6 +20,7 @@ import type { AuditStore } from './store-audit.ts'
 import type { BatchStore } from './store-batches.ts'
 import type { ImportStore } from './store-import.ts'
 import type { RedeemStore } from './store-redeem.ts'
+import type { ReplaceStore } from './store-replace.ts'
 import type { RetentionStore } from './store-retention.ts'
 
 export * from './store-attempts.ts'
@@ -27,6 +28,7 @@ export * from './store-audit.ts'
 export * from './store-batches.ts'
 export * from './store-import.ts'
 export * from './store-redeem.ts'
+export * from './store-replace.ts'
 export * from './store-retention.ts'
 
 /**
@@ -48,4 +50,5 @@ export interface RecoveryCodeStore
     RetentionStore,
     AuditStore,
     RedeemStore,
-    Partial<ImportStore> {}
+    Partial<ImportStore>,
+    Partial<ReplaceStore> {}

@@ -32,6 +32,7 @@ function setup(options: { hardFailureCap?: number } = {}) {
   const logger = createCaptureLogger()
   const rc = createRecoveryCodes({
     peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+    activation: 'immediate',
     store,
     clock,
     logger,

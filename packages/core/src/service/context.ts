@@ -180,7 +180,9 @@ export function createServiceContext(config: ResolvedConfig): ServiceContext {
       clientHash: input.ctx?.clientKey ? clientHash(input.ctx.clientKey) : null,
       outcome: input.outcome,
       reason: input.reason ?? null,
-      data: input.data ?? null,
+      // The source of the event (NIST SP 800-63B-4 §4.1): the client key as a keyed hash above,
+      // the user agent as sent (printable, truncated by the service).
+      data: input.ctx?.userAgent ? { ...input.data, userAgent: input.ctx.userAgent } : (input.data ?? null),
     }
   }
 

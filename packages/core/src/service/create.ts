@@ -16,19 +16,23 @@ import type { AttemptState, BatchSummary } from '../ports/store.ts'
 import { systemHmacSha256 } from '../runtime.ts'
 import { createCacheLayer, withBoundedCache } from './cache-layer.ts'
 import { createServiceContext, errorName } from './context.ts'
-import { availableExportFormats, EXPORT_FORMATS, pdfRendererMissing, renderExport } from './export.ts'
+import { availableExportFormats } from './export.ts'
 import { createImportCodes, type ImportReport, type ImportRunOptions } from './import.ts'
+import { context, invalidInput, requireUserId } from './inputs.ts'
 import { createLimiter } from './limiter.ts'
+import { NOTIFY_JOB, withNotifications } from './notify.ts'
 import { createOutbox, EMAIL_JOB } from './outbox.ts'
 import { createPurgeRuns, PURGE_AUDIT_JOB, PURGE_JOB, type PurgeRunInput } from './purge-run.ts'
 import { createRedeem } from './redeem.ts'
 import { createRepudiation, type RepudiationInspection, type RepudiationResult } from './repudiate.ts'
-import { parseRevealToken, sealReveal } from './reveal.ts'
-import { createRevealSlots, slotKey, slotPointerKey } from './reveal-slot.ts'
+import { type PendingBatch, sealReveal } from './reveal.ts'
+import { createRevealMethods } from './reveal-methods.ts'
+import { createRevealSlots } from './reveal-slot.ts'
 import type {
   BatchView,
   CodeActionResult,
   CodeInput,
+  ConfirmResult,
   ExportFile,
   ExportFormat,
   GenerateInput,
@@ -46,7 +50,7 @@ import type {
 export { MAX_CODE_INPUT_LENGTH } from './limiter.ts'
 export type { PurgeRunInput }
 /** Job names the service handles when a queue is configured. Payloads carry ids, never codes. */
-export { EMAIL_JOB, PURGE_AUDIT_JOB, PURGE_JOB }
+export { EMAIL_JOB, NOTIFY_JOB, PURGE_AUDIT_JOB, PURGE_JOB }
 
 const DAY_MS = 86_400_000
 
@@ -60,12 +64,29 @@ export interface RecoveryCodes {
    */
   readonly exportFormats: readonly ExportFormat[]
   /**
-   * Generates a batch, superseding the active one atomically. Regenerating inside the cooldown
+   * Generates a batch. Under `activation: 'confirm'` (the default) the batch waits, sealed in its
+   * reveal slot, and the current batch keeps working until {@link RecoveryCodes.confirm}; a batch
+   * never confirmed dies with its slot (`reveal.ttlSeconds`) and changes nothing. Under
+   * `'immediate'` it supersedes the active one atomically. Regenerating inside the cooldown
    * returns `COOLDOWN_ACTIVE` and grows the penalty. A thrown error means nothing changed: once the
-   * batch is committed the codes are returned, and what follows (cooldown, reveal slot, cache,
-   * audit, events) is best-effort, logged by error name only.
+   * batch is committed (or, pending, sealed in the cache) the codes are returned, and what follows
+   * (cooldown, cache, audit, events) is best-effort, logged by error name only.
+   *
+   * @throws RecoveryCodesError `STORE_UNAVAILABLE` under `'confirm'` when the cache cannot keep
+   *   the pending batch (nothing changed; the current batch still works).
    */
   generate(input: GenerateInput): Promise<GenerateResult>
+  /**
+   * Activates a pending batch (`activation: 'confirm'`) once its user confirms having saved the
+   * codes: it supersedes the current batch atomically (no code of that batch is consumed after
+   * this resolves) and commits with its `batch.generated` audit row. Under concurrent calls with
+   * one token exactly one succeeds.
+   *
+   * @throws RecoveryCodesError `REVEAL_UNAVAILABLE` (410) when the slot is gone (it expired, a
+   *   newer batch, `discardReveal`): the pending batch never activates; `ALREADY_DONE` (409) when
+   *   it was confirmed already or was never pending (`'immediate'`).
+   */
+  confirm(input: { userId: string; reveal: RevealToken } & RequestContext): Promise<ConfirmResult>
   /** Remaining codes, low-codes warning, `shouldRegenerate`, and when `generate` is allowed. */
   status(input: { userId: string }): Promise<StatusResult>
   /**
@@ -185,8 +206,15 @@ export interface RecoveryCodes {
  */
 export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   // Every call to a configured cache runs under `cacheTimeoutMs`: a dead cache blocks nothing.
-  const sc = withBoundedCache(createServiceContext(resolveConfig(input)))
-  const { config, store, clock, random, logger, cache, label, userLabel, newId, guardStore } = sc
+  const base = withBoundedCache(createServiceContext(resolveConfig(input)))
+  // Built before the other parts: the notifications mint its links, and every part's events go
+  // through `withNotifications`.
+  const repudiation = createRepudiation(base, async (userId) => {
+    await dropOwnerSlot(userId)
+    await bumpVersion(userId)
+  })
+  const sc = withNotifications(base, repudiation)
+  const { config, store, clock, random, logger, label, userLabel, newId, guardStore } = sc
   const { auditRecord, audit, emit } = sc
   const format = config.format
   const peppers = config.peppers
@@ -198,13 +226,12 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   const limiter = createLimiter(sc, cacheLayer)
   const { attempt, behindLimiter, claim } = limiter
   const revealSlots = createRevealSlots(sc)
-  const { openSlot, dropSlot, claimChannel, closeSlotIfSpent, dropOwnerSlot } = revealSlots
-  const repudiation = createRepudiation(sc, async (userId) => {
-    await dropOwnerSlot(userId)
-    await bumpVersion(userId)
-  })
+  const { dropOwnerSlot } = revealSlots
   const outbox = createOutbox(sc)
   const purgeRuns = createPurgeRuns(sc)
+  const exportFormats = availableExportFormats(config.export)
+  const reveal = createRevealMethods(sc, { cacheLayer, revealSlots, outbox, exportFormats })
+  const { writeSlot } = reveal
 
   async function activeBatchOrThrow(userId: string): Promise<BatchSummary> {
     const active = await guardStore(() => store.getActiveBatch(userId))
@@ -213,6 +240,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   }
 
   function viewOf(b: BatchSummary, now: number): BatchView {
+    // A deleted batch's codes are deleted with it, whatever state the store left each row in.
+    const gone = b.status === 'deleted' ? b.unused : 0
     return {
       id: b.id,
       status: b.status === 'active' && isExpired(b.expiresAt, now) ? 'expired' : b.status,
@@ -220,10 +249,10 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       expiresAt: b.expiresAt,
       endedAt: b.endedAt,
       issued: b.issued,
-      unused: b.unused,
+      unused: b.unused - gone,
       used: b.used,
       invalidated: b.invalidated,
-      deleted: b.deleted,
+      deleted: b.deleted + gone,
       viewed: b.viewedAt !== null,
       downloaded: b.downloadedAt !== null,
       emailed: b.emailedAt !== null,
@@ -242,7 +271,15 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
     return { state, retryAfterMs: Math.max(0, state.lockedUntil - now) }
   }
 
-  const exportFormats = availableExportFormats(config.export)
+  /** Starts the regeneration cooldown: best-effort (a failure only lets the next one in early). */
+  async function startCooldown(key: string, now: number): Promise<void> {
+    try {
+      await store.settleAttempts({ reset: [key], release: [] })
+      await store.lockAttempts({ key, until: now + cooldownMs(policy, 0) })
+    } catch (error) {
+      logger.warn('recovery-codes: regeneration cooldown not recorded', { error: errorName(error) })
+    }
+  }
 
   const service: RecoveryCodes = {
     config,
@@ -278,7 +315,37 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         }
         const canonical = generateCodes(random, format, count)
         const batchId = newId(now)
-        const expiresAt = days === null ? null : now + days * DAY_MS
+        const lifetimeMs = days === null ? null : days * DAY_MS
+        const expiresAt = lifetimeMs === null ? null : now + lifetimeMs
+        const codes = canonical.map((c) => formatCode(c, format))
+        const owner = userLabel(userId)
+        const revealExpiresAt = now + revealTtlMs
+        if (config.activation === 'confirm') {
+          const pending: PendingBatch = { generatedAt: now, lifetimeMs }
+          const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt, pending })
+          await writeSlot(owner, sealed)
+          await startCooldown(key, now)
+          await audit({
+            at: now,
+            event: 'batch.pending',
+            userId,
+            batchId,
+            outcome: 'info',
+            ctx: context(inp),
+            data: { count, expires: expiresAt !== null },
+          })
+          return {
+            ok: true,
+            batchId,
+            codes,
+            createdAt: now,
+            expiresAt,
+            reveal: sealed.token,
+            revealExpiresAt,
+            pending: true,
+          }
+        }
+        const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
         const current = peppers[0]!
         // Everything that can fail without changing anything runs before the commit; after it,
         // the caller gets the codes whatever else fails, so an error always means "nothing changed".
@@ -286,10 +353,6 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
           id: newId(now),
           digest: digestCandidates([current], userId, c, systemHmacSha256)[0]!.digest,
         }))
-        const codes = canonical.map((c) => formatCode(c, format))
-        const owner = userLabel(userId)
-        const revealExpiresAt = now + revealTtlMs
-        const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
         // The batch and its `batch.generated` row commit together.
         const generated = auditRecord({
           at: now,
@@ -309,22 +372,24 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         )
         // Committed. The cooldown is best-effort from here: a failure only lets the next
         // generation in early (the claim still keeps it from running beside this one).
+        await startCooldown(key, now)
         try {
-          await store.settleAttempts({ reset: [key], release: [] })
-          await store.lockAttempts({ key, until: now + cooldownMs(policy, 0) })
-        } catch (error) {
-          logger.warn('recovery-codes: regeneration cooldown not recorded', { error: errorName(error) })
-        }
-        await dropOwnerSlot(userId)
-        try {
-          await cache.setItem(slotKey(sealed.slotId), sealed.slot, { ttl: config.reveal.ttlSeconds })
-          await cache.setItem(slotPointerKey(owner), sealed.slotId, { ttl: config.reveal.ttlSeconds })
-        } catch (error) {
-          logger.warn('recovery-codes: reveal slot write failed', { error: errorName(error) })
+          await writeSlot(owner, sealed)
+        } catch {
+          // Logged by writeSlot: the codes are in this answer, only the slot's channels are lost.
         }
         await bumpVersion(userId)
         await emit('generated', now, userId, batchId, { count })
-        return { ok: true, batchId, codes, createdAt: now, expiresAt, reveal: sealed.token, revealExpiresAt }
+        return {
+          ok: true,
+          batchId,
+          codes,
+          createdAt: now,
+          expiresAt,
+          reveal: sealed.token,
+          revealExpiresAt,
+          pending: false,
+        }
       } finally {
         // Never thrown: an error here would turn a committed batch into a failed call.
         try {
@@ -334,6 +399,8 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         }
       }
     },
+
+    confirm: reveal.confirm,
 
     async status(inp) {
       const userId = requireUserId(inp?.userId)
@@ -447,144 +514,15 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
       }
     },
 
-    async viewCodes(inp) {
-      const userId = requireUserId(inp?.userId)
-      const now = clock.now()
-      const { handle, content } = await openSlot(userId, inp.reveal, now)
-      if (!(await claimChannel(handle.slotId, 'view', now))) {
-        throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been shown.')
-      }
-      await recordFirst(userId, content.batchId, 'viewed', now)
-      await closeSlotIfSpent(handle.slotId, 'view', now)
-      await audit({ at: now, event: 'batch.viewed', userId, batchId: content.batchId, outcome: 'success' })
-      await emit('viewed', now, userId, content.batchId)
-      return { batchId: content.batchId, codes: content.codes }
-    },
-
-    async exportCodes(inp) {
-      const userId = requireUserId(inp?.userId)
-      const fmt = inp.format ?? config.export.defaultFormat
-      if (!EXPORT_FORMATS.includes(fmt))
-        throw invalidInput('format', `must be one of ${EXPORT_FORMATS.join(', ')}`)
-      // Refused before the slot and the once-only claim are touched, so the download stays available.
-      if (!exportFormats.includes(fmt)) throw pdfRendererMissing()
-      const now = clock.now()
-      const { handle, content, active } = await openSlot(userId, inp.reveal, now)
-      const alreadyDownloaded = () =>
-        new RecoveryCodesError('ALREADY_DONE', `These codes have already been downloaded as .${fmt}.`)
-      // Rendered before the claim, so a failing renderer does not use up the format; a read of the
-      // claim spares a repeat the rendering, the claim itself still decides a race.
-      if (await revealSlots.isUsed(handle.slotId, fmt, now)) throw alreadyDownloaded()
-      const file = await renderExport(
-        fmt,
-        {
-          codes: content.codes,
-          siteName: config.siteName,
-          fileName: config.export.fileName,
-          createdAtIso: isoDate(active.createdAt),
-          expiresAtIso: active.expiresAt === null ? null : isoDate(active.expiresAt),
-        },
-        config.export,
-      )
-      if (!(await claimChannel(handle.slotId, fmt, now))) throw alreadyDownloaded()
-      // `downloadedAt` is the first download of any format.
-      await recordFirst(userId, content.batchId, 'downloaded', now)
-      await closeSlotIfSpent(handle.slotId, fmt, now)
-      await audit({
-        at: now,
-        event: 'batch.downloaded',
-        userId,
-        batchId: content.batchId,
-        outcome: 'success',
-        ctx: context(inp),
-        data: { format: fmt },
-      })
-      await emit('downloaded', now, userId, content.batchId, { format: fmt })
-      return file
-    },
-
-    async emailCodes(inp) {
-      const userId = requireUserId(inp?.userId)
-      if (!config.email.enabled || !config.mailer) {
-        throw new RecoveryCodesError('FEATURE_DISABLED', 'Emailing recovery codes is not enabled.')
-      }
-      const now = clock.now()
-      const { handle, content } = await openSlot(userId, inp.reveal, now)
-      const to = await outbox.recipientOf(userId)
-      if (!(await claimChannel(handle.slotId, 'email', now))) {
-        throw new RecoveryCodesError('ALREADY_DONE', 'These codes have already been emailed.')
-      }
-      await recordFirst(userId, content.batchId, 'emailed', now)
-      await closeSlotIfSpent(handle.slotId, 'email', now)
-      if (config.queue) {
-        await outbox.queueCodes({
-          userId,
-          batchId: content.batchId,
-          codes: content.codes,
-          now,
-          ctx: context(inp),
-        })
-        return { sentTo: to, queued: true }
-      }
-      const sent = await outbox.deliverCodes({
-        userId,
-        to,
-        batchId: content.batchId,
-        codes: content.codes,
-        now,
-        ctx: context(inp),
-      })
-      if (!sent) throw new RecoveryCodesError('MAIL_FAILED', 'The email could not be sent.')
-      return { sentTo: to, queued: false }
-    },
-
-    async revealStatus(inp) {
-      const userId = requireUserId(inp?.userId)
-      const now = clock.now()
-      const { handle, content } = await openSlot(userId, inp.reveal, now)
-      const used = await revealSlots.usedChannels(handle.slotId, now)
-      const open = revealSlots.channels.filter((c) => !used.includes(c))
-      if (open.length === 0) {
-        // Spent, and its last user's drop has not landed yet: gone, as it is about to be.
-        await dropSlot(handle.slotId)
-        throw new RecoveryCodesError(
-          'REVEAL_UNAVAILABLE',
-          'These codes are no longer available. Generate a new batch to get new codes.',
-        )
-      }
-      return { batchId: content.batchId, expiresAt: content.expiresAt, open, used }
-    },
-
-    async discardReveal(inp) {
-      const handle = parseRevealToken(inp?.reveal)
-      if (handle) await dropSlot(handle.slotId)
-    },
+    viewCodes: reveal.viewCodes,
+    exportCodes: reveal.exportCodes,
+    emailCodes: reveal.emailCodes,
+    revealStatus: reveal.revealStatus,
+    discardReveal: reveal.discardReveal,
 
     importCodes: createImportCodes(sc, cacheLayer),
     purge: purgeRuns.purge,
     purgeAudit: purgeRuns.purgeAudit,
-  }
-
-  /**
-   * Sets a batch's once-only flag on the first use of a channel (`viewedAt`, `downloadedAt` on the
-   * first format, `emailedAt`). The channel's claim decided already; the flag is the record the
-   * history shows, so a lost compare-and-set (a second format) changes nothing and bumps nothing,
-   * and a failed write is logged, never thrown: the channel is used, its codes must still go out.
-   */
-  async function recordFirst(
-    userId: string,
-    batchId: string,
-    flag: 'viewed' | 'downloaded' | 'emailed',
-    now: number,
-  ): Promise<void> {
-    let first: boolean
-    try {
-      first = await store.setBatchFlag({ userId, batchId, flag, now })
-    } catch (error) {
-      logger.warn('recovery-codes: batch flag not recorded', { flag, error: errorName(error) })
-      return
-    }
-    if (first) await bumpVersion(userId)
   }
 
   async function changeCode(inp: CodeInput, to: 'invalidated' | 'deleted'): Promise<CodeActionResult> {
@@ -629,27 +567,6 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
   }
 
   return Object.freeze(service)
-}
-
-function requireUserId(userId: unknown): string {
-  if (typeof userId !== 'string' || userId.length === 0 || userId.length > 255 || userId.includes('\0')) {
-    throw invalidInput('userId', 'must be a non-empty string of at most 255 characters without NUL')
-  }
-  return userId
-}
-
-function invalidInput(path: string, message: string): RecoveryCodesError {
-  return new RecoveryCodesError('INVALID_INPUT', `${path} ${message}`, { issues: [{ path, message }] })
-}
-
-function context(inp: RequestContext | undefined): RequestContext {
-  const clientKey =
-    typeof inp?.clientKey === 'string' && inp.clientKey.length > 0 ? inp.clientKey.slice(0, 256) : undefined
-  return clientKey ? { clientKey } : {}
-}
-
-function isoDate(ms: number): string {
-  return new Date(ms).toISOString()
 }
 
 export type { LogFields }

@@ -61,6 +61,7 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
       const store = memoryStore()
       const rc = createRecoveryCodes({
         peppers: [{ id: 'k1', secret: pepper }],
+        activation: 'immediate',
         store,
         cache: cache(),
         cacheTimeoutMs: DEADLINE_MS,
@@ -115,6 +116,7 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
     const store = memoryStore()
     const rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+      activation: 'immediate',
       store,
       cache: hangingCache(),
       cacheTimeoutMs: DEADLINE_MS,
@@ -142,6 +144,7 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
     const store = memoryStore()
     const rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+      activation: 'immediate',
       store,
       cache: hangingCache(),
       cacheTimeoutMs: DEADLINE_MS,
@@ -203,6 +206,7 @@ describe('a cache that hangs or throws blocks nothing and decides nothing', () =
     const store = memoryStore()
     const rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+      activation: 'immediate',
       store,
       cache,
     })
@@ -251,7 +255,10 @@ function faultyStore(
 }
 
 describe('generate reports no failure after its commit', () => {
-  const config = () => ({ peppers: [{ id: 'k1', secret: randomPepperSecret() }] })
+  const config = () => ({
+    peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+    activation: 'immediate' as const,
+  })
 
   it('every store call after the commit fails: the caller still gets the codes, and they work', async () => {
     const logger = createCaptureLogger()

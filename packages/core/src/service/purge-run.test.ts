@@ -48,6 +48,7 @@ function setup() {
   const clock = createManualClock()
   const rc = createRecoveryCodes({
     peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+    activation: 'immediate',
     store,
     clock,
     purge: {

@@ -5,7 +5,9 @@
  * audit row, in one step): a second-factor redeem is synchronous up to that call, and a successful
  * one on the default cache and without an event sink is one reaction on the store's promise.
  */
-import { DUMMY_USER_ID } from '../domain/hash.ts'
+import { formatCode } from '../domain/code-format.ts'
+import { generateCodes } from '../domain/generate.ts'
+import { DUMMY_USER_ID, digestCandidates } from '../domain/hash.ts'
 import { normalizeIdentifier } from '../domain/identifier.ts'
 import { RecoveryCodesError } from '../errors.ts'
 import {
@@ -14,10 +16,13 @@ import {
   type RedeemCodeInput,
   type RedeemCodeOutcome,
 } from '../ports/store.ts'
+import { systemHmacSha256 } from '../runtime.ts'
 import type { CacheLayer } from './cache-layer.ts'
 import { errorName, type ServiceContext } from './context.ts'
 import type { AttemptArgs, Limiter, PreparedAttempt } from './limiter.ts'
-import type { RedeemInput, RedeemResult, RequestContext } from './types.ts'
+import { sealReveal } from './reveal.ts'
+import { slotKey } from './reveal-slot.ts'
+import type { RedeemInput, RedeemResult, ReplacementReveal, RequestContext } from './types.ts'
 
 /** The input checks `redeem` shares with the other methods of the service. */
 export interface RedeemChecks {
@@ -38,7 +43,12 @@ export function createRedeem(
   const { bumpVersion } = cacheLayer
   const { prepare, prepareCode, failed } = limiter
   const { requireUserId, context } = checks
-  const events = config.events !== null
+  // Work after a consume besides the cache bump: events, notifications, replacement, the hook.
+  const afterWork =
+    config.events !== null ||
+    config.notifications !== null ||
+    config.replaceOnUse ||
+    config.mustBindFactor !== null
 
   /** Who attempts: the signed-in user (second factor). */
   function asUser(inp: RedeemInput, ctx: RequestContext, now: number): AttemptArgs {
@@ -79,6 +89,7 @@ export function createRedeem(
     userId: string,
     now: number,
     out: { code: ConsumedCode; auditFailed?: unknown },
+    ctx: RequestContext,
   ): RedeemResult | Promise<RedeemResult> {
     if (out.auditFailed !== undefined) {
       logger.error('recovery-codes: audit append failed', {
@@ -95,23 +106,104 @@ export function createRedeem(
       remaining: used.remaining,
       shouldRegenerate: true,
       lowCodes,
+      method: 'recovery_code',
+      mustBindFactor: false,
     }
     const bumped = bumpVersion(userId)
-    return bumped === undefined && !events ? result : notify(bumped, result, now)
+    return bumped === undefined && !afterWork ? result : after(bumped, result, now, ctx)
   }
 
-  /** The bump of a configured cache, then the events: each awaited, none thrown. */
-  async function notify(
+  /**
+   * The bump of a configured cache, the replacement code, the host's `mustBindFactor`, then the
+   * events: each awaited, none thrown (the code is consumed; the login stands).
+   */
+  async function after(
     bumped: Promise<void> | undefined,
     result: RedeemResult & { ok: true },
     now: number,
+    ctx: RequestContext,
   ): Promise<RedeemResult> {
     await bumped
-    const { userId, batchId, remaining } = result
-    await emit('used', now, userId, batchId, { remaining })
+    const { userId, batchId } = result
+    const replacement = config.replaceOnUse ? await replace(userId, batchId, now, ctx) : null
+    if (replacement) {
+      result.replacement = replacement
+      result.remaining += 1
+      result.lowCodes = result.remaining <= config.lowCodesThreshold
+      await bumpVersion(userId)
+    }
+    if (config.mustBindFactor) {
+      try {
+        result.mustBindFactor =
+          (await config.mustBindFactor({ userId, batchId, remaining: result.remaining })) !== false
+      } catch (error) {
+        // Fails closed: the host said nothing, so the user binds a new factor first.
+        logger.error('recovery-codes: mustBindFactor failed', { error: errorName(error) })
+        result.mustBindFactor = true
+      }
+    }
+    const { remaining } = result
+    await emit('used', now, userId, batchId, {
+      remaining,
+      method: 'recovery_code',
+      ...(replacement ? { replaced: true } : {}),
+    })
     if (remaining === 0) await emit('exhausted', now, userId, batchId)
     else if (result.lowCodes) await emit('low', now, userId, batchId, { remaining })
     return result
+  }
+
+  /**
+   * `replaceOnUse` (NIST SP 800-63B-4 §4.2.1.1): one new code into the batch the used one came
+   * from, with its `code.replaced` audit row, then sealed into a reveal slot of its own. `null`
+   * when it could not be written (the batch ended meanwhile, the store failed: logged) or its
+   * slot could not be kept (the code then waits unseen in the batch, like any unviewed code).
+   */
+  async function replace(
+    userId: string,
+    batchId: string,
+    now: number,
+    ctx: RequestContext,
+  ): Promise<ReplacementReveal | null> {
+    const canonical = generateCodes(sc.random, config.format, 1)[0]!
+    const digest = digestCandidates([config.peppers[0]!], userId, canonical, systemHmacSha256)[0]!.digest
+    const replaced = auditRecord({
+      at: now,
+      event: 'code.replaced',
+      userId,
+      batchId,
+      outcome: 'success',
+      ctx,
+      data: { count: 1 },
+    })
+    try {
+      const added = await store.addCodes!({
+        userId,
+        batchId,
+        codes: [{ id: sc.newId(now), digest }],
+        now,
+        audit: replaced,
+      })
+      if (!added) return null
+    } catch (error) {
+      logger.error('recovery-codes: replacement code not written', { error: errorName(error) })
+      return null
+    }
+    const revealExpiresAt = now + config.revealTtlMs
+    const sealed = sealReveal({
+      random: sc.random,
+      owner: sc.userLabel(userId),
+      batchId,
+      codes: [formatCode(canonical, config.format)],
+      expiresAt: revealExpiresAt,
+    })
+    try {
+      await sc.cache.setItem(slotKey(sealed.slotId), sealed.slot, { ttl: config.reveal.ttlSeconds })
+    } catch (error) {
+      logger.warn('recovery-codes: replacement reveal slot write failed', { error: errorName(error) })
+      return null
+    }
+    return { reveal: sealed.token, revealExpiresAt }
   }
 
   /**
@@ -163,7 +255,7 @@ export function createRedeem(
     return pending.then(
       (out) =>
         out.outcome === 'consumed'
-          ? succeeded(userId, now, out)
+          ? succeeded(userId, now, out, ctx)
           : failed(asUser(inp, ctx, now), prepared, out),
       rejectAsStoreFailure,
     )
@@ -183,7 +275,7 @@ export function createRedeem(
     } catch (error) {
       throw storeFailure(error)
     }
-    return out.outcome === 'consumed' ? succeeded(args.userId, now, out) : failed(args, prepared, out)
+    return out.outcome === 'consumed' ? succeeded(args.userId, now, out, ctx) : failed(args, prepared, out)
   }
 
   // Not `async`: up to the store call a second-factor redeem is synchronous, and a throw becomes

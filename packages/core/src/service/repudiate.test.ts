@@ -17,6 +17,7 @@ function make(onRepudiated = vi.fn(async (_userId: string) => {})) {
   const clock = createManualClock()
   const input = {
     peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+    activation: 'immediate' as const,
     store: memoryStore(),
     clock,
     logger: createCaptureLogger(),
@@ -42,6 +43,39 @@ async function snapshot(store: ReturnType<typeof memoryStore>, userId: string) {
 }
 
 describe('repudiation', () => {
+  it('a used link stays used until it expires, even when limiter counters are purged sooner', async () => {
+    const clock = createManualClock()
+    const store = memoryStore()
+    const rc = createRecoveryCodes({
+      peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+      activation: 'immediate',
+      store,
+      clock,
+      mailer: createRecordingMailer(),
+      resolveEmail: async () => 'user@example.test',
+      notifications: { contact: 'Call +1 555 0100', linkBaseUrl: 'https://example.test/wasnt-me' },
+      purge: { attemptRetentionDays: 1 },
+    })
+    const rep = createRepudiation(createServiceContext(rc.config))
+    const first = await rc.generate({ userId: 'alice' })
+    if (!first.ok) throw new Error('generate failed')
+    const token = rep.mint({
+      userId: 'alice',
+      kind: 'recovery-login',
+      batchId: first.batchId,
+      now: clock.now(),
+    })
+    expect(await rc.repudiate({ token })).toEqual({ ok: true, batchDisabled: true })
+    // Two days later (the 7-day link still valid): counters older than a day are purged, and the
+    // user has a new batch a replay would disable.
+    clock.advance(2 * 86_400_000)
+    await rc.purge()
+    const second = await rc.generate({ userId: 'alice' })
+    if (!second.ok) throw new Error('generate failed')
+    expect(await rc.repudiate({ token })).toEqual({ ok: false, reason: 'used' })
+    expect((await store.getActiveBatch('alice'))?.id).toBe(second.batchId)
+  })
+
   it('works once: disables the batch, calls the hook, audits; a replay is refused', async () => {
     const { rc, rep, clock, store, onRepudiated } = make()
     const gen = await rc.generate({ userId: 'alice' })

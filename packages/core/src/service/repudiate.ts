@@ -93,6 +93,13 @@ export function createRepudiation(
       // A denied reservation changes nothing; an allowed one is never settled, so it stays taken.
       const claimed = (await guardStore(() => store.reserveAttempts({ keys, now }))).allowed
       if (!claimed) return { ok: false, reason: 'used' }
+      // Locked until the link expires, so purging old limiter counters
+      // (`purge.attemptRetentionDays`, possibly shorter than the link's life) never frees it.
+      try {
+        await store.lockAttempts({ key: keys[0]!.key, until: v.claims.expiresAt })
+      } catch (error) {
+        logger.warn('recovery-codes: repudiation claim lock failed', { error: errorName(error) })
+      }
       const { token: _token, ...requestContext } = input
       let batchDisabled = false
       const active = await guardStore(() => store.getActiveBatch(userId))

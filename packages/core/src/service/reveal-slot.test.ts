@@ -33,6 +33,7 @@ function make(overrides: Partial<RecoveryCodesConfig> = {}, store: RecoveryCodeS
   const clock = createManualClock()
   const rc = createRecoveryCodes({
     peppers: [{ id: 'k1', secret: randomPepperSecret() }],
+    activation: 'immediate',
     store,
     clock,
     logger,
@@ -190,7 +191,13 @@ describe('what uses a channel up', () => {
     const b = await generated(h.rc)
     for (let i = 0; i < 3; i++) {
       const s = await h.rc.revealStatus(b)
-      expect(s).toEqual({ batchId: b.batchId, expiresAt: b.revealExpiresAt, open: CHANNELS, used: [] })
+      expect(s).toEqual({
+        batchId: b.batchId,
+        expiresAt: b.revealExpiresAt,
+        open: CHANNELS,
+        used: [],
+        pending: false,
+      })
       for (const code of b.codes) expect(JSON.stringify(s)).not.toContain(code)
     }
     expect(await outcome(h.rc.revealStatus({ userId: 'u2', reveal: b.reveal }))).toBe('REVEAL_UNAVAILABLE')
@@ -255,6 +262,7 @@ describe.skipIf(redisUnavailable !== null && !IS_CI)(
         caches.push(cache)
         return createRecoveryCodes({
           peppers: [{ id: 'k1', secret: pepper }],
+          activation: 'immediate',
           store,
           cache,
           mailer,

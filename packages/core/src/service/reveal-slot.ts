@@ -26,8 +26,24 @@ export const slotPointerKey = (owner: string) => `rc:reveal-owner:${owner}`
  * across processes. It outlives the slot by far (`purge.attemptRetentionDays` is at least a day,
  * `reveal.ttlSeconds` at most 900 s), so a used channel never reopens while its slot lives.
  */
-export const channelClaimKey = (labelKey: Uint8Array, slotId: string, channel: RevealChannel) =>
+export const channelClaimKey = (labelKey: Uint8Array, slotId: string, channel: SlotClaim) =>
   `reveal:${keyedLabel(labelKey, 'reveal-channel', `${slotId}:${channel}`, systemHmacSha256)}`
+
+/** What a slot's one-use claims are for: its channels, and the confirm of a pending batch. */
+export type SlotClaim = RevealChannel | 'confirm'
+
+/** An opened slot: its content, and the batch as the channels present it. */
+export interface OpenedSlot {
+  handle: RevealHandle
+  content: SealedSlotContent
+  /** When the batch was made and when it expires, for the download header. */
+  batch: { createdAt: number; expiresAt: number | null }
+  /**
+   * `true` while the slot's batch waits for `rc.confirm`: not in the store, the user's current
+   * batch still active. `false` once the slot's batch is the active one.
+   */
+  pending: boolean
+}
 
 /** What {@link createRevealSlots} returns. */
 export interface RevealSlots {
@@ -37,25 +53,24 @@ export interface RevealSlots {
    */
   readonly channels: readonly RevealChannel[]
   /**
-   * Opens the user's slot for `token`, checked against the active batch. Throws
-   * `REVEAL_UNAVAILABLE` when it is gone, and drops a slot whose batch is no longer active.
+   * Opens the user's slot for `token`: a pending batch's slot while its confirm is unused,
+   * otherwise checked against the active batch. Throws `REVEAL_UNAVAILABLE` when it is gone, and
+   * drops a slot whose batch is no longer active.
    */
-  openSlot(
-    userId: string,
-    token: unknown,
-    now: number,
-  ): Promise<{ handle: RevealHandle; content: SealedSlotContent; active: BatchSummary }>
+  openSlot(userId: string, token: unknown, now: number): Promise<OpenedSlot>
   /**
    * Whether `channel` of the slot is used. A read, deciding nothing: it spares a repeat the work
    * (a PDF rendering) before {@link RevealSlots.claimChannel} refuses it anyway.
    */
-  isUsed(slotId: string, channel: RevealChannel, now: number): Promise<boolean>
+  isUsed(slotId: string, channel: SlotClaim, now: number): Promise<boolean>
   /**
    * Uses `channel` of the slot once: `true` for exactly one caller, however many race, on every
    * store; `false` for every other. Never given back: a failure after the claim (a mail that
    * bounced) does not reopen the channel (R-PT-2).
    */
-  claimChannel(slotId: string, channel: RevealChannel, now: number): Promise<boolean>
+  claimChannel(slotId: string, channel: SlotClaim, now: number): Promise<boolean>
+  /** The store counter key of one claim of a slot (to give back a confirm that failed). */
+  claimKey(slotId: string, channel: SlotClaim): string
   /** The channels of the slot already used, in {@link RevealSlots.channels} order. */
   usedChannels(slotId: string, now: number): Promise<RevealChannel[]>
   /** Removes a slot; a failure is logged, never thrown. */
@@ -63,9 +78,10 @@ export interface RevealSlots {
   /**
    * Drops the slot once every channel is used (R-PT-3), from the store's counters read after this
    * call's own claim: of two callers winning the last two channels at once, at least one reads
-   * both as used, so a spent slot never outlives its last use.
+   * both as used, so a spent slot never outlives its last use. A slot whose batch is `pending`
+   * stays until it is confirmed (the confirm needs it) or expires.
    */
-  closeSlotIfSpent(slotId: string, won: RevealChannel, now: number): Promise<void>
+  closeSlotIfSpent(slotId: string, won: SlotClaim, now: number, pending: boolean): Promise<void>
   /** Removes the user's current slot and its pointer; a failure is logged, never thrown. */
   dropOwnerSlot(userId: string): Promise<void>
 }
@@ -85,7 +101,7 @@ export function createRevealSlots(sc: ServiceContext): RevealSlots {
       'These codes are no longer available. Generate a new batch to get new codes.',
     )
 
-  async function openSlot(userId: string, token: unknown, now: number) {
+  async function openSlot(userId: string, token: unknown, now: number): Promise<OpenedSlot> {
     const handle = parseRevealToken(token)
     if (!handle) throw revealGone()
     const owner = userLabel(userId)
@@ -98,12 +114,30 @@ export function createRevealSlots(sc: ServiceContext): RevealSlots {
     }
     const content = openReveal(handle, raw, owner, now)
     if (!content) throw revealGone()
-    const active = await guardStore(() => store.getActiveBatch(userId))
+    const pendingBatch = content.pending
+      ? {
+          createdAt: content.pending.generatedAt,
+          expiresAt:
+            content.pending.lifetimeMs === null
+              ? null
+              : content.pending.generatedAt + content.pending.lifetimeMs,
+        }
+      : null
+    if (pendingBatch && !(await isUsed(handle.slotId, 'confirm', now))) {
+      return { handle, content, batch: pendingBatch, pending: true }
+    }
+    const active: BatchSummary | null = await guardStore(() => store.getActiveBatch(userId))
+    if (pendingBatch && active?.id !== content.batchId) {
+      // Its confirm is claimed but not committed yet (or failed and is about to be given back):
+      // still pending, and never dropped here, or a confirm racing the winner would destroy the
+      // slot the winner is activating. (A confirmed batch that ended since lost its slot then.)
+      return { handle, content, batch: pendingBatch, pending: true }
+    }
     if (!active || active.id !== content.batchId || isExpired(active.expiresAt, now)) {
       await dropSlot(handle.slotId)
       throw revealGone()
     }
-    return { handle, content, active }
+    return { handle, content, batch: active, pending: false }
   }
 
   async function dropSlot(slotId: string): Promise<void> {
@@ -114,14 +148,14 @@ export function createRevealSlots(sc: ServiceContext): RevealSlots {
     }
   }
 
-  const claimKey = (slotId: string, channel: RevealChannel) => channelClaimKey(labelKey, slotId, channel)
+  const claimKey = (slotId: string, channel: SlotClaim) => channelClaimKey(labelKey, slotId, channel)
 
-  async function isUsed(slotId: string, channel: RevealChannel, now: number): Promise<boolean> {
+  async function isUsed(slotId: string, channel: SlotClaim, now: number): Promise<boolean> {
     const state = await guardStore(() => store.getAttempts(claimKey(slotId, channel)))
     return state.failures >= 1 || now < state.lockedUntil
   }
 
-  async function claimChannel(slotId: string, channel: RevealChannel, now: number): Promise<boolean> {
+  async function claimChannel(slotId: string, channel: SlotClaim, now: number): Promise<boolean> {
     const keys = [{ key: claimKey(slotId, channel), maxAttempts: 1 }]
     // A denied reservation changes nothing; an allowed one is never settled, so it stays taken.
     return (await guardStore(() => store.reserveAttempts({ keys, now }))).allowed
@@ -132,7 +166,13 @@ export function createRevealSlots(sc: ServiceContext): RevealSlots {
     return channels.filter((_, i) => used[i])
   }
 
-  async function closeSlotIfSpent(slotId: string, won: RevealChannel, now: number): Promise<void> {
+  async function closeSlotIfSpent(
+    slotId: string,
+    won: SlotClaim,
+    now: number,
+    pending: boolean,
+  ): Promise<void> {
+    if (pending) return
     try {
       const others = channels.filter((c) => c !== won)
       const used = await Promise.all(others.map((c) => isUsed(slotId, c, now)))
@@ -159,6 +199,7 @@ export function createRevealSlots(sc: ServiceContext): RevealSlots {
     openSlot,
     isUsed,
     claimChannel,
+    claimKey,
     usedChannels,
     dropSlot,
     closeSlotIfSpent,

@@ -13,6 +13,17 @@ const KEY_BYTES = 32
 const NONCE_BYTES = 24
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{64}$/
 
+/**
+ * A batch waiting for `rc.confirm` (`activation: 'confirm'`): what the store needs to write it
+ * then, besides its codes. Bound into the slot's associated data, so it cannot be altered.
+ */
+export interface PendingBatch {
+  /** When it was generated (epoch ms). */
+  generatedAt: number
+  /** Its lifetime once active, in ms; `null` = never expires. */
+  lifetimeMs: number | null
+}
+
 /** What the cache stores for one slot. */
 export interface SealedSlot {
   /** Keyed label of the owner (never the raw user id). */
@@ -21,6 +32,8 @@ export interface SealedSlot {
   expiresAt: number
   nonce: string
   ciphertext: string
+  /** Set while the slot's batch waits for `rc.confirm`; absent for an active batch's slot. */
+  pending?: PendingBatch
 }
 
 /** A decoded reveal token. */
@@ -36,6 +49,7 @@ export function sealReveal(input: {
   batchId: string
   codes: readonly string[]
   expiresAt: number
+  pending?: PendingBatch
 }): { token: string; slotId: string; slot: SealedSlot } {
   const bytes = new Uint8Array(SLOT_ID_BYTES + KEY_BYTES + NONCE_BYTES)
   input.random.read(bytes)
@@ -60,17 +74,21 @@ export function sealCodes(input: {
   batchId: string
   codes: readonly string[]
   expiresAt: number
+  pending?: PendingBatch
 }): SealedSlot {
   const plaintext = new TextEncoder().encode(JSON.stringify(input.codes))
-  const ciphertext = xchacha20poly1305(input.key, input.nonce, aad(input.owner, input.batchId)).encrypt(
-    plaintext,
-  )
+  const ciphertext = xchacha20poly1305(
+    input.key,
+    input.nonce,
+    aad(input.owner, input.batchId, input.pending),
+  ).encrypt(plaintext)
   return {
     owner: input.owner,
     batchId: input.batchId,
     expiresAt: input.expiresAt,
     nonce: encodeBase64urlNoPadding(input.nonce),
     ciphertext: encodeBase64urlNoPadding(ciphertext),
+    ...(input.pending ? { pending: { ...input.pending } } : {}),
   }
 }
 
@@ -98,12 +116,15 @@ export function openReveal(
 ): SealedSlotContent | null {
   if (!isSealedSlot(slot) || slot.owner !== owner || now >= slot.expiresAt) return null
   try {
-    const plain = xchacha20poly1305(handle.key, fromBase64url(slot.nonce), aad(owner, slot.batchId)).decrypt(
-      fromBase64url(slot.ciphertext),
-    )
+    const plain = xchacha20poly1305(
+      handle.key,
+      fromBase64url(slot.nonce),
+      aad(owner, slot.batchId, slot.pending),
+    ).decrypt(fromBase64url(slot.ciphertext))
     const codes: unknown = JSON.parse(new TextDecoder().decode(plain))
     if (!Array.isArray(codes) || !codes.every((c) => typeof c === 'string')) return null
-    return { batchId: slot.batchId, codes, expiresAt: slot.expiresAt }
+    const content: SealedSlotContent = { batchId: slot.batchId, codes, expiresAt: slot.expiresAt }
+    return slot.pending ? { ...content, pending: { ...slot.pending } } : content
   } catch {
     return null
   }
@@ -114,6 +135,8 @@ export interface SealedSlotContent {
   batchId: string
   codes: string[]
   expiresAt: number
+  /** Set when the slot's batch was generated to wait for `rc.confirm`. */
+  pending?: PendingBatch
 }
 
 function isSealedSlot(v: unknown): v is SealedSlot {
@@ -124,12 +147,24 @@ function isSealedSlot(v: unknown): v is SealedSlot {
     typeof s.batchId === 'string' &&
     typeof s.expiresAt === 'number' &&
     typeof s.nonce === 'string' &&
-    typeof s.ciphertext === 'string'
+    typeof s.ciphertext === 'string' &&
+    (s.pending === undefined || isPendingBatch(s.pending))
   )
 }
 
-function aad(owner: string, batchId: string): Uint8Array {
-  return new TextEncoder().encode(`rc1-reveal\0${owner}\0${batchId}`)
+function isPendingBatch(v: unknown): v is PendingBatch {
+  if (typeof v !== 'object' || v === null) return false
+  const p = v as Record<string, unknown>
+  return (
+    Number.isSafeInteger(p.generatedAt) &&
+    (p.lifetimeMs === null || (Number.isSafeInteger(p.lifetimeMs) && (p.lifetimeMs as number) > 0))
+  )
+}
+
+/** Owner, batch and (for a pending batch) its metadata, bound to the ciphertext. */
+function aad(owner: string, batchId: string, pending?: PendingBatch): Uint8Array {
+  const meta = pending ? `\0pending\0${pending.generatedAt}\0${pending.lifetimeMs ?? 'never'}` : ''
+  return new TextEncoder().encode(`rc1-reveal\0${owner}\0${batchId}${meta}`)
 }
 
 function fromBase64url(s: string): Uint8Array {

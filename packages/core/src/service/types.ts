@@ -25,6 +25,26 @@ export interface RevealStatus {
   open: RevealChannel[]
   /** The channels already used, in the same order. */
   used: RevealChannel[]
+  /**
+   * `true` while the slot's batch waits for `rc.confirm` (`activation: 'confirm'`): it is not in
+   * the store yet and the user's current batch still works.
+   */
+  pending: boolean
+}
+
+/** `confirm()` result. */
+export interface ConfirmResult {
+  /** The batch that is now active. */
+  batchId: string
+  /** The batch it superseded, or `null` when the user had none. */
+  supersededBatchId: string | null
+}
+
+/** A replacement code waiting in a reveal slot of its own (`replaceOnUse`). */
+export interface ReplacementReveal {
+  /** Keep in the host session; `viewCodes` with it shows the replacement once. */
+  reveal: RevealToken
+  revealExpiresAt: number
 }
 
 /** Who is asking and from where: used for limiter keys and audit (hashed). */
@@ -57,6 +77,12 @@ export type GenerateResult =
       reveal: RevealToken
       /** When the slot dies at the latest. */
       revealExpiresAt: number
+      /**
+       * `true` under `activation: 'confirm'`: the batch waits in its reveal slot, the current one
+       * keeps working, and `rc.confirm({ userId, reveal })` before `revealExpiresAt` activates it.
+       * `false`: the batch is active already.
+       */
+      pending: boolean
     }
   | { ok: false; reason: 'COOLDOWN_ACTIVE'; retryAfterMs: number }
 
@@ -92,6 +118,15 @@ export type RedeemResult =
       /** True after any recovery login: the user should generate a new batch. */
       shouldRegenerate: boolean
       lowCodes: boolean
+      /** How the user authenticated: always `'recovery_code'` (for the host's session record). */
+      method: 'recovery_code'
+      /** The host's `mustBindFactor` said the user must bind a new authenticator first. */
+      mustBindFactor: boolean
+      /**
+       * `replaceOnUse`: the replacement code, in a reveal slot of its own (never in this result as
+       * a code). Absent when replacement is off or the replacement could not be written.
+       */
+      replacement?: ReplacementReveal
     }
   | CodeFailure
 

@@ -222,6 +222,22 @@ export function batchQueries(d: SqlDialect) {
         })),
       ),
 
+    /**
+     * `addCodes`, step 1: the compare-and-set that raises the batch's `issued` by `count`, only
+     * while it is the user's active batch and unexpired at `now` (the one row of the primary key).
+     * PostgreSQL and SQLite add `RETURNING key_id, expires_at`, what the added codes copy, and
+     * then {@link insertCodes} them with `createdAt = now`; MySQL reads those first
+     * (`queries/mysql.ts` `addedTo`), inserts, and runs this last, counting the affected row.
+     */
+    raiseIssued: (db: Db, i: { userId: string; batchId: string; now: number; count: number }) =>
+      db
+        .updateTable('rc_batches')
+        .set((eb) => ({ issued: eb('issued', '+', i.count) }))
+        .where('id', '=', i.batchId)
+        .where('user_id', '=', i.userId)
+        .where('status', '=', 'active')
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', ts(i.now))])),
+
     setCodeState: (
       db: Db,
       i: { userId: string; codeId: string; to: 'invalidated' | 'deleted'; now: number },

@@ -162,6 +162,18 @@ export function mysqlQueries(d: SqlDialect) {
         .where('id', '=', i.batchId)
         .where('status', '=', 'active'),
 
+    /**
+     * addCodes, step 1: the user's batch, what its added codes copy (`key_id`, `expires_at`: they
+     * never change) and whether it is live (`status`), read without a lock: the codes are inserted
+     * next, then `raiseIssued` (code rows before batch rows) decides on the locked row.
+     */
+    addedTo: (db: Db, i: { userId: string; batchId: string }) =>
+      db
+        .selectFrom('rc_batches')
+        .select(['key_id', 'expires_at', 'status'])
+        .where('id', '=', i.batchId)
+        .where('user_id', '=', i.userId),
+
     /** setCodeState's compare-and-set (one affected row: this call made the change). */
     setCodeState: (
       db: Db,

@@ -1,6 +1,7 @@
 /**
  * The batches aggregate: batches and their codes. Batch creation supersedes and inserts in one
- * transaction (per-user advisory lock on PostgreSQL, one writer at a time on SQLite); consume is
+ * transaction (per-user advisory lock on PostgreSQL, one writer at a time on SQLite), and so does
+ * ending a batch (the same lock: `addCodes` takes it too, `store/replace.ts`); consume is
  * one conditional `UPDATE … RETURNING` on the unique `(user_id, digest)` row; flags and state
  * changes are compare-and-set, each with its audit row in the same transaction.
  */
@@ -112,6 +113,10 @@ export function batchStore(
         if (input.audit !== undefined) auditRecord(input.audit)
         if (unreadable(input.userId, input.batchId)) return false
         return tx(async (trx) => {
+          // PostgreSQL: under the user's lock, like `createBatch` and `addCodes` (`store/replace.ts`):
+          // codes added after the first step would otherwise stay live in the ended batch.
+          const lock = q.lockUser(input.userId)
+          if (lock !== null) await lock.execute(trx)
           await q.endBatchCodes(trx, input).execute()
           const row = await q.endBatch(trx, input).executeTakeFirst()
           if (row === undefined) throw new Rollback()

@@ -1,7 +1,7 @@
 /**
- * The batches aggregate's writes on MySQL (see `store/mysql.ts`): batch creation under the user's
- * named lock, the consume as row locks (code row, then its batch row), and compare-and-set state
- * changes whose one affected row says who won (no `RETURNING`).
+ * The batches aggregate's writes on MySQL (see `store/mysql.ts`): batch creation and ending under
+ * the user's named lock, the consume as row locks (code row, then its batch row), and
+ * compare-and-set state changes whose one affected row says who won (no `RETURNING`).
  */
 import type { AuditRecord, ConsumedCode, RecoveryCodeStore } from '@recovery-codes/core'
 import { RecoveryCodesError } from '@recovery-codes/core'
@@ -60,9 +60,8 @@ type BatchWrites = Pick<
 
 /** The batches aggregate's writes on MySQL. */
 export function mysqlBatches(ctx: MysqlContext): BatchWrites {
-  const { k, q, m, d, exec, run, tx, keyBytes, tooLong, auditBytes, appendAudit } = ctx
+  const { k, q, m, exec, run, tx, keyBytes, tooLong, auditBytes, appendAudit, userLocked } = ctx
   const consume = mysqlConsume(ctx)
-  const userLock = d.sessionUserLock!
   const withAudit = async (trx: Db, audit: AuditRecord | undefined) => {
     if (audit !== undefined) await exec(trx, appendAudit(audit))
   }
@@ -87,35 +86,24 @@ export function mysqlBatches(ctx: MysqlContext): BatchWrites {
         const { userId, createdAt: now } = batch
         // The named lock lives on one connection: taken before the transaction (before any row
         // lock), released after it, on the same connection, whatever happened in between.
-        await k.connection().execute(async (conn) => {
-          const granted = (await userLock.take(userId).execute(conn)).rows[0] as { got?: unknown } | undefined
-          if (Number(granted?.got) !== 1) {
-            throw new RecoveryCodesError('STORE_TIMEOUT', 'store-kysely: createBatch timed out (user lock)')
-          }
-          try {
-            await tx(
-              async (trx) => {
-                const active = await m.activeBatchId(trx, userId).executeTakeFirst()
-                if (active !== undefined) {
-                  await m.endCodesOf(trx, { userId, batchId: active.id, now }).execute()
-                  await m.supersede(trx, { batchId: active.id, now }).execute()
-                }
-                await q.insertBatch(trx, batch, codes.length).execute()
-                for (let i = 0; i < codes.length; i += INSERT_CHUNK) {
-                  await q.insertCodes(trx, batch, codes.slice(i, i + INSERT_CHUNK)).execute()
-                }
-                await withAudit(trx, audit)
-              },
-              undefined,
-              conn,
-            )
-          } finally {
-            await userLock
-              .release(userId)
-              .execute(conn)
-              .catch(() => {})
-          }
-        })
+        await userLocked('createBatch', userId, (conn) =>
+          tx(
+            async (trx) => {
+              const active = await m.activeBatchId(trx, userId).executeTakeFirst()
+              if (active !== undefined) {
+                await m.endCodesOf(trx, { userId, batchId: active.id, now }).execute()
+                await m.supersede(trx, { batchId: active.id, now }).execute()
+              }
+              await q.insertBatch(trx, batch, codes.length).execute()
+              for (let i = 0; i < codes.length; i += INSERT_CHUNK) {
+                await q.insertCodes(trx, batch, codes.slice(i, i + INSERT_CHUNK)).execute()
+              }
+              await withAudit(trx, audit)
+            },
+            undefined,
+            conn,
+          ),
+        )
       }),
 
     consumeCode: (input) =>
@@ -149,14 +137,22 @@ export function mysqlBatches(ctx: MysqlContext): BatchWrites {
         if (input.audit !== undefined) auditRecord(input.audit)
         auditBytes(input.audit)
         if (unreadable(input.userId, input.batchId) || tooLong(input.userId, input.batchId)) return false
-        return tx(async (trx) => {
-          // Codes before their batch. Only an active batch has live codes, so no sub-select on the
-          // batch (whose rows an UPDATE's sub-select would lock first) is needed here.
-          await m.endCodesOf(trx, input).execute()
-          if (!changed(await m.endBatch(trx, input).executeTakeFirst())) throw new Rollback()
-          await withAudit(trx, input.audit)
-          return true
-        }, false)
+        // Under the user's named lock, like `createBatch` and `addCodes` (`store/mysql-replace.ts`):
+        // codes added after the first step would otherwise stay live in the ended batch.
+        return userLocked('endBatch', input.userId, (conn) =>
+          tx(
+            async (trx) => {
+              // Codes before their batch. Only an active batch has live codes, so no sub-select on
+              // the batch (whose rows an UPDATE's sub-select would lock first) is needed here.
+              await m.endCodesOf(trx, input).execute()
+              if (!changed(await m.endBatch(trx, input).executeTakeFirst())) throw new Rollback()
+              await withAudit(trx, input.audit)
+              return true
+            },
+            false,
+            conn,
+          ),
+        )
       }),
 
     setBatchFlag: (input) =>

@@ -4,7 +4,8 @@
  * the other dialects make with `RETURNING`, `ON CONFLICT` or a DELETE by row address is in
  * `store/mysql-*.ts` (statements in `queries/mysql.ts`): a READ COMMITTED transaction of row locks
  * taken in one order, limiter rows (byte order) → code rows → batch rows (id order) → appended
- * rows, with batch creation first taking a per-user named lock (`SqlDialect.sessionUserLock`).
+ * rows, with batch creation, ending a batch and `addCodes` first taking a per-user named lock
+ * (`SqlDialect.sessionUserLock`, {@link MysqlContext.userLocked}).
  * READ COMMITTED: no gap locks (concurrent first reservations of one key do not deadlock), and
  * each statement reads a fresh snapshot (a consume's count of what is left, after the batch row
  * lock, sees every consume before it). A transaction InnoDB rolls back on a deadlock is run again
@@ -13,7 +14,7 @@
 import type { AuditRecord, RecoveryCodeStore } from '@recovery-codes/core'
 import { RecoveryCodesError } from '@recovery-codes/core'
 import type { Compilable, Kysely, KyselyPlugin, QueryResult, UnknownRow } from 'kysely'
-import { MYSQL_MAX_KEY_BYTES } from '../dialect.ts'
+import { MYSQL_MAX_KEY_BYTES, type SqlDialect } from '../dialect.ts'
 import { MYSQL_DEADLOCK, mysqlErrno, mysqlStoreError } from '../mysql-errors.ts'
 import { type MysqlQueries, mysqlQueries } from '../queries/mysql.ts'
 import type { RecoveryCodesDatabase } from '../schema.ts'
@@ -26,6 +27,7 @@ import { limiterStatements } from './limiter-statements.ts'
 import { mysqlAttempts } from './mysql-attempts.ts'
 import { mysqlBatches } from './mysql-batches.ts'
 import { mysqlImport } from './mysql-import.ts'
+import { mysqlReplace } from './mysql-replace.ts'
 import { mysqlRetention } from './mysql-retention.ts'
 
 /** Tries of a transaction that InnoDB rolled back on a deadlock (`ER_LOCK_DEADLOCK`). */
@@ -53,6 +55,12 @@ export interface MysqlContext extends StoreContext {
   tooLong(...values: unknown[]): boolean
   /** {@link MysqlContext.keyBytes} on the indexed fields of an audit record. */
   auditBytes(record: AuditRecord | undefined): void
+  /**
+   * `fn` on one connection that holds the user's named lock (`SqlDialect.sessionUserLock`): taken
+   * before `fn` (so before any row lock of its transaction), released after it on the same
+   * connection, whatever happened in between. Not granted in time: `STORE_TIMEOUT` for `op`.
+   */
+  userLocked<T>(op: string, userId: string, fn: (conn: Trx) => Promise<T>): Promise<T>
 }
 
 const overLimit = (v: unknown) => typeof v === 'string' && Buffer.byteLength(v, 'utf8') > MYSQL_MAX_KEY_BYTES
@@ -85,10 +93,34 @@ function textRow(row: UnknownRow): UnknownRow {
 
 const pause = (attempt: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt))
 
+/** {@link MysqlContext.userLocked} on the store's instance `k`, with the dialect's `userLock`. */
+function userLocked<T>(
+  k: Trx,
+  userLock: NonNullable<SqlDialect['sessionUserLock']>,
+  op: string,
+  userId: string,
+  fn: (conn: Trx) => Promise<T>,
+): Promise<T> {
+  return k.connection().execute(async (conn) => {
+    const granted = (await userLock.take(userId).execute(conn)).rows[0] as { got?: unknown } | undefined
+    if (Number(granted?.got) !== 1) {
+      throw new RecoveryCodesError('STORE_TIMEOUT', `store-kysely: ${op} timed out (user lock)`)
+    }
+    try {
+      return await fn(conn)
+    } finally {
+      await userLock
+        .release(userId)
+        .execute(conn)
+        .catch(() => {})
+    }
+  })
+}
+
 /** The store of {@link kyselyStore} on MySQL. */
 export function mysqlStore(
   db: Kysely<any>,
-): RecoveryCodeStore & Required<Pick<RecoveryCodeStore, 'redeemCode' | 'importBatch'>> {
+): RecoveryCodeStore & Required<Pick<RecoveryCodeStore, 'redeemCode' | 'importBatch' | 'addCodes'>> {
   const base = storeContext(db.withPlugin(MYSQL_TEXT_COLUMNS), 'mysql')
   const { k } = base
 
@@ -170,6 +202,7 @@ export function mysqlStore(
       keyBytes('audit.event', record.event)
       keyBytes('audit.userId', record.userId)
     },
+    userLocked: (op, userId, fn) => userLocked(k, base.d.sessionUserLock!, op, userId, fn),
   }
 
   // The shared aggregates serve what MySQL runs as they wrote it: code lookups, batch summaries,
@@ -203,5 +236,6 @@ export function mysqlStore(
     ...mysqlAttempts(ctx),
     ...mysqlRetention(ctx),
     ...mysqlImport(ctx),
+    ...mysqlReplace(ctx),
   }
 }

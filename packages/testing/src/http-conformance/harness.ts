@@ -49,7 +49,10 @@ export interface Harness {
     opts?: { cookie?: string; headers?: Record<string, string> },
   ): Promise<Response>
   get(path: string, cookie?: string): Promise<Response>
-  /** Generates a batch for the session and returns its codes (via `/codes/view`). */
+  /**
+   * Generates a batch for the session, shows its codes (via `/codes/view`) and confirms it
+   * (`/confirm`: the default `activation: 'confirm'`; skipped under `'immediate'`), as a user would.
+   */
   batch(cookie: string, body?: Record<string, unknown>): Promise<string[]>
 }
 
@@ -178,9 +181,12 @@ export function harnessSetup(options: HttpAdapterConformanceOptions, open: Mount
     const batch = async (cookie: string, body: Record<string, unknown> = {}) => {
       const g = await post('/generate', body, { cookie })
       expect(g.status).toBe(201)
+      const { pending } = (await g.json()) as { pending: boolean }
       const v = await post('/codes/view', {}, { cookie })
       expect(v.status).toBe(200)
-      return ((await v.json()) as { codes: string[] }).codes
+      const codes = ((await v.json()) as { codes: string[] }).codes
+      if (pending) expect((await post('/confirm', {}, { cookie })).status).toBe(200)
+      return codes
     }
     return {
       rc,

@@ -13,7 +13,13 @@ export function loginTests(setup: HarnessSetup): void {
     const before = h.pending('alice')
     const r = await h.post('/redeem', { code: codes[0] }, { cookie: before })
     expect(r.status).toBe(200)
-    expect(await r.json()).toEqual({ remaining: codes.length - 1, lowCodes: false, shouldRegenerate: true })
+    expect(await r.json()).toEqual({
+      remaining: codes.length - 1,
+      lowCodes: false,
+      shouldRegenerate: true,
+      method: 'recovery_code',
+      mustBindFactor: false,
+    })
     const setCookie = r.headers.get('set-cookie') ?? ''
     const after = setCookie.split(';')[0]!
     expect(after).toMatch(/^sid=/)
@@ -28,6 +34,26 @@ export function loginTests(setup: HarnessSetup): void {
     // The code is spent.
     const reuse = await h.post('/redeem', { code: codes[0] }, { cookie: h.pending('alice') })
     expect(reuse.status).toBe(401)
+  })
+
+  it('replaceOnUse: the replacement is shown once through /codes/view of the new session, never in the redeem body', async () => {
+    const h = await setup({ replaceOnUse: true })
+    const codes = await h.batch(h.login('alice'))
+    const r = await h.post('/redeem', { code: codes[0] }, { cookie: h.pending('alice') })
+    expect(r.status).toBe(200)
+    const text = await r.text()
+    const body = JSON.parse(text) as { remaining: number; replacement?: Record<string, unknown> }
+    expect(body.remaining).toBe(codes.length)
+    expect(Object.keys(body.replacement ?? {})).toEqual(['revealExpiresAt'])
+    const after = (r.headers.get('set-cookie') ?? '').split(';')[0]!
+    const v = await h.post('/codes/view', {}, { cookie: after })
+    expect(v.status).toBe(200)
+    const { codes: shown } = (await v.json()) as { codes: string[] }
+    expect(shown).toHaveLength(1)
+    expect(text).not.toContain(shown[0]!)
+    const again = await h.post('/codes/view', {}, { cookie: after })
+    expect([409, 410]).toContain(again.status)
+    expect((await h.post('/redeem', { code: shown[0] }, { cookie: h.pending('alice') })).status).toBe(200)
   })
 
   it('redeem without a pending second factor: 401 UNAUTHENTICATED', async () => {

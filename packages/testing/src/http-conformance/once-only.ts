@@ -34,7 +34,7 @@ async function generate(h: Harness, cookie: string): Promise<void> {
 
 /** Registers the reveal-route tests inside the running `describe` block. */
 export function onceOnlyTests(setup: HarnessSetup): void {
-  it('every order of view, .txt, .pdf and email: 200 once each, a repeat 409 ALREADY_DONE, then 410 once all are used', async () => {
+  it('every order of view, .txt, .pdf and email: 200 once each, a repeat 409 ALREADY_DONE, then 410 once all are used and confirmed', async () => {
     const h = await setup()
     const orders = permutations(['view', 'txt', 'pdf', 'email'] as const)
     expect(orders).toHaveLength(24)
@@ -53,8 +53,10 @@ export function onceOnlyTests(setup: HarnessSetup): void {
         const r = await request(h, cookie, channel)
         expect([r.status, await errorCode(r)], `${label}: ${channel} again`).toEqual([409, 'ALREADY_DONE'])
       }
-      // `.csv` was the last open channel: after it the slot is gone for every route.
+      // `.csv` was the last open channel; the confirm was the slot's last use: after it the slot
+      // is gone for every route.
       expect((await request(h, cookie, 'csv')).status).toBe(200)
+      expect((await h.post('/confirm', {}, { cookie })).status, `${label}: confirm`).toBe(200)
       for (const channel of CHANNELS) {
         const r = await request(h, cookie, channel)
         expect([r.status, await errorCode(r)], `${label}: ${channel} after all`).toEqual([

@@ -7,14 +7,22 @@ import { errorCode, type HarnessSetup, wrongCode } from './harness.ts'
 
 /** Registers the success-path tests inside the running `describe` block. */
 export function routeTests(setup: HarnessSetup): void {
-  it('generate (201), view once, status, history', async () => {
+  it('generate (201), view once, confirm, status, history', async () => {
     const h = await setup()
     const alice = h.login('alice')
     const g = await h.post('/generate', { count: 6 }, { cookie: alice })
     expect(g.status).toBe(201)
     const gb = (await g.json()) as Record<string, unknown>
-    expect(Object.keys(gb).sort()).toEqual(['batchId', 'count', 'createdAt', 'expiresAt', 'revealExpiresAt'])
+    expect(Object.keys(gb).sort()).toEqual([
+      'batchId',
+      'count',
+      'createdAt',
+      'expiresAt',
+      'pending',
+      'revealExpiresAt',
+    ])
     expect(gb.count).toBe(6)
+    expect(gb.pending).toBe(true)
     expect(JSON.stringify(gb)).not.toMatch(/codes/)
 
     const v = await h.post('/codes/view', {}, { cookie: alice })
@@ -25,6 +33,13 @@ export function routeTests(setup: HarnessSetup): void {
     const again = await h.post('/codes/view', {}, { cookie: alice })
     expect(again.status).toBe(409)
     expect(await errorCode(again)).toBe('ALREADY_DONE')
+
+    // Pending until confirmed: no active batch yet.
+    const before = (await (await h.get('/status', alice)).json()) as { active: unknown; remaining: number }
+    expect([before.active, before.remaining]).toEqual([null, 0])
+    const c = await h.post('/confirm', {}, { cookie: alice })
+    expect(c.status).toBe(200)
+    expect(await c.json()).toEqual({ batchId: gb.batchId, supersededBatchId: null })
 
     const s = await h.get('/status', alice)
     expect(s.status).toBe(200)

@@ -65,6 +65,9 @@ export function createServiceSuite(options: ServiceConformanceOptions): ServiceS
         peppers: [{ id: 'k1', secret: TEST_PEPPER }],
         store: s,
         clock,
+        // The suites of one behaviour each generate and use a batch at once; the activation
+        // suite (`activation.ts`) runs the default, `'confirm'`, on every store.
+        activation: 'immediate',
         export: { pdf: pdfExport() },
         ...overrides,
       })

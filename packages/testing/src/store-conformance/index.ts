@@ -10,6 +10,7 @@ import type {
   ImportStore,
   RecoveryCodeStore,
   RedeemStore,
+  ReplaceStore,
   RetentionStore,
 } from '@recovery-codes/core'
 import { attemptSuite } from './attempts.ts'
@@ -18,6 +19,7 @@ import { batchSuite } from './batches.ts'
 import { runSuites, type StoreConformanceOptions } from './context.ts'
 import { importSuite } from './import.ts'
 import { redeemSuite } from './redeem.ts'
+import { replaceSuite } from './replace.ts'
 import { retentionSuite } from './retention.ts'
 
 export type { StoreConformanceContext, StoreConformanceOptions } from './context.ts'
@@ -25,9 +27,9 @@ export type { StoreConformanceContext, StoreConformanceOptions } from './context
 /**
  * Registers the shared conformance suite for a `RecoveryCodeStore`: every method's contract,
  * including the concurrency races (real parallel calls started together behind a barrier).
- * Every store package calls it in one line from its own `test/`. It runs what the six
+ * Every store package calls it in one line from its own `test/`. It runs what the seven
  * per-aggregate runners run, in one `describe` block with one `concurrency` block; the tests of
- * the optional `importBatch` skip on a store without it.
+ * the optional `importBatch` and `addCodes` skip on a store without them.
  *
  * @example
  * ```ts
@@ -36,7 +38,15 @@ export type { StoreConformanceContext, StoreConformanceOptions } from './context
  * ```
  */
 export function runStoreConformance(options: StoreConformanceOptions): void {
-  runSuites(options, [batchSuite, attemptSuite, retentionSuite, auditSuite, redeemSuite, importSuite])
+  runSuites(options, [
+    batchSuite,
+    attemptSuite,
+    retentionSuite,
+    auditSuite,
+    redeemSuite,
+    importSuite,
+    replaceSuite,
+  ])
 }
 
 /**
@@ -130,4 +140,25 @@ export function runImportStoreConformance(
   options: StoreConformanceOptions<RecoveryCodeStore & ImportStore>,
 ): void {
   runSuites(options, [importSuite])
+}
+
+/**
+ * The `ReplaceStore` part (the optional `addCodes`, NIST SP 800-63B-4 §4.2.1.1 replacement on
+ * use): codes appended to the user's live batch raise `issued` and `unused` and are usable at once
+ * (consume, redeem, expiry and purge with the batch), with their audit row; a superseded,
+ * disabled, deleted, expired, foreign or unknown batch is `false` with nothing written; a colliding
+ * digest or code id and malformed input leave no trace; and the races (`addCodes` against
+ * `createBatch` and against `endBatch`, 10 rounds each: nothing lands in the ended batch after
+ * its end; 20 concurrent `addCodes` on one batch all land). Reads back through the rest of the
+ * store; every test skips on a store without `addCodes`.
+ *
+ * @example
+ * ```ts
+ * runReplaceStoreConformance({ name: 'dynamo', setup: () => dynamoStore(client) })
+ * ```
+ */
+export function runReplaceStoreConformance(
+  options: StoreConformanceOptions<RecoveryCodeStore & ReplaceStore>,
+): void {
+  runSuites(options, [replaceSuite])
 }
