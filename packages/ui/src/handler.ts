@@ -828,15 +828,11 @@ export function createPagesHandler<Ctx>(
     }
   }
 
-  async function replacementGone(q: Req): Promise<PageResponse> {
-    await discardReveal(q)
-    flash(
-      q.s,
-      'error',
+  const replacementGone = (q: Req) =>
+    slotGone(
+      q,
       'Your replacement code is no longer available here (it is kept only for a few minutes and until you sign out). Generate a new batch to get a full set of codes.',
     )
-    return redirect(q.paths.dashboard)
-  }
 
   const REPUDIATION_STATUS = { invalid: 400, expired: 410, used: 409 } as const
 
@@ -846,15 +842,14 @@ export function createPagesHandler<Ctx>(
     const tokens = q.r.query.getAll('token')
     const token = tokens.length === 1 ? tokens[0]! : ''
     const r = token ? await rc.inspectRepudiation({ token }) : ({ ok: false, reason: 'invalid' } as const)
+    const l = await layoutFor(q, "This wasn't me")
     if (!r.ok) {
-      const l = await layoutFor(q, "This wasn't me")
       return page(
         q,
         REPUDIATION_STATUS[r.reason],
         repudiationResultPage(l, { ok: false, reason: r.reason, contact }),
       )
     }
-    const l = await layoutFor(q, "This wasn't me")
     return page(q, 200, repudiatePage(l, { token, kind: r.kind, expiresAt: r.expiresAt, contact }))
   }
 
@@ -875,15 +870,18 @@ export function createPagesHandler<Ctx>(
     return page(q, 200, repudiationResultPage(l, { ok: true, batchDisabled: r.batchDisabled, contact }))
   }
 
-  async function revealGone(q: Req): Promise<PageResponse> {
+  /** The session's reveal slot is gone: drop its token, say why, back to the dashboard. */
+  async function slotGone(q: Req, message: string): Promise<PageResponse> {
     await discardReveal(q)
-    flash(
-      q.s,
-      'error',
-      'Your new codes are no longer available here (they are kept only for a few minutes and until you sign out). Generate a new batch to get new codes.',
-    )
+    flash(q.s, 'error', message)
     return redirect(q.paths.dashboard)
   }
+
+  const revealGone = (q: Req) =>
+    slotGone(
+      q,
+      'Your new codes are no longer available here (they are kept only for a few minutes and until you sign out). Generate a new batch to get new codes.',
+    )
 
   async function postDownload(q: Req): Promise<PageResponse> {
     const u = requireUser(q)

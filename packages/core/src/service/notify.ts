@@ -12,6 +12,7 @@ import type { RecoveryEvent, RecoveryEventName } from '../ports/events.ts'
 import type { Job } from '../ports/queue.ts'
 import { errorName, type ServiceContext } from './context.ts'
 import { renderNotification, repudiationLink } from './notify-templates.ts'
+import { usableAddress } from './outbox.ts'
 import type { Repudiation } from './repudiate.ts'
 import { NOTIFICATION_KINDS, type NotificationKind } from './repudiation-token.ts'
 
@@ -96,9 +97,7 @@ export function withNotifications(sc: ServiceContext, repudiation: Repudiation):
 
   /** The user's stored address, or `null` when there is none usable (a hook failure throws). */
   async function recipientOf(userId: string): Promise<string | null> {
-    const to = config.resolveEmail ? await config.resolveEmail(userId) : null
-    if (typeof to !== 'string' || to.length === 0 || to.length > 254 || /[\r\n\0]/.test(to)) return null
-    return to
+    return usableAddress(config.resolveEmail ? await config.resolveEmail(userId) : null)
   }
 
   async function emailLog(n: Notice, to: string, now: number, outcome: 'sent' | 'failed'): Promise<void> {

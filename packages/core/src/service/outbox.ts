@@ -51,10 +51,11 @@ export function createOutbox(sc: ServiceContext): Outbox {
     hmac(sha256, labelKey, new TextEncoder().encode(`rc1-outbox\0${outboxId}`))
 
   async function recipientOf(userId: string): Promise<string> {
-    const to = config.resolveEmail ? await guardStore(() => config.resolveEmail!(userId)) : null
-    if (typeof to !== 'string' || to.length === 0 || to.length > 254 || /[\r\n\0]/.test(to)) {
+    const to = usableAddress(
+      config.resolveEmail ? await guardStore(() => config.resolveEmail!(userId)) : null,
+    )
+    if (to === null)
       throw new RecoveryCodesError('NOT_FOUND', 'No email address is on file for this account.')
-    }
     return to
   }
 
@@ -173,4 +174,9 @@ export function createOutbox(sc: ServiceContext): Outbox {
   }
 
   return { recipientOf, deliverCodes, queueCodes, handleEmailJob }
+}
+
+/** What `resolveEmail` returned, when it is an address a message can go to; else `null`. */
+export function usableAddress(to: unknown): string | null {
+  return typeof to === 'string' && to.length > 0 && to.length <= 254 && !/[\r\n\0]/.test(to) ? to : null
 }

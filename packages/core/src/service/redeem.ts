@@ -109,7 +109,8 @@ export function createRedeem(
       method: 'recovery_code',
       mustBindFactor: false,
     }
-    const bumped = bumpVersion(userId)
+    // With replacement the bump waits for the replacement's write: one bump for both.
+    const bumped = config.replaceOnUse ? undefined : bumpVersion(userId)
     return bumped === undefined && !afterWork ? result : after(bumped, result, now, ctx)
   }
 
@@ -130,8 +131,8 @@ export function createRedeem(
       result.replacement = replacement
       result.remaining += 1
       result.lowCodes = result.remaining <= config.lowCodesThreshold
-      await bumpVersion(userId)
     }
+    if (config.replaceOnUse) await bumpVersion(userId)
     if (config.mustBindFactor) {
       try {
         result.mustBindFactor =
