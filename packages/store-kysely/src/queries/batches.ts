@@ -105,9 +105,10 @@ export function batchQueries(d: SqlDialect) {
      * SQLite's redeem: {@link consume} only while every limiter key is open (not locked, fewer
      * failures than its max; a key without a counter is open), returning with the code what its
      * batch has left (`remaining`). In `RETURNING`, SQLite evaluates the sub-select after the row's
-     * change, so the consumed code no longer counts. One statement where a read of the counters,
-     * the consume and a count were three; when nothing comes back the caller reads the counters to
-     * tell a closed key from a miss.
+     * change, so the consumed code no longer counts. It also returns `held_j`, 1 when key `j` has a
+     * counter row, so the caller deletes reset counters only when one exists. One
+     * statement where a read of the counters, the consume and a count were three; when nothing
+     * comes back the caller reads the counters to tell a closed key from a miss.
      */
     consumeIfOpen: (
       db: Db,
@@ -119,32 +120,35 @@ export function batchQueries(d: SqlDialect) {
       },
     ) => {
       let q = consumeWhere(db, i)
-      if (i.keys.length > 0) {
+      // One NOT EXISTS per key: each is one probe of the key's index. (An OR of the keys in one
+      // sub-select makes SQLite build a MULTI-INDEX OR row set per call: 35 µs where two probes
+      // cost 3, measured at 1M rows.)
+      for (const key of i.keys) {
         q = q.where(({ not, exists, selectFrom }) =>
           not(
             exists(
               selectFrom('rc_attempts as a')
                 .select('a.key')
+                .where('a.key', '=', key.key)
                 .where((eb) =>
-                  eb.or(
-                    i.keys.map((k) =>
-                      eb.and([
-                        eb('a.key', '=', k.key),
-                        eb.or([eb('a.locked_until', '>', ts(i.now)), eb('a.failures', '>=', k.maxAttempts)]),
-                      ]),
-                    ),
-                  ),
+                  eb.or([eb('a.locked_until', '>', ts(i.now)), eb('a.failures', '>=', key.maxAttempts)]),
                 ),
             ),
           ),
         )
       }
-      return q.returning([
+      // `held_j`: key j has a counter row, so a reset of it has something to delete.
+      return q.returning((eb) => [
         'rc_codes.id',
         'rc_codes.batch_id',
         'rc_codes.key_id',
         sql<number>`(select count(*) from rc_codes as x where x.batch_id = rc_codes.batch_id and x.state = 'active')`.as(
           'remaining',
+        ),
+        ...i.keys.map((key, j) =>
+          eb
+            .exists(eb.selectFrom('rc_attempts as c').select('c.key').where('c.key', '=', key.key))
+            .as(`held_${j}`),
         ),
       ])
     },

@@ -314,8 +314,9 @@ export function redeemer(
    * batch has left); consumed → delete the reset counters (a key without one deletes nothing) and
    * append the audit row; otherwise read the counters: a key closed → `denied`, nothing written;
    * else reserve every key (the upsert of `reserveAttempts`) → `missed`. Statements of a success:
-   * BEGIN, the consume, the reset DELETE, the audit INSERT, COMMIT; pages written: the code row's
-   * and the audit row's three.
+   * BEGIN, the consume, the audit INSERT, COMMIT (and the reset DELETE before the INSERT only when
+   * a reset key has a counter, which the consume reports); pages written: the code row's and the
+   * audit row's three.
    */
   function redeemSqlite(
     input: RedeemCodeInput,
@@ -326,7 +327,7 @@ export function redeemer(
     const { keys, audit, now } = input
     return rawWriteTx(async (conn): Promise<RedeemCodeOutcome> => {
       if (lookup) {
-        type CodeRow = { id: string; batch_id: string; key_id: string; remaining: number }
+        type CodeRow = Record<string, unknown> & { id: string; batch_id: string; key_id: string; remaining: number }
         const row = (await exec<CodeRow>(conn, consumeIfOpenQuery(input.userId, digests, keys, now))).rows[0]
         if (row !== undefined) {
           const code: ConsumedCode = {
@@ -335,7 +336,8 @@ export function redeemer(
             keyId: row.key_id,
             remaining: Number(row.remaining),
           }
-          if (reset.length > 0) await exec(conn, limiter.delete(reset))
+          const held = resetWithCounter(keys, reset, row)
+          if (held.length > 0) await exec(conn, limiter.delete(held))
           await exec(conn, appendAudit(consumedAudit(audit, code)))
           return { outcome: 'consumed', code }
         }
@@ -352,6 +354,16 @@ export function redeemer(
       if (r.rows.length < keys.length) throw new RecoveryCodesError('INTERNAL', 'reservation lost')
       return { outcome: 'missed', states: statesOf(keys, r.rows) }
     })
+  }
+
+  /** The keys of `reset` that have a counter row (`held_j` of the consume is 1 for `keys[j]`). */
+  const resetWithCounter = (keys: Keys, reset: readonly string[], row: Record<string, unknown>): string[] => {
+    const held: string[] = []
+    for (const key of reset) {
+      const j = keys.findIndex((x) => x.key === key)
+      if (j >= 0 && Number(row[`held_${j}`]) === 1) held.push(key)
+    }
+    return held
   }
 
   return {
