@@ -110,7 +110,7 @@ export async function runTarget(outer: Report, t: Target) {
   const report = t.rowName === undefined ? outer : renamedReport(outer, t.rowName)
   const d = t.dialect
   const now0 = Date.now()
-  const store = kyselyStore(t.db)
+  const store = kyselyStore(t.db, t.storeOptions)
   // 'immediate': a generate writes its batch, which the generate rows time.
   const rc = createRecoveryCodes({ peppers: PEPPERS, store, activation: 'immediate' })
   const log = (s: string) => console.log(`[${d}] ${s}`)

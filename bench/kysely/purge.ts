@@ -118,7 +118,10 @@ export async function purgeRows(
 
     // ---- the service's purge, redeemer running ----
     const calls = new Map<string, number[]>()
-    const rc = createRecoveryCodes({ peppers: PEPPERS, store: timing(kyselyStore(t.db), calls) })
+    const rc = createRecoveryCodes({
+      peppers: PEPPERS,
+      store: timing(kyselyStore(t.db, t.storeOptions), calls),
+    })
     const duringRun = await redeemer.start('purge')
     const p0 = performance.now()
     const stopAt = p0 + (t.purgeSeconds ?? Number.POSITIVE_INFINITY) * 1000

@@ -356,7 +356,7 @@ async function walFrames(ctx: Ctx, t: SqliteTarget, codes: Codes) {
   sqlitePragmas(conn)
   conn.pragma('wal_autocheckpoint = 0')
   const db = new Kysely<any>({ dialect: new SqliteDialect({ database: sqliteStatementCache(conn) }) })
-  const store = kyselyStore(db)
+  const store = kyselyStore(db, { sqliteDatabase: conn })
   const floor = conn.prepare(t.floorSql)
   const pageSize = conn.pragma('page_size', { simple: true }) as number
   const frame = pageSize + 24

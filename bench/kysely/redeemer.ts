@@ -11,7 +11,12 @@
  */
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData } from 'node:worker_threads'
-import { kyselyStore, pgPreparedStatements, sqliteStatementCache } from '@recovery-codes/store-kysely'
+import {
+  type KyselyStoreOptions,
+  kyselyStore,
+  pgPreparedStatements,
+  sqliteStatementCache,
+} from '@recovery-codes/store-kysely'
 import Database from 'better-sqlite3'
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
@@ -33,31 +38,32 @@ export type RedeemerMessage =
 const data = workerData as RedeemerData
 const port = parentPort!
 
-async function open(conn: WorkerConnection): Promise<Kysely<any>> {
+async function open(conn: WorkerConnection): Promise<{ db: Kysely<any>; options?: KyselyStoreOptions }> {
   if (conn.dialect === 'sqlite') {
     // A long busy timeout: a redeem blocked by the one-shot DELETE waits it out and says how long.
     const raw = new Database(conn.file, { timeout: 60_000 })
     raw.pragma('synchronous = NORMAL')
     raw.pragma('cache_size = -65536')
-    return new Kysely<any>({ dialect: new SqliteDialect({ database: sqliteStatementCache(raw) }) })
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: sqliteStatementCache(raw) }) })
+    return { db, options: { sqliteDatabase: raw } }
   }
   if (conn.dialect === 'postgres') {
     const pool = pgPreparedStatements(
       new pg.Pool({ connectionString: conn.url, options: conn.options, max: 2 }),
     )
-    return new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+    return { db: new Kysely<any>({ dialect: new PostgresDialect({ pool }) }) }
   }
   if (conn.dialect === 'mysql') {
     const mysql2 = loadMysql2()
     if (mysql2 === null) throw new Error('redeemer: mysql2 is not installed where the bench can load it')
     const pool = mysql2.createPool({ uri: conn.url, connectionLimit: 2 })
-    return new Kysely<any>({ dialect: new MysqlDialect({ pool: pool as never }) })
+    return { db: new Kysely<any>({ dialect: new MysqlDialect({ pool: pool as never }) }) }
   }
   throw new Error(`redeemer: no worker connection for ${(conn as WorkerConnection).dialect}`)
 }
 
-const db = await open(data.conn)
-const store = kyselyStore(db)
+const { db, options } = await open(data.conn)
+const store = kyselyStore(db, options)
 const codes = seededCodes(data.codes.batches)
 let n = data.codes.from
 const end = data.codes.from + data.codes.count

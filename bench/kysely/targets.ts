@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, type KyselyStoreOptions } from 'node:path'
 import {
   migrateRecoveryCodes,
   pgPreparedStatements,
@@ -38,6 +38,8 @@ export interface Target {
   setup: string
   /** The store's Kysely instance. */
   db: Kysely<any>
+  /** The options of the store under test (SQLite: its better-sqlite3 handle, `sqliteDatabase`). */
+  storeOptions?: KyselyStoreOptions
   /** A second Kysely instance over the same handle / pool, recording into `sink`. */
   captureDb(sink: CaptureSink): Kysely<any>
   /** Runs statements as one transaction (SQLite) or one statement each (PostgreSQL autocommit). */
@@ -133,10 +135,12 @@ export async function sqliteTarget(): Promise<SqliteTarget> {
   const oneShot = raw.prepare(ONE_SHOT_DELETE.sqlite)
   return {
     dialect: 'sqlite',
-    setup: 'better-sqlite3, WAL, synchronous=NORMAL, 256 MB page cache, sqliteStatementCache',
+    setup:
+      'better-sqlite3, WAL, synchronous=NORMAL, 256 MB page cache, sqliteStatementCache, kyselyStore sqliteDatabase',
     file,
     raw,
     db,
+    storeOptions: { sqliteDatabase: raw },
     captureDb: (sink) =>
       new Kysely<any>({
         dialect: capturingDialect(new SqliteDialect({ database: sqliteStatementCache(raw) }), sink),

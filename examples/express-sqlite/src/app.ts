@@ -134,7 +134,8 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     export: { ...fromEnv.export, pdf: pdfExport() },
     loginMode,
     peppers: fromEnv.peppers ?? [{ id: 'demo1', secret: pepper!.secret }],
-    store: kyselyStore(db),
+    // The redeem as one synchronous transaction on the better-sqlite3 handle under `db`.
+    store: kyselyStore(db, { sqliteDatabase: sqlite }),
     mailer: emlFileMailer({ dir: mailDir, from: 'no-reply@example.com' }),
     resolveEmail: (userId) => users.emailOf(userId),
     resolveUserId: (identifier) => users.idOf(identifier),

@@ -35,6 +35,7 @@ export {
   startSqliteCheckpointer,
 } from './sqlite-checkpoint.ts'
 export { MYSQL_TEXT_COLUMNS } from './store/mysql.ts'
+export type { SyncSqliteDatabase, SyncSqliteStatement } from './store/steps.ts'
 export {
   type KyselyRecoveryCodeStore,
   type KyselyStoreOptions,

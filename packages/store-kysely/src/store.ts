@@ -4,7 +4,7 @@
  * `store/retention.ts`, `store/audit.ts`, `store/import.ts`, `store/replace.ts`), each with its statements in
  * `queries/` and every dialect difference in `dialect.ts`.
  */
-import type { RecoveryCodeStore } from '@recovery-codes/core'
+import { type RecoveryCodeStore, RecoveryCodesError } from '@recovery-codes/core'
 import type { Kysely } from 'kysely'
 import { count, oneOf } from './checks.ts'
 import { detectDialect, type RecoveryCodesDialect } from './dialect.ts'
@@ -19,6 +19,7 @@ import { mysqlStore } from './store/mysql.ts'
 import { redeemer } from './store/redeem.ts'
 import { replaceStore } from './store/replace.ts'
 import { retentionStore } from './store/retention.ts'
+import type { SyncSqliteDatabase } from './store/steps.ts'
 
 export { MAX_TEXT_LENGTH } from './checks.ts'
 export { createQueries, type RecoveryCodesQueries, type RedeemQueryInput } from './queries/index.ts'
@@ -40,6 +41,14 @@ export interface KyselyStoreOptions {
    * @default 5000 (`DEFAULT_PG_DEADLINE_MS`)
    */
   startDeadlineMs?: number | null
+  /**
+   * SQLite on better-sqlite3: the `Database` under `db`'s `SqliteDialect` (the one given to
+   * `sqliteStatementCache`, if that wraps it). A redeem then runs as one synchronous transaction on
+   * it, without a promise per statement, whenever no transaction is open on the connection (the
+   * store checks once that it is the same connection, else `CONFIG_INVALID`). Without it, every
+   * statement goes through Kysely.
+   */
+  sqliteDatabase?: SyncSqliteDatabase
 }
 
 /**
@@ -86,7 +95,8 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}): 
   if (startDeadlineMs !== null) count('startDeadlineMs', startDeadlineMs, 1)
   // MySQL / MariaDB: its own write paths (no RETURNING, row locks in one order): `store/mysql.ts`.
   if (dialect === 'mysql') return mysqlStore(db)
-  const ctx = storeContext(db, dialect)
+  if (options.sqliteDatabase !== undefined) syncDatabase(dialect, options.sqliteDatabase)
+  const ctx = storeContext(db, dialect, options.sqliteDatabase)
   const limiter = limiterStatements(ctx)
   const redeem = redeemer(ctx, limiter, startDeadlineMs, () => store)
   const store: KyselyRecoveryCodeStore = {
@@ -99,4 +109,20 @@ export function kyselyStore(db: Kysely<any>, options: KyselyStoreOptions = {}): 
     ...replaceStore(ctx),
   }
   return store
+}
+
+/** `sqliteDatabase` is for SQLite and must look like a better-sqlite3 `Database`. */
+function syncDatabase(dialect: RecoveryCodesDialect, database: SyncSqliteDatabase): void {
+  const ok =
+    typeof database === 'object' &&
+    database !== null &&
+    typeof database.prepare === 'function' &&
+    typeof database.function === 'function' &&
+    typeof database.inTransaction === 'boolean'
+  if (dialect !== 'sqlite' || !ok) {
+    throw new RecoveryCodesError(
+      'CONFIG_INVALID',
+      'store-kysely: sqliteDatabase must be the better-sqlite3 Database of a SQLite Kysely instance',
+    )
+  }
 }

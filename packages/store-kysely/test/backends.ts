@@ -19,6 +19,8 @@ export interface Backend {
   db: Kysely<any>
   /** SQLite file path, or PostgreSQL / MySQL connection settings, for child processes. */
   where: { file?: string; url?: string; schema?: string; database?: string }
+  /** SQLite: the better-sqlite3 handle under `db` (for the store's `sqliteDatabase`). */
+  sqlite?: Database.Database
   reset(): Promise<void>
   close(): Promise<void>
 }
@@ -29,21 +31,27 @@ export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/
 
 /** SQLite in a temporary file with WAL, never `:memory:`, so child processes can share it. */
 export function openSqliteFile(file: string): Kysely<any> {
+  return openSqliteHandle(file).db
+}
+
+/** {@link openSqliteFile} with its better-sqlite3 handle. */
+export function openSqliteHandle(file: string): { db: Kysely<any>; database: Database.Database } {
   const database = new Database(file, { timeout: 10_000 })
   database.pragma('journal_mode = WAL')
   database.pragma('synchronous = NORMAL')
-  return new Kysely({ dialect: new SqliteDialect({ database }) })
+  return { db: new Kysely({ dialect: new SqliteDialect({ database }) }), database }
 }
 
 export async function sqliteBackend(): Promise<Backend> {
   const dir = mkdtempSync(join(tmpdir(), 'rc-sqlite-'))
   const file = join(dir, 'rc.db')
-  const db = openSqliteFile(file)
+  const { db, database } = openSqliteHandle(file)
   await migrateRecoveryCodes(db)
   return {
     name: 'sqlite',
     db,
     where: { file },
+    sqlite: database,
     async reset() {
       for (const t of TABLES) await db.deleteFrom(t).execute()
     },

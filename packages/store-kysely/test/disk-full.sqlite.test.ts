@@ -78,7 +78,11 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   )
 }
 
-describe('SQLite disk full (SQLITE_FULL)', () => {
+// Both redeem paths: statements through Kysely, and one synchronous transaction on the handle.
+describe.each([
+  ['through Kysely', false],
+  ['with sqliteDatabase', true],
+])('SQLite disk full (SQLITE_FULL), %s', (_, sync) => {
   let dir: string
   let database: Database.Database
   let db: Kysely<RecoveryCodesDatabase>
@@ -134,7 +138,7 @@ describe('SQLite disk full (SQLITE_FULL)', () => {
     database.pragma('synchronous = NORMAL')
     db = new Kysely<RecoveryCodesDatabase>({ dialect: new SqliteDialect({ database }) })
     await migrateRecoveryCodes(db)
-    store = kyselyStore(db)
+    store = kyselyStore(db, sync ? { sqliteDatabase: database } : {})
     rc = createRecoveryCodes({
       peppers: [{ id: 'k1', secret: TEST_PEPPER }],
       store,

@@ -76,7 +76,10 @@ describe('cross-process consume race: SQLite (one WAL file)', () => {
   beforeAll(async () => {
     backend = await sqliteBackend()
     workers = await Promise.all(
-      Array.from({ length: CHILDREN }, () => startWorker({ kind: 'sqlite', file: backend.where.file })),
+      // Every other process redeems through `sqliteDatabase` (one synchronous transaction).
+      Array.from({ length: CHILDREN }, (_, i) =>
+        startWorker({ kind: 'sqlite', file: backend.where.file, sync: i % 2 === 1 }),
+      ),
     )
   }, 180_000)
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import { runServiceConformance, runStoreConformance } from '@recovery-codes/testing'
 import { afterAll, beforeAll } from 'vitest'
-import { kyselyStore } from '../src/store.ts'
+import { type KyselyStoreOptions, kyselyStore } from '../src/store.ts'
 import { type Backend, dumpTables, sqliteBackend } from './backends.ts'
 import { storeContract } from './contract.ts'
 
@@ -12,24 +12,33 @@ afterAll(async () => {
   await backend?.close()
 })
 
-storeContract('SQLite (temp file, WAL)', async () => {
-  await backend.reset()
-  return { store: kyselyStore(backend.db), db: backend.db }
-})
+// Every suite twice: statements through Kysely, and the redeem as one synchronous transaction on
+// the better-sqlite3 handle (`sqliteDatabase`).
+const variants: [string, () => KyselyStoreOptions][] = [
+  ['', () => ({})],
+  [', sqliteDatabase', () => ({ sqliteDatabase: backend.sqlite! })],
+]
 
-runStoreConformance({
-  name: 'kysely (SQLite file, WAL)',
-  setup: async () => {
+for (const [suffix, options] of variants) {
+  storeContract(`SQLite (temp file, WAL${suffix})`, async () => {
     await backend.reset()
-    return kyselyStore(backend.db)
-  },
-})
+    return { store: kyselyStore(backend.db, options()), db: backend.db }
+  })
 
-runServiceConformance({
-  name: 'kysely (SQLite file, WAL)',
-  setup: async () => {
-    await backend.reset()
-    return kyselyStore(backend.db)
-  },
-  dump: () => dumpTables(backend.db),
-})
+  runStoreConformance({
+    name: `kysely (SQLite file, WAL${suffix})`,
+    setup: async () => {
+      await backend.reset()
+      return kyselyStore(backend.db, options())
+    },
+  })
+
+  runServiceConformance({
+    name: `kysely (SQLite file, WAL${suffix})`,
+    setup: async () => {
+      await backend.reset()
+      return kyselyStore(backend.db, options())
+    },
+    dump: () => dumpTables(backend.db),
+  })
+}

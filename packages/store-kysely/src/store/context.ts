@@ -9,7 +9,8 @@ import { type SqlDialect, sqlDialect } from '../dialect.ts'
 import { storeError } from '../errors.ts'
 import { createQueries, type Db, type RecoveryCodesQueries } from '../queries/index.ts'
 import type { RecoveryCodesDatabase } from '../schema.ts'
-import { type Compiled, constant, template } from '../sql/template.ts'
+import { constant, positionalTemplate } from '../sql/template.ts'
+import { runAsync, type Steps, type SyncSqliteDatabase, sameConnection, sqliteSync } from './steps.ts'
 
 /** A driver connection: what {@link StoreContext.rawWriteTx} hands its body. */
 export type Connection = Pick<DatabaseConnection, 'executeQuery'>
@@ -45,12 +46,22 @@ export interface StoreContext {
    * statements (`exec`): no Kysely instance or executor is built for the call (the redeem).
    */
   rawWriteTx<T>(fn: (conn: Connection) => Promise<T>): Promise<T>
+  /**
+   * SQLite: the write transaction of a step body ({@link Steps}). With the store's
+   * `sqliteDatabase`, in one synchronous call on it whenever its connection is free (checked once
+   * to be the connection under the Kysely instance); otherwise {@link rawWriteTx}.
+   */
+  writeSteps<T>(steps: () => Steps<T>): Promise<T>
   /** The precompiled audit insert for one record (its `data` as JSON text). */
   appendAudit(record: AuditRecord): CompiledQuery
 }
 
 /** The {@link StoreContext} of `db`. */
-export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): StoreContext {
+export function storeContext(
+  db: Kysely<any>,
+  dialect: SqlDialect['name'],
+  sqliteDatabase?: SyncSqliteDatabase,
+): StoreContext {
   const k = db as Kysely<RecoveryCodesDatabase>
   const q = createQueries(dialect)
   const d = sqlDialect(dialect)
@@ -60,7 +71,8 @@ export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): Stor
     commit: constant(sql`commit`, k),
     rollback: constant(sql`rollback`, k),
   }
-  const audit: Compiled<Record<string, unknown>> = template(
+  // By position, in the order the insert binds them: the values array is the parameter array.
+  const audit = positionalTemplate(
     (i: any) => q.appendAudit(k, i),
     ['id', 'at', 'event', 'userId', 'batchId', 'identifierHash', 'clientHash', 'outcome', 'reason', 'data'],
   )
@@ -97,6 +109,27 @@ export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): Stor
   const rawWriteTx = <T>(fn: (conn: Connection) => Promise<T>): Promise<T> =>
     k.getExecutor().provideConnection((conn) => inWriteTx<Connection, T>(conn, fn))
 
+  const sync = sqliteDatabase === undefined ? undefined : sqliteSync(sqliteDatabase)
+  /** Set once `sqliteDatabase` is known to be `db`'s connection. */
+  let checked = false
+
+  async function writeSteps<T>(steps: () => Steps<T>): Promise<T> {
+    if (sync !== undefined && sqliteDatabase !== undefined) {
+      if (!checked) {
+        await sameConnection(sqliteDatabase, (token) =>
+          exec<{ ok?: unknown }>(
+            k,
+            sql<{ ok: unknown }>`select rc_same_connection(${token}) as ok`.compile(k),
+          ),
+        )
+        checked = true
+      }
+      const done = sync.write(steps)
+      if (done !== undefined) return done.value
+    }
+    return rawWriteTx((conn) => runAsync(steps(), (c) => exec(conn, c)))
+  }
+
   async function tx<T>(fn: (trx: Kysely<RecoveryCodesDatabase>) => Promise<T>, fallback?: T): Promise<T> {
     let failed: { error: unknown } | undefined
     const body = async (trx: Kysely<RecoveryCodesDatabase>) => {
@@ -125,18 +158,19 @@ export function storeContext(db: Kysely<any>, dialect: SqlDialect['name']): Stor
     tx,
     writeTx,
     rawWriteTx,
+    writeSteps,
     appendAudit: (r) =>
-      audit({
-        id: r.id,
-        at: ts(r.at),
-        event: r.event,
-        userId: r.userId,
-        batchId: r.batchId,
-        identifierHash: r.identifierHash,
-        clientHash: r.clientHash,
-        outcome: r.outcome,
-        reason: r.reason,
-        data: r.data === null ? null : JSON.stringify(r.data),
-      }),
+      audit([
+        r.id,
+        ts(r.at),
+        r.event,
+        r.userId,
+        r.batchId,
+        r.identifierHash,
+        r.clientHash,
+        r.outcome,
+        r.reason,
+        r.data === null ? null : JSON.stringify(r.data),
+      ]),
   }
 }

@@ -30,6 +30,7 @@ import {
 } from '../sql/template.ts'
 import type { StoreContext } from './context.ts'
 import type { LimiterStatements } from './limiter-statements.ts'
+import type { Steps } from './steps.ts'
 
 /** How long a measured offset between the app's and PostgreSQL's clocks is trusted. */
 const SERVER_OFFSET_TTL_MS = 600_000
@@ -68,7 +69,7 @@ const SHAPE = MAX_CACHED_SLOTS + 1
  * the whole store, for the composition on a database without `rc_redeem`.
  */
 export function redeemer(
-  { k, q, d, exec, run, rawWriteTx, appendAudit }: StoreContext,
+  { k, q, d, exec, run, writeSteps, appendAudit }: StoreContext,
   limiter: LimiterStatements,
   startDeadlineMs: number | null,
   store: () => RecoveryCodeStore,
@@ -308,8 +309,8 @@ export function redeemer(
   }
 
   /**
-   * SQLite: one write transaction (`BEGIN IMMEDIATE`: the write lock from the start, so nothing
-   * else runs until it commits). Serialised like that, reserve → consume → settle has the same
+   * SQLite: the steps of one write transaction (`BEGIN IMMEDIATE`: the write lock from the start,
+   * so nothing else runs until it commits; run by `writeSteps`, synchronously where it can). Serialised like that, reserve → consume → settle has the same
    * result as: consume the code if every key is open (one statement, which also returns what the
    * batch has left); consumed → delete the reset counters (a key without one deletes nothing) and
    * append the audit row; otherwise read the counters: a key closed → `denied`, nothing written;
@@ -318,42 +319,41 @@ export function redeemer(
    * a reset key has a counter, which the consume reports); pages written: the code row's and the
    * audit row's three.
    */
-  function redeemSqlite(
+  function* redeemSqlite(
     input: RedeemCodeInput,
     digests: Buffer[],
     lookup: boolean,
     reset: readonly string[],
-  ): Promise<RedeemCodeOutcome> {
+  ): Steps<RedeemCodeOutcome> {
     const { keys, audit, now } = input
-    return rawWriteTx(async (conn): Promise<RedeemCodeOutcome> => {
-      if (lookup) {
-        type CodeRow = Record<string, unknown> & { id: string; batch_id: string; key_id: string; remaining: number }
-        const row = (await exec<CodeRow>(conn, consumeIfOpenQuery(input.userId, digests, keys, now))).rows[0]
-        if (row !== undefined) {
-          const code: ConsumedCode = {
-            codeId: row.id,
-            batchId: row.batch_id,
-            keyId: row.key_id,
-            remaining: Number(row.remaining),
-          }
-          const held = resetWithCounter(keys, reset, row)
-          if (held.length > 0) await exec(conn, limiter.delete(held))
-          await exec(conn, appendAudit(consumedAudit(audit, code)))
-          return { outcome: 'consumed', code }
+    if (lookup) {
+      type CodeRow = { id: string; batch_id: string; key_id: string; remaining: number }
+      const row = (yield consumeIfOpenQuery(input.userId, digests, keys, now)).rows[0]
+      if (row !== undefined) {
+        const { id, batch_id, key_id, remaining } = row as CodeRow
+        const code: ConsumedCode = {
+          codeId: id,
+          batchId: batch_id,
+          keyId: key_id,
+          remaining: Number(remaining),
         }
+        const held = resetWithCounter(keys, reset, row)
+        if (held.length > 0) yield limiter.delete(held)
+        yield appendAudit(consumedAudit(audit, code))
+        return { outcome: 'consumed', code }
       }
-      if (keys.length === 0) return { outcome: 'missed', states: [] }
-      const { rows } = await exec<Row>(conn, limiter.read(keys.map((x) => x.key)))
-      const states = statesOf(keys, rows)
-      // Open: not locked (`now >= lockedUntil`) and fewer failures than maxAttempts (>= 1 here).
-      if (states.some((st, j) => now < st.lockedUntil || st.failures >= keys[j]!.maxAttempts)) {
-        return { outcome: 'denied', states }
-      }
-      const r = await exec<Row>(conn, limiter.reserve(byteOrder(keys), now))
-      // Every key was open a moment ago under the same write lock.
-      if (r.rows.length < keys.length) throw new RecoveryCodesError('INTERNAL', 'reservation lost')
-      return { outcome: 'missed', states: statesOf(keys, r.rows) }
-    })
+    }
+    if (keys.length === 0) return { outcome: 'missed', states: [] }
+    const { rows } = yield limiter.read(keys.map((x) => x.key))
+    const states = statesOf(keys, rows as Row[])
+    // Open: not locked (`now >= lockedUntil`) and fewer failures than maxAttempts (>= 1 here).
+    if (states.some((st, j) => now < st.lockedUntil || st.failures >= keys[j]!.maxAttempts)) {
+      return { outcome: 'denied', states }
+    }
+    const r = yield limiter.reserve(byteOrder(keys), now)
+    // Every key was open a moment ago under the same write lock.
+    if (r.rows.length < keys.length) throw new RecoveryCodesError('INTERNAL', 'reservation lost')
+    return { outcome: 'missed', states: statesOf(keys, r.rows as Row[]) }
   }
 
   /** The keys of `reset` that have a counter row (`held_j` of the consume is 1 for `keys[j]`). */
@@ -393,7 +393,7 @@ export function redeemer(
         }
         if (d.pg) return redeemPg({ ...input, digests }, lookup, reset)
         if (keys.length === 0 && !lookup) return { outcome: 'missed', states: [] }
-        return redeemSqlite(input, digests, lookup, reset)
+        return writeSteps(() => redeemSqlite(input, digests, lookup, reset))
       }),
     /** The consume statement, for `consumeCode` on SQLite. */
     consumeQuery,
