@@ -2,9 +2,10 @@
  * The retention aggregate: purge chunks. Each call deletes at most `limit` rows in one short
  * statement (or one chunk-sized transaction with its audit row and, for codes, the fold of their
  * uses into their batch); no transaction spans chunks, and the service sizes chunks by a time
- * budget. SQLite: after each chunk of codes a passive WAL checkpoint, so the pages a purge writes
- * are copied back by the purge (steady chunks, one fsync each) and not by the autocheckpoint of
- * some later redeem's commit.
+ * budget. SQLite: codes go in row order, a walk over the table's rowids that the store carries
+ * from chunk to chunk of one run (so each page is written about once), and after each chunk a
+ * passive WAL checkpoint, so the pages a purge writes are copied back by the purge (steady chunks,
+ * one fsync each) and not by the autocheckpoint of some later redeem's commit.
  */
 import { type AuditRecord, purgedAudit, type RecoveryCodeStore } from '@recovery-codes/core'
 import { sql } from 'kysely'
@@ -19,6 +20,8 @@ type RetentionMethods = Pick<
 >
 type Chunk = { before: number; limit: number; audit?: AuditRecord }
 type Deleted = { batch_id: string; state: string; used_at: unknown }
+/** SQLite: a chunk of `limit` rows looks for them among the next `limit × WALK_SPAN` rowids. */
+const WALK_SPAN = 20
 
 /** The retention aggregate of one store. */
 export function retentionStore({ k, q, d, exec, run, tx, appendAudit }: StoreContext): RetentionMethods {
@@ -28,6 +31,15 @@ export function retentionStore({ k, q, d, exec, run, tx, appendAudit }: StoreCon
     ['before', 'limit'],
   )
   const purgeReturning = template((i: any) => q.purgeCodes(k, i), ['before', 'limit'])
+  const purgeInRowOrder = template(
+    (i: any) => q.purgeCodesInRowOrder(k, i),
+    ['before', 'after', 'span', 'limit'],
+  )
+  /**
+   * SQLite: where the row-order walk of the current run stands (the last rowid it deleted), for
+   * the run whose `before` it was. A chunk with another `before` starts a new walk at rowid 0.
+   */
+  let walk: { before: number; after: number } | null = null
   const fold = template((i: any) => ({ compile: () => q.foldPurgedUses(i.folds).compile(k) }), ['folds'])
   const checkpoint = constant(sql`pragma wal_checkpoint(PASSIVE)`, k)
 
@@ -85,19 +97,39 @@ export function retentionStore({ k, q, d, exec, run, tx, appendAudit }: StoreCon
           return Number(r.rows[0]?.deleted ?? 0)
         })
       }
+      let walked: { before: number; after: number } | undefined
       const deleted = await purgeChunk(
         'purgeCodes',
         input,
         async (db) => {
-          const { rows } = await exec<Deleted>(
+          const { before, limit } = input
+          const after = walk?.before === before ? walk.after : 0
+          const span = limit * WALK_SPAN
+          const { rows } = await exec<Deleted & { rowid: number }>(
             db,
-            purgeReturning({ before: ts(input.before), limit: input.limit }),
+            purgeInRowOrder({ before: ts(before), after, span, limit }),
           )
-          await foldUses(db, rows)
-          return rows.length
+          let all: readonly Deleted[] = rows
+          // A window with fewer eligible rows than asked: the rest from the purge-time index, and
+          // the walk goes on past the window.
+          let next = after + span
+          if (rows.length === limit) next = rows.reduce((m, r) => Math.max(m, Number(r.rowid)), after)
+          if (rows.length < limit) {
+            const more = await exec<Deleted>(
+              db,
+              purgeReturning({ before: ts(before), limit: limit - rows.length }),
+            )
+            all = [...rows, ...more.rows]
+            if (more.rows.length < limit - rows.length) next = 0
+          }
+          await foldUses(db, all)
+          walked = { before, after: next }
+          return all.length
         },
         true,
       )
+      // Kept once the chunk has committed (a chunk that throws leaves the walk where it was).
+      if (walked !== undefined) walk = walked
       if (deleted > 0) await exec(k, checkpoint({})).catch(() => {})
       return deleted
     },
