@@ -60,6 +60,17 @@ const redeem = (store: ReturnType<typeof kyselyStore>, n: number, auditId: strin
     audit: audit(auditId),
   })
 
+describe('kyselyStore purgeRestRatio', () => {
+  it('is a number from 0 to 10; anything else is CONFIG_INVALID', () => {
+    for (const ok of [0, 0.5, 10]) expect(() => kyselyStore(backend.db, { purgeRestRatio: ok })).not.toThrow()
+    for (const bad of [-0.1, 10.5, Number.NaN, Number.POSITIVE_INFINITY, '0.5', null]) {
+      expect(() => kyselyStore(backend.db, { purgeRestRatio: bad as never })).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID' }),
+      )
+    }
+  })
+})
+
 describe('kyselyStore sqliteDatabase', () => {
   it('is refused (CONFIG_INVALID) on another dialect and for a value that is no better-sqlite3 handle', async () => {
     const pglite = await pgliteBackend()

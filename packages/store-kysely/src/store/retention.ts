@@ -5,8 +5,11 @@
  * budget. SQLite: codes go in row order, a walk over the table's rowids that the store carries
  * from chunk to chunk of one run (so each page is written about once), and after each chunk a
  * passive WAL checkpoint, so the pages a purge writes are copied back by the purge (steady chunks,
- * one fsync each) and not by the autocheckpoint of some later redeem's commit.
+ * one fsync each) and not by the autocheckpoint of some later redeem's commit, then a pause of a
+ * fraction of the chunk's time (`purgeRestRatio`) so that writers waiting for the lock get in.
  */
+
+import { setTimeout as pause } from 'node:timers/promises'
 import { type AuditRecord, purgedAudit, type RecoveryCodeStore } from '@recovery-codes/core'
 import { sql } from 'kysely'
 import { auditRecord, chunk } from '../checks.ts'
@@ -24,7 +27,10 @@ type Deleted = { batch_id: string; state: string; used_at: unknown }
 const WALK_SPAN = 20
 
 /** The retention aggregate of one store. */
-export function retentionStore({ k, q, d, exec, run, tx, appendAudit }: StoreContext): RetentionMethods {
+export function retentionStore(
+  { k, q, d, exec, run, tx, appendAudit }: StoreContext,
+  restRatio: number,
+): RetentionMethods {
   const { ts } = d
   const purgeFolded = template(
     (i: any) => ({ compile: () => q.purgeCodesFolded(k, i).compile(k) }),
@@ -97,6 +103,7 @@ export function retentionStore({ k, q, d, exec, run, tx, appendAudit }: StoreCon
           return Number(r.rows[0]?.deleted ?? 0)
         })
       }
+      const started = performance.now()
       let walked: { before: number; after: number } | undefined
       const deleted = await purgeChunk(
         'purgeCodes',
@@ -131,6 +138,11 @@ export function retentionStore({ k, q, d, exec, run, tx, appendAudit }: StoreCon
       // Kept once the chunk has committed (a chunk that throws leaves the walk where it was).
       if (walked !== undefined) walk = walked
       if (deleted > 0) await exec(k, checkpoint({})).catch(() => {})
+      // The pause that lets writers waiting for the lock in (see `purgeRestRatio`); none after the
+      // last chunk of a run (fewer than asked).
+      if (restRatio > 0 && deleted === input.limit && deleted > 0) {
+        await pause((performance.now() - started) * restRatio)
+      }
       return deleted
     },
 
