@@ -8,6 +8,7 @@ import { detectDialect } from './dialect.ts'
 import { init } from './migrations/0001-init.ts'
 import { attemptsTouched, purgeAt, redeem } from './migrations/0002-0004.ts'
 import { storeV2 } from './migrations/0005-store-v2.ts'
+import { redeemV4 } from './migrations/0006-redeem-v4.ts'
 
 export { detectDialect, PURGE_AT_PRESENT, purgeAtSql, type RecoveryCodesDialect } from './dialect.ts'
 
@@ -37,6 +38,7 @@ export const recoveryCodesMigrations: Record<string, Migration> = Object.freeze(
   '0003_purge_at': purgeAt,
   '0004_attempts_touched': attemptsTouched,
   '0005_store_v2': storeV2,
+  '0006_redeem_v4': redeemV4,
 })
 
 /** Options for {@link migrateRecoveryCodes}. */
