@@ -61,7 +61,8 @@ describe('expired limiter counters are purged', () => {
           const clock = createManualClock()
           const rc = createRecoveryCodes({
             peppers: [{ id: 'k1', secret: TEST_PEPPER }],
-            store: kyselyStore(backend.db),
+            // SQLite as the README sets it up: the redeem as one transaction on the handle.
+            store: kyselyStore(backend.db, backend.sqlite ? { sqliteDatabase: backend.sqlite } : {}),
             clock,
             activation: 'immediate',
             purge: { attemptRetentionDays: 1 },
