@@ -8,6 +8,7 @@ import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, sql } from 'kysel
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import { createConnection, createPool } from 'mysql2'
 import pg from 'pg'
+import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { migrateRecoveryCodes } from '../src/migrations.ts'
 import { MYSQL_TEXT_COLUMNS } from '../src/store/mysql.ts'
 
@@ -60,6 +61,24 @@ export async function sqliteBackend(): Promise<Backend> {
       rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+/**
+ * A {@link sqliteBackend} for the test file: opened before its tests, emptied before each, closed
+ * after them. Returns its getter.
+ */
+export function useSqliteBackend(): () => Backend {
+  let backend: Backend | undefined
+  beforeAll(async () => {
+    backend = await sqliteBackend()
+  })
+  afterAll(async () => {
+    await backend?.close()
+  })
+  beforeEach(async () => {
+    await backend!.reset()
+  })
+  return () => backend!
 }
 
 export async function pgliteBackend(): Promise<Backend> {

@@ -1,4 +1,4 @@
-import type { NewBatch, NewCode, RecoveryCodeStore } from '@recovery-codes/core'
+import type { AuditRecord, NewBatch, NewCode, RecoveryCodeStore } from '@recovery-codes/core'
 import { isRecoveryCodesError } from '@recovery-codes/core'
 import type { Kysely } from 'kysely'
 import { describe, expect, it } from 'vitest'
@@ -16,6 +16,20 @@ export const batch = (userId: string, createdAt: number, more: Partial<NewBatch>
   createdAt,
   expiresAt: null,
   ...more,
+})
+
+/** An audit record with nothing set but what the test gives (`id`, `at`, `event` at least). */
+export const auditRow = (
+  r: Partial<AuditRecord> & Pick<AuditRecord, 'id' | 'at' | 'event'>,
+): AuditRecord => ({
+  userId: null,
+  batchId: null,
+  identifierHash: null,
+  clientHash: null,
+  outcome: 'success',
+  reason: null,
+  data: null,
+  ...r,
 })
 
 export async function rowCount(db: Kysely<any>, table: string): Promise<number> {

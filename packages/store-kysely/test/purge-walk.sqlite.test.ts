@@ -6,24 +6,15 @@
  * eligible is left, having deleted every eligible row once and no other.
  */
 import { type Kysely, sql } from 'kysely'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { kyselyStore } from '../src/store.ts'
-import { type Backend, sqliteBackend } from './backends.ts'
-import { batch, codes } from './contract.ts'
+import { useSqliteBackend } from './backends.ts'
+import { auditRow, batch, codes } from './contract.ts'
 
 const BEFORE = 1_000_000
 const LIMIT = 5
 
-let backend: Backend
-beforeAll(async () => {
-  backend = await sqliteBackend()
-})
-afterAll(async () => {
-  await backend?.close()
-})
-beforeEach(async () => {
-  await backend.reset()
-})
+const sqlite = useSqliteBackend()
 
 const count = async (db: Kysely<any>, where: ReturnType<typeof sql<boolean>>) =>
   Number((await sql<{ n: number }>`select count(*) as n from rc_codes where ${where}`.execute(db)).rows[0]!.n)
@@ -62,57 +53,46 @@ async function run(store: ReturnType<typeof kyselyStore>, before = BEFORE) {
 
 describe('SQLite purge walk (row order)', () => {
   it('deletes every eligible row once and nothing else, over dense, sparse and trailing stretches', async () => {
-    const store = kyselyStore(backend.db)
-    const eligible = await layout(store, backend.db)
-    const others = (await count(backend.db, sql<boolean>`1 = 1`)) - eligible
+    const store = kyselyStore(sqlite().db)
+    const eligible = await layout(store, sqlite().db)
+    const others = (await count(sqlite().db, sql<boolean>`1 = 1`)) - eligible
     expect(eligible).toBe(76)
     const r = await run(store)
     expect(r.total).toBe(eligible)
-    expect(await count(backend.db, eligibleWhere)).toBe(0)
-    expect(await count(backend.db, sql<boolean>`1 = 1`)).toBe(others)
+    expect(await count(sqlite().db, eligibleWhere)).toBe(0)
+    expect(await count(sqlite().db, sql<boolean>`1 = 1`)).toBe(others)
     // Chunks of LIMIT rows each, and one short last chunk: the run never stops early.
     expect(r.chunks).toBe(Math.floor(eligible / LIMIT) + 1)
     // The uses deleted are folded into their batches.
-    const folded = await sql<{ n: number }>`select sum(purged_used) as n from rc_batches`.execute(backend.db)
+    const folded = await sql<{ n: number }>`select sum(purged_used) as n from rc_batches`.execute(sqlite().db)
     expect(Number(folded.rows[0]!.n)).toBe(eligible)
   })
 
   it('a new run (another before) starts its walk again: rows behind the last walk are found', async () => {
-    const store = kyselyStore(backend.db)
-    await layout(store, backend.db)
+    const store = kyselyStore(sqlite().db)
+    await layout(store, sqlite().db)
     await run(store)
     // Code rows that become eligible later, at the start of the table (behind any walk).
     await sql`update rc_codes set state = 'used', used_at = 600000, changed_at = 600000 where rowid in (select rowid from rc_codes order by rowid limit 7)`.execute(
-      backend.db,
+      sqlite().db,
     )
     const r = await run(store, BEFORE + 1)
     expect(r.total).toBe(7)
-    expect(await count(backend.db, eligibleWhere)).toBe(0)
+    expect(await count(sqlite().db, eligibleWhere)).toBe(0)
   })
 
   it('a chunk that fails leaves the walk where it was; the run then finishes', async () => {
-    const store = kyselyStore(backend.db)
-    const eligible = await layout(store, backend.db)
+    const store = kyselyStore(sqlite().db)
+    const eligible = await layout(store, sqlite().db)
     expect(await store.purgeCodes({ before: BEFORE, limit: LIMIT })).toBe(LIMIT)
     // The chunk's audit row cannot be written (a NUL-free but duplicate id fails the insert).
-    const audit = {
-      id: 'walk-audit',
-      at: BEFORE,
-      event: 'codes.purged',
-      userId: null,
-      batchId: null,
-      identifierHash: null,
-      clientHash: null,
-      outcome: 'success' as const,
-      reason: null,
-      data: null,
-    }
+    const audit = auditRow({ id: 'walk-audit', at: BEFORE, event: 'codes.purged' })
     expect(await store.purgeCodes({ before: BEFORE, limit: LIMIT, audit })).toBe(LIMIT)
     await expect(store.purgeCodes({ before: BEFORE, limit: LIMIT, audit })).rejects.toMatchObject({
       code: 'STORE_UNAVAILABLE',
     })
     const r = await run(store)
     expect(r.total + 2 * LIMIT).toBe(eligible)
-    expect(await count(backend.db, eligibleWhere)).toBe(0)
+    expect(await count(sqlite().db, eligibleWhere)).toBe(0)
   })
 })
