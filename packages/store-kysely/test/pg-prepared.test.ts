@@ -16,7 +16,7 @@ import { migrateRecoveryCodes } from '../src/migrations.ts'
 import { pgPreparedStatements, preparedStatementName } from '../src/pg-prepared.ts'
 import type { RecoveryCodesDatabase } from '../src/schema.ts'
 import { kyselyStore } from '../src/store.ts'
-import { batch, codes, storeContract } from './contract.ts'
+import { auditRow, batch, codes, storeContract } from './contract.ts'
 
 describe('pgPreparedStatements without a server', () => {
   function fake(withMaps = true) {
@@ -401,18 +401,7 @@ if (pgUnavailable !== null) {
           now: 5000 + i,
           keys: [{ key: `id:${userId}`, maxAttempts: 5 }],
           reset: [`id:${userId}`],
-          audit: {
-            id: `audit-${i}`,
-            at: 5000 + i,
-            event: 'login.success',
-            userId,
-            batchId: null,
-            identifierHash: null,
-            clientHash: null,
-            outcome: 'success',
-            reason: null,
-            data: null,
-          },
+          audit: auditRow({ id: `audit-${i}`, at: 5000 + i, event: 'login.success', userId }),
         })
         expect(out).toMatchObject({ outcome: 'consumed', code: { remaining: 2 } })
         expect(await store.getActiveBatch(userId)).toMatchObject({ used: 1, unused: 2 })
