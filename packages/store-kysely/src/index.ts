@@ -41,5 +41,5 @@ export {
   type KyselyStoreOptions,
   kyselyStore,
   MAX_TEXT_LENGTH,
-  SQLITE_PURGE_REST_RATIO,
+  PURGE_REST_RATIO,
 } from './store.ts'

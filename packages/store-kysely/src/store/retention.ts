@@ -90,56 +90,63 @@ export function retentionStore(
     if (byBatch.size > 0) await exec(trx, fold({ folds: JSON.stringify([...byBatch.values()]) }))
   }
 
+  /** PostgreSQL: one chunk, the delete and the fold in one statement. */
+  const purgeCodesPg = (input: Chunk) =>
+    purgeChunk('purgeCodes', input, async (db) => {
+      const r = await exec<{ deleted: number | string }>(
+        db,
+        purgeFolded({ before: ts(input.before), limit: input.limit }),
+      )
+      return Number(r.rows[0]?.deleted ?? 0)
+    })
+
+  /** SQLite: one chunk of the row-order walk, then a passive checkpoint. */
+  async function purgeCodesSqlite(input: Chunk): Promise<number> {
+    let walked: { before: number; after: number } | undefined
+    const deleted = await purgeChunk(
+      'purgeCodes',
+      input,
+      async (db) => {
+        const { before, limit } = input
+        const after = walk?.before === before ? walk.after : 0
+        const span = limit * WALK_SPAN
+        const { rows } = await exec<Deleted & { rowid: number }>(
+          db,
+          purgeInRowOrder({ before: ts(before), after, span, limit }),
+        )
+        let all: readonly Deleted[] = rows
+        // A window with fewer eligible rows than asked: the rest from the purge-time index, and
+        // the walk goes on past the window.
+        let next = after + span
+        if (rows.length === limit) next = rows.reduce((m, r) => Math.max(m, Number(r.rowid)), after)
+        if (rows.length < limit) {
+          const more = await exec<Deleted>(
+            db,
+            purgeReturning({ before: ts(before), limit: limit - rows.length }),
+          )
+          all = [...rows, ...more.rows]
+          if (more.rows.length < limit - rows.length) next = 0
+        }
+        await foldUses(db, all)
+        walked = { before, after: next }
+        return all.length
+      },
+      true,
+    )
+    // Kept once the chunk has committed (a chunk that throws leaves the walk where it was).
+    if (walked !== undefined) walk = walked
+    if (deleted > 0) await exec(k, checkpoint({})).catch(() => {})
+    return deleted
+  }
+
   const deletedCount = (r: { numAffectedRows?: bigint }) => Number(r.numAffectedRows ?? 0)
 
   return {
     purgeCodes: async (input) => {
-      if (d.pg) {
-        return purgeChunk('purgeCodes', input, async (db) => {
-          const r = await exec<{ deleted: number | string }>(
-            db,
-            purgeFolded({ before: ts(input.before), limit: input.limit }),
-          )
-          return Number(r.rows[0]?.deleted ?? 0)
-        })
-      }
       const started = performance.now()
-      let walked: { before: number; after: number } | undefined
-      const deleted = await purgeChunk(
-        'purgeCodes',
-        input,
-        async (db) => {
-          const { before, limit } = input
-          const after = walk?.before === before ? walk.after : 0
-          const span = limit * WALK_SPAN
-          const { rows } = await exec<Deleted & { rowid: number }>(
-            db,
-            purgeInRowOrder({ before: ts(before), after, span, limit }),
-          )
-          let all: readonly Deleted[] = rows
-          // A window with fewer eligible rows than asked: the rest from the purge-time index, and
-          // the walk goes on past the window.
-          let next = after + span
-          if (rows.length === limit) next = rows.reduce((m, r) => Math.max(m, Number(r.rowid)), after)
-          if (rows.length < limit) {
-            const more = await exec<Deleted>(
-              db,
-              purgeReturning({ before: ts(before), limit: limit - rows.length }),
-            )
-            all = [...rows, ...more.rows]
-            if (more.rows.length < limit - rows.length) next = 0
-          }
-          await foldUses(db, all)
-          walked = { before, after: next }
-          return all.length
-        },
-        true,
-      )
-      // Kept once the chunk has committed (a chunk that throws leaves the walk where it was).
-      if (walked !== undefined) walk = walked
-      if (deleted > 0) await exec(k, checkpoint({})).catch(() => {})
-      // The pause that lets writers waiting for the lock in (see `purgeRestRatio`); none after the
-      // last chunk of a run (fewer than asked).
+      const deleted = d.pg ? await purgeCodesPg(input) : await purgeCodesSqlite(input)
+      // The pause that gives the database back to the workload (see `purgeRestRatio`); none after
+      // the last chunk of a run (fewer than asked).
       if (restRatio > 0 && deleted === input.limit && deleted > 0) {
         await pause((performance.now() - started) * restRatio)
       }
