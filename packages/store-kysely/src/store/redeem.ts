@@ -82,7 +82,7 @@ export function redeemer(
     ['userId', 'digest', 'now'],
   )
   const consumeN = new Map<number, Compiled<any>>()
-  const consumeIfOpen = new Map<string, Compiled<any>>()
+  const consumeIfOpen = new Map<number, (values: unknown[]) => CompiledQuery>()
   const remaining = template((i: any) => q.remaining(k, { batchId: i.batchId }), ['batchId'])
   /** The server's clock minus ours (ms) and when it was read ({@link redeemDeadline}). */
   let serverOffset: { ms: number; at: number } | null = null
@@ -267,22 +267,23 @@ export function redeemer(
     return outcome
   }
 
-  /** SQLite: the consume-if-every-key-is-open statement, compiled once per shape (keys, digests). */
+  /**
+   * SQLite: the consume-if-every-key-is-open statement, compiled once per shape (keys, digests),
+   * its inputs by position: user id, now, the digests, the keys, their maxAttempts.
+   */
   const consumeIfOpenQuery = (
     userId: string,
     digests: Buffer[],
     keys: readonly { key: string; maxAttempts: number }[],
     now: number,
   ): CompiledQuery => {
-    const shape = `${keys.length}:${digests.length}`
+    const nd = digests.length
+    const nk = keys.length
+    const shape = nk * SHAPE + nd
     let t = consumeIfOpen.get(shape)
     if (t === undefined) {
-      const [ds, ks, ms] = [
-        slotNames('d', digests.length),
-        slotNames('k', keys.length),
-        slotNames('m', keys.length),
-      ]
-      t = template(
+      const [ds, ks, ms] = [slotNames('d', nd), slotNames('k', nk), slotNames('m', nk)]
+      t = positionalTemplate(
         (i: any) =>
           q.consumeIfOpen(k, {
             userId: i.userId,
@@ -292,20 +293,18 @@ export function redeemer(
           }),
         ['userId', 'now', ...ds, ...ks, ...ms],
       )
-      if (keys.length * 2 + digests.length <= MAX_CACHED_SLOTS) consumeIfOpen.set(shape, t)
+      if (nk * 2 + nd <= MAX_CACHED_SLOTS) consumeIfOpen.set(shape, t)
     }
-    const values = slotValues('d', digests, { userId, now: ts(now) })
-    slotValues(
-      'k',
-      keys.map((x) => x.key),
-      values,
-    )
-    slotValues(
-      'm',
-      keys.map((x) => x.maxAttempts),
-      values,
-    )
-    return t(values)
+    // Sized up front and filled by index (this runs per redeem).
+    const v = new Array<unknown>(2 + nd + 2 * nk)
+    v[0] = userId
+    v[1] = ts(now)
+    for (let i = 0; i < nd; i++) v[2 + i] = digests[i]
+    for (let i = 0; i < nk; i++) {
+      v[2 + nd + i] = keys[i]!.key
+      v[2 + nd + nk + i] = keys[i]!.maxAttempts
+    }
+    return t(v)
   }
 
   /**
