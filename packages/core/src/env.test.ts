@@ -173,6 +173,13 @@ describe('configFromEnv', () => {
     ['RECOVERY_CODES_LOGIN_MODE', 'email'],
     ['RECOVERY_CODES_EXPORT_DEFAULT_FORMAT', 'TXT'],
     ['RECOVERY_CODES_BATCHSIZE', '10'],
+    ['RECOVERY_CODES_ACTIVATION', 'later'],
+    ['RECOVERY_CODES_ACTIVATION', 'Confirm'],
+    ['RECOVERY_CODES_ACTIVATION', ''],
+    ['RECOVERY_CODES_REPLACE_ON_USE', 'yes'],
+    ['RECOVERY_CODES_REPLACE_ON_USE', 'on'],
+    ['RECOVERY_CODES_PRESET', 'nist'],
+    ['RECOVERY_CODES_PRESET', 'NIST-800-63B-4'],
   ])('rejects %s=%j', (name, value) => {
     const err = envError({ [name]: value })
     expect(err.issues.map((i) => i.path)).toEqual([name])
