@@ -32,8 +32,10 @@ import { pdfExport } from '@recovery-codes/pdf' // @pdf
 import {
   kyselyStore,
   migrateRecoveryCodes,
+  PURGE_REST_RATIO,
   type RecoveryCodesDatabase,
   recoveryCodesMigrations,
+  type SyncSqliteDatabase,
 } from '@recovery-codes/store-kysely'
 import { memoryStore } from '@recovery-codes/store-memory'
 import { type ExpressPagesHooks, recoveryCodesPages } from '@recovery-codes/ui/express'
@@ -61,7 +63,9 @@ const db = new Kysely<RecoveryCodesDatabase>({
     createQueryCompiler: () => new PostgresQueryCompiler(),
   },
 })
-const sqlStore: RecoveryCodeStore = kyselyStore(db)
+const sqlStore: RecoveryCodeStore = kyselyStore(db, { purgeRestRatio: PURGE_REST_RATIO.postgres })
+// The better-sqlite3 handle's shape, as a host passes it with `sqliteDatabase`.
+export type SqliteHandle = SyncSqliteDatabase
 export const migrations: Promise<unknown> = migrateRecoveryCodes(db)
 export const migrator = new Migrator({
   db,

@@ -320,6 +320,9 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         const codes = canonical.map((c) => formatCode(c, format))
         const owner = userLabel(userId)
         const revealExpiresAt = now + revealTtlMs
+        /** The answer of a generation that went through; `pending` until confirmed ('confirm'). */
+        const answer = (reveal: string, pending: boolean) =>
+          ({ ok: true, batchId, codes, createdAt: now, expiresAt, reveal, revealExpiresAt, pending }) as const
         if (config.activation === 'confirm') {
           const pending: PendingBatch = { generatedAt: now, lifetimeMs }
           const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt, pending })
@@ -334,16 +337,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
             ctx: context(inp),
             data: { count, expires: expiresAt !== null },
           })
-          return {
-            ok: true,
-            batchId,
-            codes,
-            createdAt: now,
-            expiresAt,
-            reveal: sealed.token,
-            revealExpiresAt,
-            pending: true,
-          }
+          return answer(sealed.token, true)
         }
         const sealed = sealReveal({ random, owner, batchId, codes, expiresAt: revealExpiresAt })
         const current = peppers[0]!
@@ -380,16 +374,7 @@ export function createRecoveryCodes(input: RecoveryCodesConfig): RecoveryCodes {
         }
         await bumpVersion(userId)
         await emit('generated', now, userId, batchId, { count })
-        return {
-          ok: true,
-          batchId,
-          codes,
-          createdAt: now,
-          expiresAt,
-          reveal: sealed.token,
-          revealExpiresAt,
-          pending: false,
-        }
+        return answer(sealed.token, false)
       } finally {
         // Never thrown: an error here would turn a committed batch into a failed call.
         try {

@@ -114,9 +114,9 @@ export function storeContext(
   let checked = false
 
   async function writeSteps<T>(steps: () => Steps<T>): Promise<T> {
-    if (sync !== undefined && sqliteDatabase !== undefined) {
+    if (sync !== undefined) {
       if (!checked) {
-        await sameConnection(sqliteDatabase, (token) =>
+        await sameConnection(sync.database, (token) =>
           exec<{ ok?: unknown }>(
             k,
             sql<{ ok: unknown }>`select rc_same_connection(${token}) as ok`.compile(k),

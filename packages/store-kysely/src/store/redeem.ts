@@ -309,8 +309,8 @@ export function redeemer(
 
   /**
    * SQLite: the steps of one write transaction (`BEGIN IMMEDIATE`: the write lock from the start,
-   * so nothing else runs until it commits; run by `writeSteps`, synchronously where it can). Serialised like that, reserve → consume → settle has the same
-   * result as: consume the code if every key is open (one statement, which also returns what the
+   * so nothing else runs until it commits; run by `writeSteps`, synchronously where it can).
+   * Serialised like that, reserve → consume → settle has the same result as: consume the code if every key is open (one statement, which also returns what the
    * batch has left); consumed → delete the reset counters (a key without one deletes nothing) and
    * append the audit row; otherwise read the counters: a key closed → `denied`, nothing written;
    * else reserve every key (the upsert of `reserveAttempts`) → `missed`. Statements of a success:

@@ -66,6 +66,7 @@ export function sqliteSync(database: SyncSqliteDatabase) {
   }
   const begin = () => statement('begin immediate').run([])
   return {
+    database,
     write<T>(steps: () => Steps<T>): { value: T } | undefined {
       if (database.inTransaction) return undefined
       try {
